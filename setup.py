@@ -1,0 +1,33 @@
+"""Builds chronik_perf._core, the one native module, with Cython."""
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+debug = os.environ.get("CHRONIK_PERF_DEBUG") == "1"
+compile_args = ["-O0", "-g"] if debug else ["-O3"]
+compile_args += ["-Wno-unused-function", "-fno-strict-aliasing"]
+
+core = Extension(
+    "chronik_perf._core",
+    sources=["src/chronik_perf/_core.pyx", "src/chronik_perf/csrc/crc32c.c"],
+    include_dirs=[numpy.get_include(), "src/chronik_perf/csrc"],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=compile_args,
+)
+
+setup(
+    ext_modules=cythonize(
+        [core],
+        language_level=3,
+        annotate=os.environ.get("CHRONIK_PERF_ANNOTATE") == "1",
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+            "embedsignature": True,
+        },
+    ),
+)

@@ -1,0 +1,7 @@
+# cython: language_level=3
+"""chronik_perf._core: the native core. One included part per concept."""
+
+include "_errors.pxi"
+include "_buffers.pxi"
+include "_varint.pxi"
+include "_crc32c.pxi"

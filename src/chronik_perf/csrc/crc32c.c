@@ -1,0 +1,192 @@
+/*
+ * CRC32C (Castagnoli, reflected polynomial 0x82F63B78).
+ *
+ * Hardware path: the CPU's CRC32C instruction (SSE4.2 on x86_64, the ARMv8 CRC
+ * extension on aarch64), chosen at run time. Long buffers run three independent
+ * streams so the instruction's latency is hidden, and the three partial CRCs are
+ * joined with "shift by N zero bytes" operators precomputed as GF(2) tables.
+ * Portable path: slicing-by-8 tables.
+ */
+#include "crc32c.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define POLY 0x82F63B78u
+#define LONG_BLOCK 8192
+#define SHORT_BLOCK 256
+
+static uint32_t sw_table[8][256];
+static uint32_t shift_long[4][256];   /* advance a register over LONG_BLOCK zero bytes */
+static uint32_t shift_short[4][256];  /* ... over SHORT_BLOCK zero bytes */
+static int initialised = 0;
+
+typedef uint32_t (*crc_fn)(uint32_t, const uint8_t *, size_t);
+static crc_fn impl_fn = 0;
+static const char *impl_name = "software";
+
+static inline uint64_t load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* ---- portable slicing-by-8 (little-endian loads; byte loop elsewhere) ---- */
+
+static uint32_t crc_sw(uint32_t crc, const uint8_t *buf, size_t len) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (len >= 8) {
+        uint64_t w = load64(buf) ^ crc;
+        crc = sw_table[7][w & 0xff] ^ sw_table[6][(w >> 8) & 0xff] ^
+              sw_table[5][(w >> 16) & 0xff] ^ sw_table[4][(w >> 24) & 0xff] ^
+              sw_table[3][(w >> 32) & 0xff] ^ sw_table[2][(w >> 40) & 0xff] ^
+              sw_table[1][(w >> 48) & 0xff] ^ sw_table[0][w >> 56];
+        buf += 8;
+        len -= 8;
+    }
+#endif
+    while (len--) crc = (crc >> 8) ^ sw_table[0][(crc ^ *buf++) & 0xff];
+    return crc;
+}
+
+/* ---- GF(2) operators: advance a raw CRC register over n zero bytes ---- */
+
+static uint32_t gf2_apply(const uint32_t mat[32], uint32_t v) {
+    uint32_t r = 0;
+    for (int i = 0; v; i++, v >>= 1)
+        if (v & 1) r ^= mat[i];
+    return r;
+}
+
+static void gf2_square(uint32_t out[32], const uint32_t mat[32]) {
+    for (int i = 0; i < 32; i++) out[i] = gf2_apply(mat, mat[i]);
+}
+
+static void zeros_table(uint32_t table[4][256], size_t nbytes) {
+    uint32_t op[32], tmp[32], acc[32];
+    /* op = one zero bit */
+    op[0] = POLY;
+    for (int i = 1; i < 32; i++) op[i] = 1u << (i - 1);
+    for (int i = 0; i < 32; i++) acc[i] = 1u << i; /* identity */
+    size_t nbits = nbytes * 8;
+    while (nbits) {
+        if (nbits & 1) {
+            for (int i = 0; i < 32; i++) tmp[i] = gf2_apply(op, acc[i]);
+            memcpy(acc, tmp, sizeof acc);
+        }
+        nbits >>= 1;
+        if (nbits) {
+            gf2_square(tmp, op);
+            memcpy(op, tmp, sizeof op);
+        }
+    }
+    for (int k = 0; k < 4; k++)
+        for (uint32_t b = 0; b < 256; b++) table[k][b] = gf2_apply(acc, b << (8 * k));
+}
+
+static inline uint32_t shift(uint32_t table[4][256], uint32_t crc) {
+    return table[0][crc & 0xff] ^ table[1][(crc >> 8) & 0xff] ^
+           table[2][(crc >> 16) & 0xff] ^ table[3][crc >> 24];
+}
+
+/* ---- hardware paths ---- */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <nmmintrin.h>
+#define HW_TARGET __attribute__((target("sse4.2")))
+#define HW_U8(c, b) _mm_crc32_u8((c), (b))
+#if defined(__x86_64__)
+#define HW_U64(c, w) ((uint32_t)_mm_crc32_u64((c), (w)))
+#else
+#define HW_U64(c, w) _mm_crc32_u32(_mm_crc32_u32((c), (uint32_t)(w)), (uint32_t)((w) >> 32))
+#endif
+#define HAVE_HW 1
+#define HW_NAME "sse4.2"
+#elif defined(__aarch64__)
+#include <arm_acle.h>
+#include <sys/auxv.h>
+#ifndef HWCAP_CRC32
+#define HWCAP_CRC32 (1 << 7)
+#endif
+#define HW_TARGET __attribute__((target("+crc")))
+#define HW_U8(c, b) __crc32cb((c), (b))
+#define HW_U64(c, w) __crc32cd((c), (w))
+#define HAVE_HW 1
+#define HW_NAME "armv8-crc"
+#endif
+
+#ifdef HAVE_HW
+HW_TARGET static uint32_t crc_hw(uint32_t crc, const uint8_t *buf, size_t len) {
+    while (len && ((uintptr_t)buf & 7)) {
+        crc = HW_U8(crc, *buf++);
+        len--;
+    }
+#define THREE_WAY(BLOCK, TABLE)                                      \
+    while (len >= 3 * (size_t)(BLOCK)) {                             \
+        uint32_t c1 = 0, c2 = 0;                                     \
+        const uint8_t *end = buf + (BLOCK);                          \
+        do {                                                         \
+            crc = HW_U64(crc, load64(buf));                          \
+            c1 = HW_U64(c1, load64(buf + (BLOCK)));                  \
+            c2 = HW_U64(c2, load64(buf + 2 * (BLOCK)));              \
+            buf += 8;                                                \
+        } while (buf < end);                                         \
+        crc = shift(TABLE, crc) ^ c1;                                \
+        crc = shift(TABLE, crc) ^ c2;                                \
+        buf += 2 * (BLOCK);                                          \
+        len -= 3 * (size_t)(BLOCK);                                  \
+    }
+    THREE_WAY(LONG_BLOCK, shift_long)
+    THREE_WAY(SHORT_BLOCK, shift_short)
+#undef THREE_WAY
+    while (len >= 8) {
+        crc = HW_U64(crc, load64(buf));
+        buf += 8;
+        len -= 8;
+    }
+    while (len--) crc = HW_U8(crc, *buf++);
+    return crc;
+}
+
+static int cpu_has_hw(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sse4.2");
+#else
+    return (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0;
+#endif
+}
+#endif
+
+void cp_crc32c_init(void) {
+    if (initialised) return;
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ POLY : c >> 1;
+        sw_table[0][n] = c;
+    }
+    for (uint32_t n = 0; n < 256; n++)
+        for (int k = 1; k < 8; k++)
+            sw_table[k][n] = (sw_table[k - 1][n] >> 8) ^ sw_table[0][sw_table[k - 1][n] & 0xff];
+    zeros_table(shift_long, LONG_BLOCK);
+    zeros_table(shift_short, SHORT_BLOCK);
+    impl_fn = crc_sw;
+    impl_name = "software";
+#ifdef HAVE_HW
+    if (cpu_has_hw() && !getenv("CHRONIK_PERF_SOFTWARE_CRC32C")) {
+        impl_fn = crc_hw;
+        impl_name = HW_NAME;
+    }
+#endif
+    initialised = 1;
+}
+
+uint32_t cp_crc32c(uint32_t crc, const uint8_t *buf, size_t len) {
+    return ~impl_fn(~crc, buf, len);
+}
+
+const char *cp_crc32c_impl(void) { return impl_name; }
+
+uint32_t cp_crc32c_software(uint32_t crc, const uint8_t *buf, size_t len) {
+    return ~crc_sw(~crc, buf, len);
+}
