@@ -3,5 +3,7 @@
 
 include "_errors.pxi"
 include "_buffers.pxi"
+include "_bytes.pxi"
+include "_batch_layout.pxi"
 include "_varint.pxi"
 include "_crc32c.pxi"
