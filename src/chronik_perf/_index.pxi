@@ -25,6 +25,13 @@ cdef enum:
     SCAN_NOT_INCREASING = 2
     SCAN_GARBAGE_AFTER_TAIL = 3
 
+    # outcomes of adding an entry
+    PUT_ADDED = 1
+    PUT_SKIPPED = 0                       # time index: timestamp not above the last one
+    PUT_FULL = -1
+    PUT_OVERFLOW = -2                     # offset outside [base, base + 2^31 - 1] or position outside int32
+    PUT_BACKWARDS = -3                    # offset, position or timestamp below the last entry's
+
 
 cdef inline bint _slot_is_zero(const uint8_t* p, Py_ssize_t size) noexcept nogil:
     cdef Py_ssize_t i
@@ -192,11 +199,15 @@ cdef class _Index:
             raise ValueError(f"{self._name()} is read-only")
         return 0
 
-    cdef int _relative(self, int64_t offset) except -1:
-        if offset < self.base_offset or offset - self.base_offset > INT32_MAX:
-            raise ValueError(f"offset {offset} is outside the int32 range of relative offsets "
-                             f"from base offset {self.base_offset}")
-        return <int>(offset - self.base_offset)
+    cdef int _raise_put(self, int rc, str entry) except -1:
+        """Turn a PUT_* outcome into the result (1 added, 0 skipped) or a ValueError naming the broken rule."""
+        if rc >= 0:
+            return rc
+        problem = {PUT_FULL: f"the index is full ({self.n} entries)",
+                   PUT_OVERFLOW: f"its offset is not within 2^31 - 1 above base offset {self.base_offset} "
+                                 f"or its position is outside int32",
+                   PUT_BACKWARDS: "it is below the last entry (entries must increase)"}[rc]
+        raise ValueError(f"cannot append {entry} to {self._name()}: {problem}")
 
     cdef int _truncate_entries(self, Py_ssize_t entries) except -1:
         """Keep the first `entries` entries; zero the rest so the file's zero-tail rule stays true."""
@@ -324,19 +335,22 @@ cdef class OffsetIndex(_Index):
         """Add an entry; offsets must strictly increase and positions must not decrease (Kafka's rule)."""
         self._append(offset, position)
 
-    cdef int _append(self, int64_t offset, int64_t position) except -1:
-        self._check_open(True)
-        cdef int rel = self._relative(offset)
-        if self.is_full:
-            raise ValueError(f"{self._name()} is full ({self.n} entries)")
-        if self.n and rel <= _offset_key(self.data, self.n - 1):
-            raise ValueError(f"offset {offset} is not larger than the last offset {self.last_offset}")
-        if position < 0 or position > INT32_MAX or (self.n and position < _offset_value(self.data, self.n - 1)):
-            raise ValueError(f"position {position} is negative, too large, or below the last entry's")
+    cdef int _put(self, int64_t offset, int64_t position) noexcept nogil:
+        cdef int64_t rel = offset - self.base_offset
+        if rel < 0 or rel > INT32_MAX or position < 0 or position > INT32_MAX:
+            return PUT_OVERFLOW
+        if self.n >= self.max_slots:
+            return PUT_FULL
+        if self.n and (rel <= _offset_key(self.data, self.n - 1) or position < _offset_value(self.data, self.n - 1)):
+            return PUT_BACKWARDS
         store_be32(self.data + self.n * OFFSET_ENTRY_SIZE, <uint32_t>rel)
         store_be32(self.data + self.n * OFFSET_ENTRY_SIZE + 4, <uint32_t>position)
         self.n += 1
-        return 0
+        return PUT_ADDED
+
+    cdef int _append(self, int64_t offset, int64_t position) except -1:
+        self._check_open(True)
+        return self._raise_put(self._put(offset, position), f"entry ({offset}, {position})")
 
     def truncate_to(self, int64_t offset):
         """Remove every entry whose offset is >= offset."""
@@ -423,23 +437,25 @@ cdef class TimeIndex(_Index):
         """
         return self._append(timestamp, offset, final)
 
-    cdef int _append(self, int64_t timestamp, int64_t offset, bint final) except -1:
-        self._check_open(True)
-        cdef int rel = self._relative(offset)
+    cdef int _put(self, int64_t timestamp, int64_t offset, bint final) noexcept nogil:
+        cdef int64_t rel = offset - self.base_offset
         cdef int64_t last_ts = _time_key(self.data, self.n - 1) if self.n else NO_TIMESTAMP
-        cdef int64_t last_offset = self.base_offset + _time_value(self.data, self.n - 1) if self.n else self.base_offset
+        if rel < 0 or rel > INT32_MAX:
+            return PUT_OVERFLOW
         if self.n >= self.max_slots - (0 if final else 1):
-            raise ValueError(f"{self._name()} is full ({self.n} entries)")
-        if self.n and offset < last_offset:
-            raise ValueError(f"offset {offset} is below the last offset {last_offset}")
-        if self.n and timestamp < last_ts:
-            raise ValueError(f"timestamp {timestamp} is below the last timestamp {last_ts}")
+            return PUT_FULL
+        if self.n and (rel < _time_value(self.data, self.n - 1) or timestamp < last_ts):
+            return PUT_BACKWARDS
         if timestamp <= last_ts:
-            return 0
+            return PUT_SKIPPED
         store_be64(self.data + self.n * TIME_ENTRY_SIZE, <uint64_t>timestamp)
         store_be32(self.data + self.n * TIME_ENTRY_SIZE + 8, <uint32_t>rel)
         self.n += 1
-        return 1
+        return PUT_ADDED
+
+    cdef int _append(self, int64_t timestamp, int64_t offset, bint final) except -1:
+        self._check_open(True)
+        return self._raise_put(self._put(timestamp, offset, final), f"entry ({timestamp}, {offset})")
 
     def truncate_to(self, int64_t offset):
         """Remove every entry whose offset is >= offset."""
