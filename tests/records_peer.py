@@ -20,6 +20,7 @@ def batch_records(data):
     records = MemoryRecords(bytes(data))
     while records.has_next():
         batch = records.next_batch()
+        assert batch.validate_crc(), f"bad CRC in batch at offset {batch.base_offset}"
         for rec in batch:
             out.append((rec.offset, rec.timestamp, rec.key, rec.value, list(rec.headers)))
     return out

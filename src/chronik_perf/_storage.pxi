@@ -87,6 +87,7 @@ cdef class LogSegment:
     cdef bint writable
     cdef bint closed
     cdef Py_ssize_t max_index_size
+    cdef readonly object damage
 
     def __init__(self, directory, int64_t base_offset, *, Py_ssize_t index_interval_bytes=DEFAULT_INDEX_INTERVAL_BYTES,
                  Py_ssize_t max_bytes=DEFAULT_SEGMENT_BYTES, bint create=False,
@@ -114,12 +115,18 @@ cdef class LogSegment:
                                         max_index_size=max_index_size)
         else:
             self.log = MappedFile(self.log_path)
-            self.offset_index = self._open_index(OffsetIndex, self.offset_index_path)
-            self.time_index = self._open_index(TimeIndex, self.time_index_path)
         self.log_size = self.log.file_size()
         if self.log_size > INT32_MAX:
             raise CorruptLogError(f"{self.log_path}: {self.log_size} bytes exceeds int32 positions")
-        self._load_state()
+        try:
+            if not create:
+                self.offset_index = self._open_index(OffsetIndex, self.offset_index_path)
+                self.time_index = self._open_index(TimeIndex, self.time_index_path)
+            self._load_state()
+        except CorruptLogError as exc:
+            # like Kafka, a damaged segment still opens: reads refuse until recover() repairs it
+            self.damage = str(exc)
+            self.offset_index, self.time_index = OffsetIndex(b"", base_offset), TimeIndex(b"", base_offset)
 
     cdef _open_index(self, cls, str path):
         """An existing index file, or an empty in-memory one when it is missing (lookups then scan the log)."""
@@ -164,21 +171,28 @@ cdef class LogSegment:
             self.log.map(self.log_size)
         return 0
 
-    cdef int _check_open(self) except -1:
+    cdef int _check_open(self, bint repairing=False) except -1:
         if self.closed:
             raise ValueError(f"{self.log_path} is closed")
+        if self.damage is not None and not repairing:
+            raise CorruptLogError(f"{self.damage}; recover() repairs the segment")
         return 0
 
-    cdef int _make_writable(self) except -1:
-        """Reopen a read-only segment's files for writing, indexes preallocated (Kafka's active segment)."""
+    cdef int _make_writable(self, bint reset_indexes=False) except -1:
+        """Reopen a read-only segment's files for writing, indexes preallocated (Kafka's active segment);
+        reset_indexes empties the index files first (recovery rebuilds them)."""
         if self.writable:
             return 0
         log = MappedFile(self.log_path, True)
+        if reset_indexes:
+            for path in (self.offset_index_path, self.time_index_path):
+                if os.path.exists(path):
+                    os.truncate(path, 0)
         offset_index = OffsetIndex(self.offset_index_path, self.base_offset, writable=True,
                                    max_index_size=self.max_index_size)
         time_index = TimeIndex(self.time_index_path, self.base_offset, writable=True,
                                max_index_size=self.max_index_size)
-        if offset_index.n != self.offset_index.n or time_index.n != self.time_index.n:
+        if not reset_indexes and (offset_index.n != self.offset_index.n or time_index.n != self.time_index.n):
             raise CorruptLogError(f"{self.log_path}: index files changed while the segment was open")
         self.log.close()
         self.offset_index.close()
@@ -384,8 +398,9 @@ cdef class LogSegment:
     def recover(self):
         """Rescan the .log: check every batch's framing, CRC and offsets, truncate from the first bad byte,
         rebuild both indexes (Kafka's LogSegment.recover). Returns the number of bytes truncated."""
-        self._check_open()
-        self._make_writable()
+        self._check_open(True)
+        self._make_writable(True)
+        self.damage = None
         self.log_size = self.log.file_size()
         self._map_log()
         self.offset_index._truncate_entries(0)
@@ -448,7 +463,7 @@ cdef class LogSegment:
         """Add the final time index entry and trim the indexes (if written to), then release the files."""
         if self.closed:
             return
-        if self.writable and self.max_ts >= 0:
+        if self.writable and self.max_ts >= 0 and self.damage is None:
             self.time_index._put(self.max_ts, self.offset_of_max_ts, True)
         self.offset_index.close()
         self.time_index.close()
