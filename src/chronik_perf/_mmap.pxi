@@ -4,7 +4,7 @@ import os
 from libc.errno cimport errno
 from posix.fcntl cimport O_CLOEXEC, O_CREAT, O_RDONLY, O_RDWR
 from posix.fcntl cimport open as posix_open
-from posix.mman cimport MAP_FAILED, MAP_SHARED, MS_SYNC, PROT_READ, PROT_WRITE, mmap, msync, munmap
+from posix.mman cimport MAP_FAILED, MAP_POPULATE, MAP_SHARED, MS_SYNC, PROT_READ, PROT_WRITE, mmap, msync, munmap
 from posix.stat cimport fstat, struct_stat
 from posix.unistd cimport close as posix_close, ftruncate
 
@@ -39,21 +39,18 @@ cdef class MappedFile:
             raise OSError(errno, os.strerror(errno), self.path)
         return st.st_size
 
-    cdef int map(self, Py_ssize_t length) except -1:
-        """Map the first `length` bytes (replacing any previous mapping)."""
+    cdef int map(self, Py_ssize_t length, bint populate=False) except -1:
+        """Map the first `length` bytes (replacing any previous mapping); populate pre-faults every page."""
         cdef void* p
         self.unmap()
         if length == 0:
             return 0
-        p = mmap(NULL, <size_t>length, PROT_READ | (PROT_WRITE if self.writable else 0), MAP_SHARED, self.fd, 0)
+        p = mmap(NULL, <size_t>length, PROT_READ | (PROT_WRITE if self.writable else 0), MAP_SHARED | (MAP_POPULATE if populate else 0), self.fd, 0)
         if p == MAP_FAILED:
             raise OSError(errno, os.strerror(errno), self.path)
         self.data = <uint8_t*>p
         self.length = length
         return 0
-
-    cdef int map_whole(self) except -1:
-        return self.map(self.file_size())
 
     cdef int resize(self, Py_ssize_t length) except -1:
         """Set the file's size (new bytes read as zeros) and map all of it."""

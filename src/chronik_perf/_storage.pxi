@@ -402,7 +402,7 @@ cdef class LogSegment:
         self._make_writable(True)
         self.damage = None
         self.log_size = self.log.file_size()
-        self._map_log()
+        self.log.map(self.log_size, True)       # the whole file is read: fault it in at once
         self.offset_index._truncate_entries(0)
         self.time_index._truncate_entries(0)
         self.max_ts, self.offset_of_max_ts = NO_TIMESTAMP, self.base_offset
