@@ -217,3 +217,27 @@ def test_fuzz_index_bytes(data, base, targets):
             got = idx.lookup(target)
             j = int(reference_floor(keys, np.array([target]))[0])
             assert got == ((int(keys[j]), int(values[j])) if j >= 0 else (missing_key, missing_value))
+
+
+def test_lookups_interleaved_with_appends_and_truncation(tmp_path):
+    """Lookups stay exact while entries are appended and truncated (the lookup summary follows the entries)."""
+    rng = np.random.default_rng(11)
+    offsets, positions = [], []
+    with OffsetIndex(tmp_path / "i.index", 0, writable=True) as idx, \
+            TimeIndex(tmp_path / "t.timeindex", 0, writable=True) as tidx:
+        for step in range(3000):
+            if step % 700 == 699:
+                cut = offsets[len(offsets) // 2]
+                idx.truncate_to(cut)
+                tidx.truncate_to(cut)
+                del offsets[len(offsets) // 2:], positions[len(positions) // 2:]
+            offset = (offsets[-1] if offsets else 0) + int(rng.integers(1, 9))
+            position = (positions[-1] if positions else 0) + 100
+            idx.append(offset, position)
+            assert tidx.append(10 * offset, offset)
+            offsets.append(offset)
+            positions.append(position)
+            target = int(rng.integers(0, offset + 5))
+            j = int(reference_floor(np.array(offsets), np.array([target]))[0])
+            assert idx.lookup(target) == ((offsets[j], positions[j]) if j >= 0 else (0, 0))
+            assert tidx.lookup(10 * target) == ((10 * offsets[j], offsets[j]) if j >= 0 else (-1, 0))

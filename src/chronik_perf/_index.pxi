@@ -9,6 +9,7 @@
 import numpy as np
 
 from libc.stdint cimport INT32_MAX, INT64_MIN
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 
@@ -18,6 +19,7 @@ cdef enum:
     DEFAULT_MAX_INDEX_SIZE = 10485760     # Kafka's segment.index.bytes default
     NO_TIMESTAMP = -1
     LOOKUP_GROUP = 16                     # lookup_many runs this many searches in lockstep
+    SUMMARY_STRIDE = 16                   # single lookups first search a native copy of every 16th key
 
     # outcomes of scanning an index file's slots
     SCAN_OK = 0
@@ -94,27 +96,32 @@ cdef int _scan_slots(const uint8_t* d, Py_ssize_t slots, bint time_index,
     return SCAN_OK
 
 
-cdef extern from *:
-    void __builtin_prefetch(const void*) noexcept nogil
-
-
 cdef inline Py_ssize_t _floor_slot(const uint8_t* d, Py_ssize_t n, int64_t key, bint time_index) noexcept nogil:
-    """Greatest slot whose key is <= key, or -1 (branch-free binary search over the sorted keys; both entries the
-    next step may read are prefetched, so the memory latency of two steps overlaps)."""
+    """Greatest slot whose key is <= key, or -1 (branch-free binary search over the sorted entries)."""
     cdef Py_ssize_t base = 0, length = n, half
-    cdef Py_ssize_t es = TIME_ENTRY_SIZE if time_index else OFFSET_ENTRY_SIZE
     if n == 0:
         return -1
     while length > 1:
         half = length >> 1
-        __builtin_prefetch(d + (base + (length - half) // 2) * es)
-        __builtin_prefetch(d + (base + half + (length - half) // 2) * es)
         if (_time_key(d, base + half) if time_index else _offset_key(d, base + half)) <= key:
             base += half
         length -= half
     if (_time_key(d, base) if time_index else _offset_key(d, base)) <= key:
         return base
     return -1
+
+
+cdef inline Py_ssize_t _floor_native(const int64_t* keys, Py_ssize_t n, int64_t key) noexcept nogil:
+    """_floor_slot over a native int64 array."""
+    cdef Py_ssize_t base = 0, length = n, half
+    if n == 0:
+        return -1
+    while length > 1:
+        half = length >> 1
+        if keys[base + half] <= key:
+            base += half
+        length -= half
+    return base if keys[base] <= key else -1
 
 
 cdef void _floor_slots(const uint8_t* d, Py_ssize_t n, const int64_t* keys, Py_ssize_t m,
@@ -158,6 +165,7 @@ cdef class _Index:
     cdef bint closed
     cdef bint time_index
     cdef Py_ssize_t entry_size
+    cdef int64_t* summary                 # key of entry i * SUMMARY_STRIDE, built on the first lookup
 
     def __init__(self, source, int64_t base_offset, *, bint writable=False,
                  Py_ssize_t max_index_size=DEFAULT_MAX_INDEX_SIZE):
@@ -242,6 +250,35 @@ cdef class _Index:
         """File path, or None for a buffer source."""
         return self.file.path if self.file is not None else None
 
+    cdef inline int64_t _key(self, Py_ssize_t i) noexcept nogil:
+        return _time_key(self.data, i) if self.time_index else _offset_key(self.data, i)
+
+    cdef inline void _note_key(self, Py_ssize_t i, int64_t key) noexcept nogil:
+        """Keep the summary current when entry i is written."""
+        if self.summary != NULL and i % SUMMARY_STRIDE == 0:
+            self.summary[i // SUMMARY_STRIDE] = key
+
+    cdef Py_ssize_t _floor_key(self, int64_t key) except -2:
+        """Greatest slot whose key is <= key, or -1: a search of the summary (small, native, cache-resident),
+        then of one block of SUMMARY_STRIDE entries."""
+        cdef Py_ssize_t i, block
+        if self.summary == NULL:
+            self.summary = <int64_t*>malloc(((self.max_slots + SUMMARY_STRIDE - 1) // SUMMARY_STRIDE + 1)
+                                            * sizeof(int64_t))
+            if self.summary == NULL:
+                raise MemoryError()
+            for i in range(0, self.n, SUMMARY_STRIDE):
+                self.summary[i // SUMMARY_STRIDE] = self._key(i)
+        block = _floor_native(self.summary, (self.n + SUMMARY_STRIDE - 1) // SUMMARY_STRIDE, key)
+        if block < 0:
+            return -1
+        i = block * SUMMARY_STRIDE
+        return i + _floor_slot(self.data + i * self.entry_size, min(<Py_ssize_t>SUMMARY_STRIDE, self.n - i), key,
+                               self.time_index)
+
+    def __dealloc__(self):
+        free(self.summary)
+
     def flush(self):
         """Write dirty pages of a writable index to disk (msync)."""
         self._check_open(False)
@@ -278,10 +315,10 @@ cdef class OffsetIndex(_Index):
         self.entry_size = OFFSET_ENTRY_SIZE
         self.time_index = False
 
-    cdef inline Py_ssize_t _floor(self, int64_t offset) noexcept nogil:
+    cdef inline Py_ssize_t _floor(self, int64_t offset) except -2:
         if offset < self.base_offset:
             return -1
-        return _floor_slot(self.data, self.n, offset - self.base_offset, False)
+        return self._floor_key(offset - self.base_offset)
 
     def entry(self, Py_ssize_t i):
         """The i-th entry as (offset, position)."""
@@ -353,6 +390,7 @@ cdef class OffsetIndex(_Index):
             return PUT_BACKWARDS
         store_be32(self.data + self.n * OFFSET_ENTRY_SIZE, <uint32_t>rel)
         store_be32(self.data + self.n * OFFSET_ENTRY_SIZE + 4, <uint32_t>position)
+        self._note_key(self.n, rel)
         self.n += 1
         return PUT_ADDED
 
@@ -403,7 +441,7 @@ cdef class TimeIndex(_Index):
     def lookup(self, int64_t timestamp, /):
         """(timestamp, offset) of the greatest entry whose timestamp is <= timestamp; (-1, base_offset) if none."""
         self._check_open(False)
-        cdef Py_ssize_t slot = _floor_slot(self.data, self.n, timestamp, True)
+        cdef Py_ssize_t slot = self._floor_key(timestamp)
         if slot < 0:
             return NO_TIMESTAMP, self.base_offset
         return _time_key(self.data, slot), self.base_offset + _time_value(self.data, slot)
@@ -458,6 +496,7 @@ cdef class TimeIndex(_Index):
             return PUT_SKIPPED
         store_be64(self.data + self.n * TIME_ENTRY_SIZE, <uint64_t>timestamp)
         store_be32(self.data + self.n * TIME_ENTRY_SIZE + 8, <uint32_t>rel)
+        self._note_key(self.n, timestamp)
         self.n += 1
         return PUT_ADDED
 
