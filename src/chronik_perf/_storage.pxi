@@ -455,12 +455,9 @@ cdef class LogSegment:
         self.offset_index.flush()
         self.time_index.flush()
 
-    def seal(self):
-        """What Kafka does when the segment stops being active: final time index entry, indexes trimmed."""
-        self.close()
-
     def close(self):
-        """Add the final time index entry and trim the indexes (if written to), then release the files."""
+        """Add the final time index entry and trim the indexes (if written to), then release the files; this is
+        also what Kafka does to a segment that stops being the active one."""
         if self.closed:
             return
         if self.writable and self.max_ts >= 0 and self.damage is None:
@@ -530,7 +527,7 @@ class Log:
         last = len(self.segments) - 1          # (the core is compiled without negative indexing)
         if not self.segments[last].can_append(batch):
             active = self.segments[last]
-            active.seal()
+            active.close()
             self.segments[last] = self._segment(active.base_offset, False)
             self.segments.append(self._segment(active.next_offset, True))
             last += 1
