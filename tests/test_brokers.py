@@ -248,6 +248,14 @@ def test_cli_missing_mvn_with_empty_cache_is_one_line_exit_2(home, tmp_path):
     assert code == 2 and out == "" and "mvn" in _one_error_line(err)
 
 
+def test_cli_no_network_with_empty_maven_cache_is_one_line_exit_2(home, tmp_path):
+    dead_proxy = " ".join(f"-D{scheme}.proxy{k}={v}" for scheme in ("http", "https")
+                          for k, v in (("Host", "127.0.0.1"), ("Port", "9")))
+    env = {"MAVEN_OPTS": f"-Dmaven.repo.local={tmp_path / 'empty-m2'} {dead_proxy}"}
+    code, out, err = cli("start", "kafka", "--port", str(free_port()), env=env)
+    assert code == 2 and out == "" and "no network?" in _one_error_line(err)
+
+
 def test_cli_startup_timeout_stops_the_broker(home):
     port = free_port()
     code, out, err = cli("start", "kafka", "--port", str(port), "--timeout", "1")
@@ -263,3 +271,13 @@ def test_kafka_exiting_during_startup_is_reported(home):
     with pytest.raises(BrokerError, match="exited during start-up|formatting"):
         start("kafka", port=free_port(), properties={"log.segment.bytes": "12"}, timeout=60)
     assert [r["running"] for r in status() if r["name"] == "kafka"] == [False]
+
+
+def test_docker_compose_kafka_matches_the_pinned_version():
+    import yaml
+
+    from chronik_perf.brokers.kafka import POM, pinned_version
+
+    compose = yaml.safe_load((POM.parent / "docker-compose.yml").read_text())
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{pinned_version()}"
+    assert compose["services"]["chronik"]["ports"] == ["127.0.0.1:9092:9092"]

@@ -22,6 +22,7 @@ from .probe import answers
 DEFAULT_PORT = 9095
 DEFAULT_HEAP = "512m"
 MIN_JAVA = 17
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 POM = Path(__file__).resolve().parents[3] / "e2e" / "pom.xml"
 
 _LOG4J = """status = warn
@@ -91,14 +92,14 @@ def _mvn_classpath(pom: Path, out: Path) -> None:
     log = out.with_suffix(".mvn.log")
     with open(log, "wb") as f:
         try:
-            code = subprocess.run([mvn, "-B", "-q", "-f", str(pom), "dependency:build-classpath",
+            code = subprocess.run([mvn, "-B", "-q", "-f", str(pom), DEPENDENCY_PLUGIN + ":build-classpath",
                                    f"-Dmdep.outputFile={out}"], stdout=f, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, timeout=1800).returncode
         except subprocess.TimeoutExpired:
             code = -1
     if code != 0 or not out.exists():
         text = log.read_text(errors="replace")
-        if re.search(r"transfer|resolve|UnknownHost|unreachable|Connect|offline", text, re.I):
+        if re.search(r"Could not (transfer|resolve)|No plugin found|UnknownHost|unreachable|Connection refused|offline", text, re.I):
             raise BrokerError(f"mvn could not download the Kafka jars from Maven Central (no network?) and they "
                               f"are not in ~/.m2 yet: connect and retry (mvn log: {log})")
         raise BrokerError(f"mvn failed to resolve the Kafka jars (exit {code}); see {log}")
