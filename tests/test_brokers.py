@@ -1,4 +1,5 @@
 """chronik_perf.brokers: real brokers start, speak Kafka, carry 1000 messages, stop; bad input fails cleanly."""
+import json
 import os
 import shutil
 import socket
@@ -267,10 +268,21 @@ def test_cli_startup_timeout_stops_the_broker(home):
     assert not any(r["running"] for r in status() if r["name"] == "kafka")
 
 
+def test_kafka_rejected_property_is_reported(home):
+    with pytest.raises(BrokerError, match="log.segment.bytes: Value must be at least 1048576"):
+        start("kafka", port=free_port(), properties={"log.segment.bytes": "12"})
+    assert not any(r["running"] for r in status() if r["name"] == "kafka")
+
+
 def test_kafka_exiting_during_startup_is_reported(home):
-    with pytest.raises(BrokerError, match="exited during start-up|formatting"):
-        start("kafka", port=free_port(), properties={"log.segment.bytes": "12"}, timeout=60)
-    assert [r["running"] for r in status() if r["name"] == "kafka"] == [False]
+    port = free_port()
+    data = home / f"kafka-{port}" / "data"
+    data.mkdir(parents=True)
+    (data / "meta.properties").write_text("not a kafka meta.properties\n")
+    with pytest.raises(BrokerError, match="exited during start-up"):
+        start("kafka", port=port)
+    assert not port_in_use("127.0.0.1", port)
+    assert not any(r["running"] for r in status() if r["name"] == "kafka")
 
 
 def test_docker_compose_kafka_matches_the_pinned_version():
@@ -281,3 +293,18 @@ def test_docker_compose_kafka_matches_the_pinned_version():
     compose = yaml.safe_load((POM.parent / "docker-compose.yml").read_text())
     assert compose["services"]["kafka"]["image"] == f"apache/kafka:{pinned_version()}"
     assert compose["services"]["chronik"]["ports"] == ["127.0.0.1:9092:9092"]
+
+
+def test_concurrent_starts_share_one_broker(home):
+    port = free_port()
+    script = ("import json, sys; from chronik_perf.brokers import start; "
+              f"b = start('tansu', port={port}, reuse=True); print(json.dumps([b.pid, b.owned]))")
+    env = {**os.environ, "PYTHONPATH": SRC}
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    results = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    try:
+        assert results[0][0] == results[1][0] and sorted(r[1] for r in results) == [False, True]
+    finally:
+        stop("tansu", port)
+    assert not port_in_use("127.0.0.1", port)

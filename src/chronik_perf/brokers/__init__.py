@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import kafka, mock, tansu
-from ._process import BrokerError, Record, check_port_free, forget, home, port_in_use, terminate
+from ._process import BrokerError, Record, check_port_free, forget, home, port_in_use, start_lock, terminate
 from .kafka import KafkaJava, kafka_java
 from .probe import answers
 
@@ -126,23 +126,23 @@ def start(name: str, *, port: int | None = None, host: str = "127.0.0.1", reuse:
     if name == "mock":
         return _start_mock(reuse, timeout, in_process, num_brokers)
     port = port or DEFAULT_PORTS[name]
-    existing = running(name, port)
-    if existing is not None:
-        if reuse:
-            return existing
-        raise BrokerError(f"{name} is already running at {existing.bootstrap_servers} (pid {existing.pid}): "
-                          f"use it, or stop it with `python -m chronik_perf.brokers stop {name}`")
-    bootstrap = f"{host}:{port}"
-    if reuse and port_in_use(host, port) and answers(bootstrap):
-        return Broker(name, bootstrap, "external")
-    check_port_free(host, port, name)
     folder = instance_folder(name, port)
-    folder.mkdir(parents=True, exist_ok=True)
-    if name == "kafka":
-        options["fresh"] = fresh  # Tansu keeps nothing on disk: each of its starts is fresh
-    module = kafka if name == "kafka" else tansu
-    record, proc = module.launch(folder, host=host, port=port, timeout=timeout, **options)
-    record.save(folder)
+    with start_lock(folder):  # a second process starting the same instance waits, then finds it running
+        existing = running(name, port)
+        if existing is not None:
+            if reuse:
+                return existing
+            raise BrokerError(f"{name} is already running at {existing.bootstrap_servers} (pid {existing.pid}): "
+                              f"use it, or stop it with `python -m chronik_perf.brokers stop {name}`")
+        bootstrap = f"{host}:{port}"
+        if reuse and port_in_use(host, port) and answers(bootstrap):
+            return Broker(name, bootstrap, "external")
+        check_port_free(host, port, name)
+        if name == "kafka":
+            options["fresh"] = fresh  # Tansu keeps nothing on disk: each of its starts is fresh
+        module = kafka if name == "kafka" else tansu
+        record, proc = module.launch(folder, host=host, port=port, timeout=timeout, **options)
+        record.save(folder)
     return Broker._from_record(record, folder, owned=True, proc=proc)
 
 
@@ -158,9 +158,9 @@ def _start_mock(reuse: bool, timeout: float, in_process: bool, num_brokers: int)
         raise BrokerError(f"the mock is already running at {existing.bootstrap_servers} (pid {existing.pid}): "
                           "use it, or stop it with `python -m chronik_perf.brokers stop mock`")
     folder = instance_folder("mock")
-    folder.mkdir(parents=True, exist_ok=True)
-    record, proc = mock.launch(folder, timeout=timeout, num_brokers=num_brokers)
-    record.save(folder)
+    with start_lock(folder):
+        record, proc = mock.launch(folder, timeout=timeout, num_brokers=num_brokers)
+        record.save(folder)
     return Broker._from_record(record, folder, owned=True, proc=proc)
 
 

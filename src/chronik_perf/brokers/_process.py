@@ -7,8 +7,11 @@ by a crash never makes us signal an unrelated process.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -55,6 +58,15 @@ class Record:
         return process_start_ticks(self.pid) == self.start_ticks
 
 
+@contextlib.contextmanager
+def start_lock(folder: Path):
+    """Create folder and hold an exclusive lock on it (blocking) while one process starts its broker."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def forget(folder: Path) -> None:
     """Remove an instance's record (its data and log stay)."""
     (folder / "state.json").unlink(missing_ok=True)
@@ -99,13 +111,20 @@ def spawn(cmd: list[str], log_file: Path, env: dict | None = None, cwd: Path | N
                                 start_new_session=True, env=env, cwd=cwd)
 
 
-def last_lines(log_file: str | Path, n: int = 1) -> str:
-    """The last n non-empty lines of a log file, for error messages."""
+def cause_line(text: str) -> str:
+    """The line of a process's output that best says why it failed: the last exception or error line (stack
+    frames skipped), else the last non-empty line; at most 300 characters."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(("at ", "..."))]
+    marked = [ln for ln in lines if re.search(r"Exception\b|Error\b|ERROR|FATAL", ln)]
+    return (marked or lines or [""])[-1][:300]
+
+
+def log_cause(log_file: str | Path) -> str:
+    """cause_line() of a log file."""
     try:
-        lines = [ln for ln in Path(log_file).read_text(errors="replace").splitlines() if ln.strip()]
+        return cause_line(Path(log_file).read_text(errors="replace"))
     except OSError:
         return ""
-    return " | ".join(lines[-n:])
 
 
 def wait_ready(proc: subprocess.Popen, ready, timeout: float, name: str, log_file: Path) -> None:
@@ -117,7 +136,7 @@ def wait_ready(proc: subprocess.Popen, ready, timeout: float, name: str, log_fil
             code = proc.poll()
             if code is not None:
                 raise BrokerError(f"{name} exited during start-up (exit code {code}): "
-                                  f"{last_lines(log_file) or 'no output'} (log: {log_file})")
+                                  f"{log_cause(log_file) or 'no output'} (log: {log_file})")
             if time.monotonic() > deadline:
                 raise BrokerError(f"{name} did not answer within {timeout:g} s and was stopped; "
                                   f"see its log {log_file} or raise --timeout")

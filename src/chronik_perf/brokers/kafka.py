@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from ._process import BrokerError, Record, free_port, home, process_start_ticks, spawn, wait_ready
+from ._process import BrokerError, Record, cause_line, free_port, home, process_start_ticks, spawn, wait_ready
 from .probe import answers
 
 DEFAULT_PORT = 9095
@@ -181,8 +181,8 @@ def launch(folder: Path, *, host: str, port: int, timeout: float, fresh: bool = 
                               "format", "-t", _cluster_id(), "-c", str(config)],
                              capture_output=True, text=True, timeout=300)
         if fmt.returncode != 0:
-            last = (fmt.stdout + fmt.stderr).strip().splitlines()[-1:] or ["no output"]
-            raise BrokerError(f"formatting Kafka's storage in {data_dir} failed: {last[0]} (try --fresh)")
+            cause = cause_line(fmt.stdout + fmt.stderr) or "no output"
+            raise BrokerError(f"formatting Kafka's storage in {data_dir} failed: {cause}")
     proc = spawn([jv.java, f"-Xms{heap}", f"-Xmx{heap}", *common, "-cp", jv.classpath, "kafka.Kafka", str(config)],
                  log_file, cwd=folder)
     bootstrap = f"{host}:{port}"
