@@ -93,11 +93,21 @@ def test_fixture_broker_carries_messages(fixture, request):
     roundtrip(broker)
 
 
-def test_kafka_fixture_exposes_its_partition_dirs(kafka_broker):
+def test_kafka_fixture_exposes_its_partition_dirs_with_small_segments(kafka_broker):
     if not kafka_broker.log_dirs:
         fail_or_skip("the Kafka at 127.0.0.1:9095 was not started by chronik-perf, so its data dir is unknown")
-    topic, _ = create_topic(kafka_broker, partitions=2)
-    assert all((Path(kafka_broker.log_dirs[0]) / f"{topic}-{p}").is_dir() for p in range(2))
+    topic = f"seg-{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    config = {"internal.segment.bytes": "16384", "index.interval.bytes": "128"}
+    admin.create_topics([NewTopic(topic, 1, 1, config=config)])[topic].result(30)
+    errors = []
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers, "batch.size": 4096})
+    for _ in range(2000):
+        producer.produce(topic, value=os.urandom(100), on_delivery=lambda err, _msg: err and errors.append(err))
+        producer.poll(0)
+    assert producer.flush(30) == 0 and errors == []
+    segments = list((Path(kafka_broker.log_dirs[0]) / f"{topic}-0").glob("*.log"))
+    assert len(segments) >= 10 and all(s.stat().st_size <= 16384 for s in segments)
 
 
 @pytest.fixture
