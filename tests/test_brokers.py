@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -15,7 +16,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from chronik_perf.brokers import BrokerError, mock, start, status, stop
-from chronik_perf.brokers._process import Record, free_port, port_in_use, process_start_ticks
+from chronik_perf.brokers._process import Record, free_port, port_in_use, process_start_ticks, spawn, terminate
 from conftest import fail_or_skip
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -318,3 +319,14 @@ def test_concurrent_starts_share_one_broker(home):
     finally:
         stop("tansu", port)
     assert not port_in_use("127.0.0.1", port)
+
+
+def test_stop_kills_a_process_that_ignores_sigterm(tmp_path):
+    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)")
+    proc = spawn([sys.executable, "-c", code], tmp_path / "stubborn.log", cwd=tmp_path)
+    deadline = time.monotonic() + 10
+    while "ready" not in (tmp_path / "stubborn.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert terminate(proc.pid, timeout=0.5, proc=proc) is True
+    assert proc.returncode == -signal.SIGKILL

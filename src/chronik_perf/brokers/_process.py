@@ -104,11 +104,11 @@ def check_port_free(host: str, port: int, name: str) -> None:
             f"port {port} on {host} is already in use: stop what listens there or start {name} with --port")
 
 
-def spawn(cmd: list[str], log_file: Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
+def spawn(cmd: list[str], log_file: Path, cwd: Path) -> subprocess.Popen:
     """Start cmd in its own session with stdout and stderr going to log_file (truncated)."""
     with open(log_file, "wb") as log:
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=env, cwd=cwd)
+                                start_new_session=True, cwd=cwd)
 
 
 def cause_line(text: str) -> str:
@@ -161,15 +161,16 @@ def terminate(pid: int, timeout: float = 30, proc: subprocess.Popen | None = Non
         except ProcessLookupError:
             pass
 
-    if ticks is None and proc is None:
+    if gone() or (ticks is None and proc is None):
         return False
     send(signal.SIGTERM)
+    killed = False
     deadline = time.monotonic() + timeout
     while not gone():
-        if time.monotonic() > deadline:
+        if not killed and time.monotonic() > deadline:
             send(signal.SIGKILL)
-            if proc is not None:
-                proc.wait(10)
-            return True
+            killed, deadline = True, time.monotonic() + 10
+        elif killed and time.monotonic() > deadline:
+            raise BrokerError(f"pid {pid} survived SIGKILL: check it with ps")
         time.sleep(0.1)
-    return False
+    return killed

@@ -34,6 +34,9 @@ rootLogger.level = {level}
 rootLogger.appenderRef.out.ref = OUT
 """
 
+# What mvn prints when Maven Central cannot be reached.
+_NO_NETWORK = r"Could not (transfer|resolve)|No plugin found|UnknownHost|unreachable|Connection refused|offline"
+
 # English number formatting whatever the machine's locale (Kafka's perf tools print with printf).
 _LOCALE = ["-Duser.language=en", "-Duser.country=US"]
 
@@ -99,7 +102,7 @@ def _mvn_classpath(pom: Path, out: Path) -> None:
             code = -1
     if code != 0 or not out.exists():
         text = log.read_text(errors="replace")
-        if re.search(r"Could not (transfer|resolve)|No plugin found|UnknownHost|unreachable|Connection refused|offline", text, re.I):
+        if re.search(_NO_NETWORK, text, re.I):
             raise BrokerError(f"mvn could not download the Kafka jars from Maven Central (no network?) and they "
                               f"are not in ~/.m2 yet: connect and retry (mvn log: {log})")
         raise BrokerError(f"mvn failed to resolve the Kafka jars (exit {code}); see {log}")
