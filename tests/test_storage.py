@@ -10,13 +10,13 @@ from chronik_perf._core import CorruptRecordError
 from chronik_perf.index import OffsetIndex, TimeIndex
 from chronik_perf.storage import CorruptLogError, Log, LogSegment, segment_file_name
 
-from records_peer import batch_records, build_test_batch
+from storage_records import batch_records, build_test_batch, peer_records
 
 TS0 = 1_700_000_000_000
 
 
-def make_batch(n, ts, value_size=100, base_offset=0, compression=0):
-    """n records with keys k0.., timestamps ts, ts+1, ...; the peer builds it."""
+def make_batch(n, ts, value_size=100, base_offset=0, compression="none"):
+    """n records with keys k0.., timestamps ts, ts+1, ..."""
     return build_test_batch([(b"k%d" % i, bytes([i % 251]) * value_size, ts + i, [("h", b"%d" % i)])
                              for i in range(n)], compression=compression, base_offset=base_offset)
 
@@ -32,7 +32,8 @@ def test_file_names_and_offset_assignment(tmp_path):
         assigned, batches = fill(seg, 5)
         assert assigned == [(1000 + 4 * i, 1003 + 4 * i) for i in range(5)]
         assert seg.next_offset == 1020 and seg.size == sum(map(len, batches))
-        records = batch_records(seg.read(1000, 1 << 20))    # the peer checks nothing broke: offsets, CRCs
+        records = batch_records(seg.read(1000, 1 << 20))
+        assert peer_records(seg.read(1000, 1 << 20)) == records     # kafka-python agrees: offsets, CRCs
     assert sorted(os.listdir(tmp_path)) == ["00000000000000001000.index", "00000000000000001000.log",
                                             "00000000000000001000.timeindex"]
     assert [r[0] for r in records] == list(range(1000, 1020))
@@ -185,6 +186,23 @@ def test_truncate_to(tmp_path):
         assert seg.next_offset == 40 and seg.offset_index.last_offset < 40
         assert seg.time_index.last_entry[1] < 40
         assert seg.append(make_batch(1, TS0)) == (40, 40)
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_find_offset_for_timestamp(tmp_path, compression):
+    """The first record whose timestamp is >= the target, as Kafka's time index lookup plus scan finds it."""
+    d = tmp_path / "t-0"
+    batches = [build_test_batch([(b"k", b"v" * 50, TS0 + 100 * b + 7 * i, []) for i in range(5)],
+                                compression=compression) for b in range(60)]  # timestamps 100*b + 0, 7, .., 28
+    with Log(d, segment_bytes=12 * len(batches[0]), index_interval_bytes=2 * len(batches[0]), create=True) as log:
+        for batch in batches:
+            log.append(batch)
+        assert len(log.segments) > 3
+        for target, want in [(TS0 - 5, 0), (TS0, 0), (TS0 + 1, 1), (TS0 + 28, 4), (TS0 + 29, 5),
+                             (TS0 + 100 * 37 + 15, 37 * 5 + 3), (TS0 + 100 * 59 + 28, 299), (TS0 + 100 * 59 + 29, None)]:
+            assert log.find_offset_for_timestamp(target) == want
+        seg = log.segments[2]
+        assert seg.find_offset_for_timestamp(TS0, starting_offset=seg.base_offset + 2) == seg.base_offset + 2
 
 
 def test_log_rolls_and_reads_across_segments(tmp_path):

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from chronik_perf.brokers import BrokerError, instance_folder, start  # noqa: E402
 from chronik_perf.brokers._process import free_port  # noqa: E402
 
-from records_peer import batch_records, build_test_batch  # noqa: E402
+from storage_records import batch_records, build_test_batch, peer_records  # noqa: E402
 
 TOPIC = "storage-interop"
 N_RECORDS = 6000
@@ -84,7 +84,9 @@ def read_all(log):
         data = log.read(offset, 1 << 20)
         if not data:
             return out
-        for rec in batch_records(data):
+        records = batch_records(data)
+        assert peer_records(data) == records            # kafka-python reads the same
+        for rec in records:
             out.append(rec)
             offset = rec[0] + 1
 

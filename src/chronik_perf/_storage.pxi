@@ -478,14 +478,11 @@ cdef class LogSegment:
                 f"next_offset={self.next_offset_})")
 
 
-def _first_record_at_or_after(batch, int64_t timestamp, int64_t starting_offset):
+cdef object _first_record_at_or_after(bytes batch, int64_t timestamp, int64_t starting_offset):
     """Offset of the first record of one batch with timestamp >= timestamp and offset >= starting_offset."""
-    from chronik_perf.records import parse_batches
-    for parsed in parse_batches(batch):
-        for record in parsed.records():
-            if record.timestamp >= timestamp and record.offset >= starting_offset:
-                return record.offset
-    return None
+    columns = parse_batches(batch)[0].columns()
+    hits = np.flatnonzero((columns["timestamp"] >= timestamp) & (columns["offset"] >= starting_offset))
+    return int(columns["offset"][hits[0]]) if len(hits) else None
 
 
 class Log:
