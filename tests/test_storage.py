@@ -285,3 +285,27 @@ def test_fuzz_damaged_log(tmp_path_factory, flips, cut, garbage):
     # base offsets are outside the CRC, so a flip there may shift offsets; record contents never change
     assert [r[1:] for r in records] == [r[1:] for r in batch_records(original)][:len(records)]
     assert kept <= len(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 12000)), max_size=6),
+       st.lists(st.tuples(st.integers(TS0 - 50, TS0 + 300), st.integers(0, 200)), max_size=6),
+       st.sampled_from([0, 37, 80, 159]))
+def test_fuzz_forged_indexes(tmp_path_factory, offset_entries, time_entries, target):
+    """Forged index files over a good .log: CorruptLogError, or reads that return exactly the right batches."""
+    d = tmp_path_factory.mktemp("forged")
+    batches = build_segment(d, count=40)
+    with LogSegment(d, 0) as seg:
+        truth = batch_records(seg.read(0, 1 << 30))
+    with open(d / segment_file_name(0, ".index"), "wb") as f:
+        f.write(b"".join(o.to_bytes(4, "big") + p.to_bytes(4, "big") for o, p in offset_entries))
+    with open(d / segment_file_name(0, ".timeindex"), "wb") as f:
+        f.write(b"".join(t.to_bytes(8, "big") + o.to_bytes(4, "big") for t, o in time_entries))
+    try:
+        with LogSegment(d, 0) as seg:
+            got = batch_records(seg.read(target, 1 << 20))
+            found = seg.find_offset_for_timestamp(TS0 + 100)
+    except CorruptLogError:
+        return
+    assert got == [r for r in truth if r[0] >= target - target % 4]
+    assert found == 40 and len(batches) == 40

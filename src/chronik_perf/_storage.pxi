@@ -21,6 +21,13 @@ cdef enum:
     FRAME_BAD_CRC = 4
     FRAME_BAD_OFFSETS = 5
 
+    # outcomes of scanning a segment against its indexes
+    SEG_OK = 0
+    SEG_FRAME = 1
+    SEG_ORDER = 2
+    SEG_OFFSET_ENTRY = 3
+    SEG_TIME_ENTRY = 4
+
 
 cdef struct BatchHead:
     int64_t base_offset
@@ -59,6 +66,60 @@ cdef str frame_problem(int rc):
     return {FRAME_TRUNCATED: "a truncated batch", FRAME_BAD_LENGTH: "a batch length below the minimum",
             FRAME_BAD_MAGIC: "a magic byte other than 2", FRAME_BAD_CRC: "a CRC32C mismatch",
             FRAME_BAD_OFFSETS: "negative or overflowing offsets"}[rc]
+
+
+cdef struct SegmentScan:
+    int problem                   # SEG_*
+    int frame                     # the FRAME_* code when problem is SEG_FRAME
+    Py_ssize_t position           # byte of the offending batch
+    Py_ssize_t entry              # slot of the offending index entry
+    int64_t next_offset
+    int64_t max_timestamp
+    int64_t offset_of_max_timestamp
+
+
+cdef void _scan_segment(const uint8_t* log, Py_ssize_t size, int64_t base_offset, OffsetIndex offsets,
+                        TimeIndex times, SegmentScan* out) noexcept nogil:
+    """Walk every batch header of a .log. Offset index entries must sit on batch starts, at a batch whose base
+    offset is <= the entry's offset; a time index entry (T, O) must name the batch holding O, whose max timestamp
+    is T and above every earlier batch's (Kafka's rule). Every entry must be used up by the end of the log."""
+    cdef Py_ssize_t pos = 0, oi = 0, ti = 0
+    cdef BatchHead head
+    cdef int64_t prefix_max = INT64_MIN
+    out.problem = SEG_OK
+    out.next_offset = base_offset
+    out.max_timestamp = NO_TIMESTAMP
+    out.offset_of_max_timestamp = base_offset
+    while pos < size:
+        out.position = pos
+        out.frame = read_batch_head(log, size, pos, False, &head)
+        if out.frame != FRAME_OK:
+            out.problem = SEG_FRAME
+            return
+        if head.base_offset < out.next_offset:
+            out.problem = SEG_ORDER
+            return
+        while oi < offsets.n and _offset_value(offsets.data, oi) <= pos:
+            if _offset_value(offsets.data, oi) < pos or base_offset + _offset_key(offsets.data, oi) < head.base_offset:
+                out.problem, out.entry = SEG_OFFSET_ENTRY, oi
+                return
+            oi += 1
+        while ti < times.n and base_offset + _time_value(times.data, ti) <= head.last_offset:
+            if (base_offset + _time_value(times.data, ti) < head.base_offset
+                    or _time_key(times.data, ti) != head.max_timestamp or prefix_max >= head.max_timestamp):
+                out.problem, out.entry = SEG_TIME_ENTRY, ti
+                return
+            ti += 1
+        if head.max_timestamp > prefix_max:
+            prefix_max = head.max_timestamp
+        if head.max_timestamp > out.max_timestamp:
+            out.max_timestamp, out.offset_of_max_timestamp = head.max_timestamp, head.last_offset
+        out.next_offset = head.last_offset + 1
+        pos += head.size
+    if oi < offsets.n:
+        out.problem, out.entry = SEG_OFFSET_ENTRY, oi
+    elif ti < times.n:
+        out.problem, out.entry = SEG_TIME_ENTRY, ti
 
 
 def segment_file_name(int64_t base_offset, str suffix):
@@ -133,37 +194,26 @@ cdef class LogSegment:
         return cls(path if os.path.exists(path) else b"", self.base_offset)
 
     cdef int _load_state(self) except -1:
-        """Next offset and largest timestamp as Kafka rebuilds them on open: the time index's last entry, then a
-        header scan from the index position before it (and before the last offset index entry) to the end."""
-        cdef int64_t entry_offset
-        cdef Py_ssize_t pos
-        cdef BatchHead head
-        cdef int rc
-        self.max_ts, self.offset_of_max_ts = self.time_index.last_entry
-        entry_offset, pos = self.offset_index.lookup(self.offset_of_max_ts)
-        if pos == 0:
-            entry_offset = -1               # no entry: nothing to check the first batch against
-        self.next_offset_ = self.base_offset
-        self.bytes_since_index_entry = 0
-        if pos > self.log_size or (pos == self.log_size and self.offset_index.n):
-            raise CorruptLogError(f"{self.offset_index_path}: an entry points at byte {pos}, "
-                                  f"past the end of {self.log_path} ({self.log_size} bytes)")
+        """Next offset and largest timestamp from a scan of every batch header, checking on the way that each
+        index entry tells the truth about the .log (so a lookup can never send a read to the wrong place)."""
+        cdef SegmentScan scan
         self._map_log()
-        while pos < self.log_size:
-            rc = read_batch_head(self.log.data, self.log_size, pos, False, &head)
-            if rc != FRAME_OK:
-                raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {pos}; recover() truncates it")
-            if head.base_offset < self.next_offset_ or (entry_offset >= 0 and head.base_offset > entry_offset):
-                raise CorruptLogError(f"{self.log_path}: batch at byte {pos} has base offset {head.base_offset}, "
-                                      f"out of order with offset {self.next_offset_} and the index")
-            if head.max_timestamp > self.max_ts:
-                self.max_ts, self.offset_of_max_ts = head.max_timestamp, head.last_offset
-            self.next_offset_ = head.last_offset + 1
-            entry_offset = -1
-            pos += head.size
-        if self.offset_of_max_ts >= max(self.next_offset_, self.base_offset + 1):
-            raise CorruptLogError(f"{self.time_index_path}: last entry names offset {self.offset_of_max_ts}, "
-                                  f"beyond the log's end offset {self.next_offset_}")
+        with nogil:
+            _scan_segment(self.log.data, self.log_size, self.base_offset, self.offset_index, self.time_index, &scan)
+        if scan.problem == SEG_FRAME:
+            raise CorruptLogError(f"{self.log_path}: {frame_problem(scan.frame)} at byte {scan.position}")
+        if scan.problem == SEG_ORDER:
+            raise CorruptLogError(f"{self.log_path}: batch at byte {scan.position} has a base offset below the "
+                                  f"offsets before it")
+        if scan.problem == SEG_OFFSET_ENTRY:
+            raise CorruptLogError(f"{self.offset_index_path}: entry {scan.entry} does not point at a batch holding "
+                                  f"an offset at or below its own")
+        if scan.problem == SEG_TIME_ENTRY:
+            raise CorruptLogError(f"{self.time_index_path}: entry {scan.entry} is not the largest timestamp so far "
+                                  f"of the batch holding its offset")
+        self.next_offset_ = scan.next_offset
+        self.max_ts, self.offset_of_max_ts = scan.max_timestamp, scan.offset_of_max_timestamp
+        self.bytes_since_index_entry = 0
         return 0
 
     cdef int _map_log(self) except -1:
@@ -318,23 +368,16 @@ cdef class LogSegment:
         return first, last
 
     cdef Py_ssize_t _position_for(self, int64_t offset) except -1:
-        """Position of the first batch whose last offset is >= offset (Kafka's translateOffset), or the log size."""
-        cdef int64_t entry_offset
-        cdef Py_ssize_t pos
+        """Position of the first batch whose last offset is >= offset (Kafka's translateOffset), or the log size.
+        The index entry it starts from was checked against the .log when the segment was opened."""
+        cdef Py_ssize_t pos = self.offset_index.lookup(offset)[1]
         cdef BatchHead head
         cdef int rc
-        entry_offset, pos = self.offset_index.lookup(offset)
         self._map_log()
-        if pos > self.log_size:
-            raise CorruptLogError(f"{self.offset_index_path}: entry points past the end of the log")
         while pos < self.log_size:
             rc = read_batch_head(self.log.data, self.log_size, pos, False, &head)
             if rc != FRAME_OK:
                 raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {pos}")
-            if entry_offset >= 0 and head.base_offset > entry_offset and entry_offset != self.base_offset:
-                raise CorruptLogError(f"{self.offset_index_path}: entry for offset {entry_offset} points at a "
-                                      f"batch starting at offset {head.base_offset}")
-            entry_offset = -1
             if head.last_offset >= offset:
                 return pos
             pos += head.size
