@@ -516,8 +516,16 @@ cdef object dec_nullable_struct(Reader* r, ProtocolProgram sub):
     return dec_struct(r, sub)
 
 
+cdef Py_ssize_t rd_tag_count(Reader* r) except -1:
+    """The number of tagged fields, each at least 2 bytes (tag and size)."""
+    cdef uint64_t count = rd_uvarint(r)
+    if count > <uint64_t>(r.end - r.pos) // 2:
+        rd_fail(r, f"{count} tagged fields cannot fit in the {r.end - r.pos} bytes left")
+    return <Py_ssize_t>count
+
+
 cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
-    cdef Py_ssize_t count = rd_len(r, True, 0, 2)
+    cdef Py_ssize_t count = rd_tag_count(r)
     cdef Py_ssize_t k, size, end
     cdef uint64_t tag, usize
     cdef int i
@@ -526,7 +534,6 @@ cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
     for i in range(p.n, p.n + p.nt):
         default = p.defaults[i]
         PyDict_SetItem(d, p.keys[i], [] if type(default) is list else default)
-    count = count if count > 0 else 0
     for k in range(count):
         tag = rd_uvarint(r)
         usize = rd_uvarint(r)
@@ -639,9 +646,9 @@ def decode_struct_bytes(ProtocolProgram p, data, Py_ssize_t offset):
 
 
 cdef int skip_tags(Reader* r) except -1:
-    cdef Py_ssize_t count = rd_len(r, True, 0, 2), k
+    cdef Py_ssize_t count = rd_tag_count(r), k
     cdef uint64_t size
-    for k in range(count if count > 0 else 0):
+    for k in range(count):
         rd_uvarint(r)
         size = rd_uvarint(r)
         if size > <uint64_t>(r.end - r.pos):

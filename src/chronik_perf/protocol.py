@@ -69,8 +69,8 @@ class _Api:
         self.min, self.max = request.versions[0], request.versions[1]
         self.flexible = request.flexible
         self.programs = {}
-        for kind, message in (("request", request), ("response", response)):
-            self.programs[kind] = tuple(
+        for message in {request.kind: request, response.kind: response}.values():
+            self.programs[message.kind] = tuple(
                 _compile(message.name, message.fields, v, in_range(message.flexible, v))
                 for v in range(self.min, self.max + 1))
 
@@ -94,6 +94,7 @@ def _build():
 
 _APIS, _PAYLOADS = _build()
 _API_VERSIONS_KEY = _APIS["ApiVersions"].key
+_UNSUPPORTED_VERSION = (35).to_bytes(2, "big")  # the error code, as the first body field of an ApiVersions response
 
 SUPPORTED = {api.name: (api.min, api.max) for key, api in _APIS.items() if isinstance(key, str)}
 """API name -> (lowest, highest) version this codec speaks."""
@@ -136,8 +137,13 @@ def encode_response(api, version, correlation_id, body):
 
 
 def decode_response(api, version, frame):
-    """Decode a size-prefixed response frame of ``api`` at ``version`` into ``(correlation_id, body)``."""
+    """Decode a size-prefixed response frame of ``api`` at ``version`` into ``(correlation_id, body)``.
+
+    A broker answers an ApiVersions request of a version it does not know with a v0 body carrying
+    UNSUPPORTED_VERSION; such a body is read as v0, as Kafka's clients do."""
     a = _api(api)
+    if a.key == _API_VERSIONS_KEY and frame[8:10] == _UNSUPPORTED_VERSION:
+        version = 0
     return _core.decode_response_frame(a.program("response", version), _header_tags(a, version), frame)
 
 
