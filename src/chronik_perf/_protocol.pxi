@@ -1,5 +1,6 @@
 # Kafka wire protocol: a per-(message, version) program of field ops, run by one encoder and one decoder.
 # protocol.py compiles chronik_perf.protocol_schema into ProtocolProgram objects; nothing here knows a message.
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_SetItem
 from cpython.float cimport PyFloat_AsDouble, PyFloat_FromDouble
@@ -13,11 +14,14 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
 import uuid as _uuid_mod
-from sys import intern
+from sys import exc_info as sys_exc_info, intern
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
     object _PyLong_FromByteArray(const unsigned char* b, size_t n, int little_endian, int is_signed)
+    dict _PyDict_NewPresized(Py_ssize_t minused)
+    int PyGC_Enable()
+    int PyGC_Disable()
 
 
 cdef enum FieldKind:
@@ -252,15 +256,16 @@ cdef int enc_value(Writer* w, int kind, int elem, bint nullable, ProtocolProgram
 
 
 cdef int enc_field(Writer* w, ProtocolProgram p, int i, object v) except -1:
-    try:
-        enc_value(w, p.kind[i], p.elem[i], p.nullable[i], <ProtocolProgram>p.subs[i], p.flexible, v)
-    except ProtocolError as exc:
-        if str(exc).startswith("field "):
-            raise
-        raise ProtocolError(f"field {p.keys[i]}: {exc}") from None
-    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
-        raise ProtocolError(f"field {p.keys[i]}: {type(exc).__name__}: {exc}") from None
-    return 0
+    return enc_value(w, p.kind[i], p.elem[i], p.nullable[i], <ProtocolProgram>p.subs[i], p.flexible, v)
+
+
+cdef int field_error(ProtocolProgram p, int i) except -1:
+    """Re-raise the exception being handled as a ProtocolError naming the innermost field."""
+    exc = sys_exc_info()[1]
+    if isinstance(exc, ProtocolError) and str(exc).startswith("field "):
+        raise exc
+    detail = str(exc) if isinstance(exc, ProtocolError) else f"{type(exc).__name__}: {exc}"
+    raise ProtocolError(f"field {p.keys[i]}: {detail}") from None
 
 
 cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
@@ -291,7 +296,10 @@ cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
             if raw.shape[0]:
                 wr_raw(w, &raw[0], raw.shape[0])
         else:
-            enc_field(w, p, i, value)
+            try:
+                enc_field(w, p, i, value)
+            except (ProtocolError, TypeError, ValueError, OverflowError, AttributeError):
+                field_error(p, i)
         size = w.len - start
         extra = uvarint_size(size) - 1
         if extra:
@@ -306,9 +314,14 @@ cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
     cdef PyObject* found
     if not PyDict_Check(d):
         raise ProtocolError(f"expected a dict for a struct, got {type(d).__name__}")
-    for i in range(p.n):
-        found = PyDict_GetItem(d, p.keys[i])
-        enc_field(w, p, i, <object>found if found != NULL else p.defaults[i])
+    i = 0
+    try:
+        while i < p.n:
+            found = PyDict_GetItem(d, p.keys[i])
+            enc_field(w, p, i, <object>found if found != NULL else p.defaults[i])
+            i += 1
+    except (ProtocolError, TypeError, ValueError, OverflowError, AttributeError):
+        field_error(p, i)
     if p.flexible:
         enc_tagged(w, p, d)
     return 0
@@ -561,7 +574,7 @@ cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
 
 
 cdef dict dec_struct(Reader* r, ProtocolProgram p):
-    cdef dict d = {}
+    cdef dict d = _PyDict_NewPresized(p.n + p.nt)
     cdef int i, kind
     for i in range(p.n):
         kind = p.kind[i]
@@ -575,10 +588,17 @@ cdef dict dec_struct(Reader* r, ProtocolProgram p):
     return d
 
 
-cdef int rd_open(Reader* r, const uint8_t[::1] view, bint framed) except -1:
-    r.buf = &view[0] if view.shape[0] else NULL
+cdef int rd_open(Reader* r, object frame, Py_buffer* held, bint framed) except -1:
+    """Point r at frame's bytes (bytes directly, other buffers through ``held``, released by rd_close; held.len -1 = none)."""
+    held.len = -1  # not holding a buffer
+    if PyBytes_Check(frame):
+        r.buf = <const uint8_t*>PyBytes_AS_STRING(frame)
+        r.end = PyBytes_GET_SIZE(frame)
+    else:
+        PyObject_GetBuffer(frame, held, PyBUF_C_CONTIGUOUS)
+        r.buf = <const uint8_t*>held.buf
+        r.end = held.len
     r.pos = 0
-    r.end = view.shape[0]
     cdef int64_t size
     if framed:
         size = <int32_t>load_be32(rd_take(r, 4))
@@ -588,61 +608,83 @@ cdef int rd_open(Reader* r, const uint8_t[::1] view, bint framed) except -1:
     return 0
 
 
+cdef inline void rd_close(Py_buffer* held):
+    if held.len >= 0:
+        PyBuffer_Release(held)
+
+
 cdef object dec_body(Reader* r, ProtocolProgram p):
-    body = dec_struct(r, p)
+    # Decoding builds only acyclic dicts and lists: pausing the cycle collector spares it scanning them over and
+    # over while they are made (it sees them once, at its next run).
+    cdef int collecting = PyGC_Disable()
+    try:
+        body = dec_struct(r, p)
+    finally:
+        if collecting:
+            PyGC_Enable()
     if r.pos != r.end:
         rd_fail(r, f"{r.end - r.pos} bytes left over after the body")
     return body
 
 
-def decode_request_header(frame):
-    """Read the size prefix and the request header's fixed part: (api_key, api_version, correlation_id)."""
-    cdef const uint8_t[::1] view = as_bytes_view(frame)
+def decode_request_frame(dict programs, frame):
+    """(api_key, api_version, correlation_id, client_id, body) of a size-prefixed request; ``programs`` maps
+    api_key << 16 | api_version to the request program."""
     cdef Reader r
-    rd_open(&r, view, True)
-    cdef const uint8_t* p = rd_take(&r, 8)
-    return <int16_t>load_be16(p), <int16_t>load_be16(p + 2), <int32_t>load_be32(p + 4)
-
-
-def decode_request_frame(ProtocolProgram p, frame):
-    """(client_id, body) of a size-prefixed request whose api and version select the program p."""
-    cdef const uint8_t[::1] view = as_bytes_view(frame)
-    cdef Reader r
+    cdef Py_buffer held
+    cdef ProtocolProgram p = None
+    cdef int16_t key, version
+    cdef const uint8_t* head
+    held.len = -1  # not holding a buffer
     try:
-        rd_open(&r, view, True)
-        rd_take(&r, 8)
+        rd_open(&r, frame, &held, True)
+        head = rd_take(&r, 8)
+        key = <int16_t>load_be16(head)
+        version = <int16_t>load_be16(head + 2)
+        p = programs.get((<int>key << 16) | <uint16_t>version)
+        if p is None:
+            r.pos = 4
+            rd_fail(&r, f"unknown api key {key} or version {version}")
         client_id = dec_value(&r, K_STRING, 0, None, False)
         if p.flexible:
             skip_tags(&r)
-        return client_id, dec_body(&r, p)
+        return key, version, <int32_t>load_be32(head + 4), client_id, dec_body(&r, p)
     except ProtocolError as exc:
-        raise ProtocolError(f"{p.name} v{p.version}: {exc}") from None
+        raise ProtocolError(f"request: {exc}" if p is None else f"{p.name} v{p.version}: {exc}") from None
+    finally:
+        rd_close(&held)
 
 
 def decode_response_frame(ProtocolProgram p, bint header_tags, frame):
     """(correlation_id, body) of a size-prefixed response decoded with program p."""
-    cdef const uint8_t[::1] view = as_bytes_view(frame)
     cdef Reader r
+    cdef Py_buffer held
+    held.len = -1  # not holding a buffer
     try:
-        rd_open(&r, view, True)
+        rd_open(&r, frame, &held, True)
         correlation_id = <int32_t>load_be32(rd_take(&r, 4))
         if header_tags:
             skip_tags(&r)
         return correlation_id, dec_body(&r, p)
     except ProtocolError as exc:
         raise ProtocolError(f"{p.name} v{p.version}: {exc}") from None
+    finally:
+        rd_close(&held)
 
 
 def decode_struct_bytes(ProtocolProgram p, data, Py_ssize_t offset):
     """Decode the struct at data[offset:] with program p (embedded payloads)."""
-    cdef const uint8_t[::1] view = as_bytes_view(data)
     cdef Reader r
+    cdef Py_buffer held
+    held.len = -1  # not holding a buffer
     try:
-        rd_open(&r, view, False)
+        rd_open(&r, data, &held, False)
         rd_take(&r, offset)
         return dec_body(&r, p)
     except ProtocolError as exc:
         raise ProtocolError(f"{p.name} v{p.version}: {exc}") from None
+    finally:
+        rd_close(&held)
 
 
 cdef int skip_tags(Reader* r) except -1:

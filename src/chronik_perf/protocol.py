@@ -96,6 +96,9 @@ _APIS, _PAYLOADS = _build()
 _API_VERSIONS_KEY = _APIS["ApiVersions"].key
 _UNSUPPORTED_VERSION = (35).to_bytes(2, "big")  # the error code, as the first body field of an ApiVersions response
 
+_REQUEST_PROGRAMS = {api.key << 16 | v: api.program("request", v)
+                     for name, api in _APIS.items() if isinstance(name, str) for v in range(api.min, api.max + 1)}
+
 SUPPORTED = {api.name: (api.min, api.max) for key, api in _APIS.items() if isinstance(key, str)}
 """API name -> (lowest, highest) version this codec speaks."""
 
@@ -124,8 +127,7 @@ def encode_request(api, version, body, *, correlation_id=0, client_id="chronik-p
 def decode_request(frame):
     """Decode a size-prefixed request frame into ``(header, body)``; header has api_key, api_version,
     correlation_id and client_id."""
-    key, version, correlation_id = _core.decode_request_header(frame)
-    client_id, body = _core.decode_request_frame(_api(key).program("request", version), frame)
+    key, version, correlation_id, client_id, body = _core.decode_request_frame(_REQUEST_PROGRAMS, frame)
     return {"api_key": key, "api_version": version, "correlation_id": correlation_id, "client_id": client_id}, body
 
 
