@@ -106,10 +106,8 @@ def test_pick_version():
 
 def test_consumer_payload_newer_version_reads_with_our_layout():
     data = protocol.encode_payload("ConsumerProtocolSubscription", 3, {"topics": ["a"], "rack_id": "r"})
-    newer = struct.pack(">h", 9) + data[2:] + b"future"
-    with pytest.raises(ProtocolError, match="left over"):
-        protocol.decode_payload("ConsumerProtocolSubscription", newer)
-    version, body = protocol.decode_payload("ConsumerProtocolSubscription", struct.pack(">h", 9) + data[2:])
+    newer = struct.pack(">h", 9) + data[2:] + b"fields of v9"
+    version, body = protocol.decode_payload("ConsumerProtocolSubscription", newer)
     assert version == 9 and body["topics"] == ["a"] and body["rack_id"] == "r"
 
 
