@@ -22,6 +22,8 @@ cdef extern from "Python.h":
     dict _PyDict_NewPresized(Py_ssize_t minused)
     int PyGC_Enable()
     int PyGC_Disable()
+    int PyObject_GC_IsTracked(object o)
+    void PyObject_GC_UnTrack(object o)
 
 
 cdef enum FieldKind:
@@ -458,6 +460,7 @@ cdef object make_uuid(const uint8_t* p):
     u = _new_object(_UUID)
     _set_uuid_int(u, _PyLong_FromByteArray(p, 16, 0, 0))
     _set_uuid_safe(u, _UUID_SAFE_UNKNOWN)
+    PyObject_GC_UnTrack(u)  # holds an int and an enum member: never part of a cycle
     return u
 
 
@@ -466,6 +469,7 @@ cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint c
     cdef const uint8_t* p
     cdef object lst, item
     cdef double f
+    cdef bint tracked
     if kind == K_INT32:
         return PyLong_FromLong(<int32_t>load_be32(rd_take(r, 4)))
     elif kind == K_INT16:
@@ -487,14 +491,29 @@ cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint c
         n = rd_len(r, compact, 4, 1)
         if n < 0:
             return None
+        if elem == K_INT32:
+            p = rd_take(r, 4 * n)
+            lst = PyList_New(n)
+            for i in range(n):
+                item = PyLong_FromLong(<int32_t>load_be32(p + 4 * i))
+                Py_INCREF(item)
+                PyList_SET_ITEM(lst, i, item)
+            PyObject_GC_UnTrack(lst)
+            return lst
         lst = PyList_New(n)
+        tracked = False
         for i in range(n):
             if elem == K_STRUCT:
                 item = dec_struct(r, sub)
             else:
                 item = dec_value(r, elem, 0, None, compact)
+            tracked = tracked or PyObject_GC_IsTracked(item)
             Py_INCREF(item)
             PyList_SET_ITEM(lst, i, item)
+        if not tracked:
+            # Like CPython's own untracking of atom-only dicts and tuples: a list or dict of untracked values
+            # cannot be in a cycle, so the collector need not scan it and a decoded body costs it nothing.
+            PyObject_GC_UnTrack(lst)
         return lst
     elif kind == K_BOOL:
         return rd_take(r, 1)[0] != 0
@@ -538,15 +557,21 @@ cdef Py_ssize_t rd_tag_count(Reader* r) except -1:
 
 
 cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
+    """Tagged fields into d (absent known ones at their default); returns 1 if a GC-tracked value went in."""
     cdef Py_ssize_t count = rd_tag_count(r)
     cdef Py_ssize_t k, size, end
     cdef uint64_t tag, usize
     cdef int i
     cdef dict unknown = None
-    cdef object slot, default
+    cdef object slot, v
+    cdef bint tracked = False
     for i in range(p.n, p.n + p.nt):
-        default = p.defaults[i]
-        PyDict_SetItem(d, p.keys[i], [] if type(default) is list else default)
+        v = p.defaults[i]
+        if type(v) is list:
+            v = []
+            PyObject_GC_UnTrack(v)
+        tracked = tracked or PyObject_GC_IsTracked(v)
+        PyDict_SetItem(d, p.keys[i], v)
     for k in range(count):
         tag = rd_uvarint(r)
         usize = rd_uvarint(r)
@@ -559,10 +584,11 @@ cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
         if slot is not None:
             i = slot
             if p.kind[i] == K_STRUCT and p.nullable[i]:
-                PyDict_SetItem(d, p.keys[i], dec_nullable_struct(r, <ProtocolProgram>p.subs[i]))
+                v = dec_nullable_struct(r, <ProtocolProgram>p.subs[i])
             else:
-                PyDict_SetItem(d, p.keys[i], dec_value(r, p.kind[i], p.elem[i], <ProtocolProgram>p.subs[i],
-                                                       True))
+                v = dec_value(r, p.kind[i], p.elem[i], <ProtocolProgram>p.subs[i], True)
+            tracked = tracked or PyObject_GC_IsTracked(v)
+            PyDict_SetItem(d, p.keys[i], v)
             r.pos = r.end
         else:
             if unknown is None:
@@ -570,21 +596,31 @@ cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
                 d[UNKNOWN_TAGS] = unknown
             unknown[tag] = PyBytes_FromStringAndSize(<const char*>rd_take(r, size), size)
         r.end = end
-    return 0
+    return tracked
 
 
 cdef dict dec_struct(Reader* r, ProtocolProgram p):
     cdef dict d = _PyDict_NewPresized(p.n + p.nt)
     cdef int i, kind
+    cdef object v
+    cdef bint tracked = False
     for i in range(p.n):
         kind = p.kind[i]
-        if kind == K_STRUCT and p.nullable[i]:
-            PyDict_SetItem(d, p.keys[i], dec_nullable_struct(r, <ProtocolProgram>p.subs[i]))
+        if kind == K_INT32:  # the commonest fields, decoded here without a call
+            v = PyLong_FromLong(<int32_t>load_be32(rd_take(r, 4)))
+        elif kind == K_INT16:
+            v = PyLong_FromLong(<int16_t>load_be16(rd_take(r, 2)))
         else:
-            PyDict_SetItem(d, p.keys[i], dec_value(r, kind, p.elem[i], <ProtocolProgram>p.subs[i],
-                                                   p.flexible))
-    if p.flexible:
-        dec_tagged(r, p, d)
+            if kind == K_STRUCT and p.nullable[i]:
+                v = dec_nullable_struct(r, <ProtocolProgram>p.subs[i])
+            else:
+                v = dec_value(r, kind, p.elem[i], <ProtocolProgram>p.subs[i], p.flexible)
+            tracked = tracked or PyObject_GC_IsTracked(v)
+        PyDict_SetItem(d, p.keys[i], v)
+    if p.flexible and dec_tagged(r, p, d):
+        tracked = True
+    if not tracked:
+        PyObject_GC_UnTrack(d)  # see the list case in dec_value
     return d
 
 
