@@ -2,7 +2,7 @@
 
 Cases (from issue 3): Metadata response v12 with 1000 topics x 3 partitions (encode, decode); Produce request v9
 with one partition holding a 16 KiB batch (encode, decode); Fetch response v12 with 10 partitions x 1 MiB of
-records (decode). Each side encodes from its natural input (our dicts, kafka-python's data objects) and decodes the
+records (decode; also with zero_copy=True, records as memoryview slices). Each side encodes from its natural input (our dicts, kafka-python's data objects) and decodes the
 same frame. Times are the best of several repeats of a calibrated loop.
 """
 import argparse
@@ -101,6 +101,9 @@ def cases():
            lambda: ProduceRequest.decode(pr_frame, version=9, header=True, framed=True))
     yield ("fetch response v12 10x1MiB decode",
            lambda: protocol.decode_response("Fetch", 12, fe_frame),
+           lambda: FetchResponse.decode(fe_frame, version=12, header=True, framed=True))
+    yield ("fetch response v12 10x1MiB decode zero_copy",
+           lambda: protocol.decode_response("Fetch", 12, fe_frame, zero_copy=True),
            lambda: FetchResponse.decode(fe_frame, version=12, header=True, framed=True))
 
 

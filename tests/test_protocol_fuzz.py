@@ -71,6 +71,25 @@ def test_schema_defaults_are_applied():
     assert part["last_stable_offset"] == -1 and part["diverging_epoch"] is None and part["records"] == b"x"
 
 
+def test_fetch_records_are_one_bytes_copy_or_a_zero_copy_view():
+    records = [bytes([p]) * (1000 + p) for p in range(3)]
+    frame = protocol.encode_response("Fetch", 12, 1, {"responses": [{"topic": "t", "partitions": [
+        {"partition_index": p, "records": r} for p, r in enumerate(records)]}]})
+    copied = protocol.decode_response("Fetch", 12, frame)[1]["responses"][0]["partitions"]
+    viewed = protocol.decode_response("Fetch", 12, frame, zero_copy=True)[1]["responses"][0]["partitions"]
+    assert [type(p["records"]) for p in copied] == [bytes] * 3
+    assert [p["records"] for p in copied] == records == [bytes(p["records"]) for p in viewed]
+    assert all(p["records"].readonly and p["records"].obj is frame for p in viewed)
+
+
+def test_decoded_bodies_are_untracked_by_the_cycle_collector():
+    import gc
+    body = protocol.decode_response("Metadata", 12, FRAMES[0][3])[1]
+    assert not gc.is_tracked(body) and not gc.is_tracked(body["topics"][0]["partitions"][0]["replica_nodes"])
+    body["topics"].append({"name": "still a normal list"})
+    assert body["topics"][-1]["name"] == "still a normal list"
+
+
 def test_tagged_field_is_written_only_when_not_default():
     base = protocol.encode_response("ApiVersions", 3, 0, {"finalized_features_epoch": -1})
     tagged = protocol.encode_response("ApiVersions", 3, 0, {"finalized_features_epoch": 5})

@@ -409,6 +409,7 @@ cdef struct Reader:
     const uint8_t* buf
     Py_ssize_t pos
     Py_ssize_t end
+    PyObject* records_view   # a read-only memoryview of the frame to slice records from, or NULL to copy them
 
 
 cdef int rd_fail(Reader* r, str what) except -1:
@@ -533,6 +534,8 @@ cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint c
         if n < 0:
             return None
         p = rd_take(r, n)
+        if kind == K_RECORDS and r.records_view != NULL:
+            return (<object>r.records_view)[r.pos - n:r.pos]
         return PyBytes_FromStringAndSize(<const char*>p, n)
     elif kind == K_STRUCT:
         if sub is None:
@@ -635,6 +638,7 @@ cdef int rd_open(Reader* r, object frame, Py_buffer* held, bint framed) except -
         r.buf = <const uint8_t*>held.buf
         r.end = held.len
     r.pos = 0
+    r.records_view = NULL
     cdef int64_t size
     if framed:
         size = <int32_t>load_be32(rd_take(r, 4))
@@ -690,13 +694,18 @@ def decode_request_frame(dict programs, frame):
         rd_close(&held)
 
 
-def decode_response_frame(ProtocolProgram p, bint header_tags, frame):
-    """(correlation_id, body) of a size-prefixed response decoded with program p."""
+def decode_response_frame(ProtocolProgram p, bint header_tags, frame, bint zero_copy=False):
+    """(correlation_id, body) of a size-prefixed response decoded with program p; with zero_copy, records fields
+    are read-only memoryview slices of frame instead of bytes copies."""
     cdef Reader r
     cdef Py_buffer held
+    cdef object view = None
     held.len = -1  # not holding a buffer
     try:
         rd_open(&r, frame, &held, True)
+        if zero_copy:
+            view = memoryview(frame).toreadonly()
+            r.records_view = <PyObject*>view
         correlation_id = <int32_t>load_be32(rd_take(&r, 4))
         if header_tags:
             skip_tags(&r)

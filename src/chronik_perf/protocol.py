@@ -3,6 +3,8 @@
 Frames are always size-prefixed: every ``encode_*`` returns the 4-byte big-endian size followed by the header and
 body, and every ``decode_*`` expects exactly that (the size must match the bytes after it). Bodies are dicts keyed by
 the snake_case of Apache Kafka's field names; see :mod:`chronik_perf.protocol_schema` for the messages.
+Decoded bodies are plain dicts and lists that cannot form reference cycles, so they are left untracked by the cycle
+collector (as CPython does for atom-only dicts and tuples): do not build cycles through them.
 """
 import uuid
 
@@ -138,15 +140,17 @@ def encode_response(api, version, correlation_id, body):
                                        _header_tags(a, version), body)
 
 
-def decode_response(api, version, frame):
+def decode_response(api, version, frame, *, zero_copy=False):
     """Decode a size-prefixed response frame of ``api`` at ``version`` into ``(correlation_id, body)``.
 
-    A broker answers an ApiVersions request of a version it does not know with a v0 body carrying
-    UNSUPPORTED_VERSION; such a body is read as v0, as Kafka's clients do."""
+    Records fields are ``bytes`` (one copy each); with ``zero_copy=True`` they are read-only ``memoryview`` slices
+    of ``frame`` instead (no copy; they keep the frame alive). A broker answers an ApiVersions request of a
+    version it does not know with a v0 body carrying UNSUPPORTED_VERSION; such a body is read as v0, as Kafka's
+    clients do."""
     a = _api(api)
     if a.key == _API_VERSIONS_KEY and frame[8:10] == _UNSUPPORTED_VERSION:
         version = 0
-    return _core.decode_response_frame(a.program("response", version), _header_tags(a, version), frame)
+    return _core.decode_response_frame(a.program("response", version), _header_tags(a, version), frame, zero_copy)
 
 
 def _payload(name):
