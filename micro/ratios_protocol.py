@@ -2,8 +2,9 @@
 
 Cases (from issue 3): Metadata response v12 with 1000 topics x 3 partitions (encode, decode); Produce request v9
 with one partition holding a 16 KiB batch (encode, decode); Fetch response v12 with 10 partitions x 1 MiB of
-records (decode; also with zero_copy=True, records as memoryview slices). Each side encodes from its natural input (our dicts, kafka-python's data objects) and decodes the
-same frame. Times are the best of several repeats of a calibrated loop.
+records (decode; also with zero_copy=True, records as memoryview slices). Each side encodes from its natural
+input (our dicts, kafka-python's data objects) and decodes the same frame. Times are CPU time of this process (robust to other load on the machine), the best of several
+repeats of a calibrated loop.
 """
 import argparse
 import os
@@ -25,19 +26,19 @@ def best_time(fn, repeat, min_time=0.2):
     """Seconds per call: the best of ``repeat`` loops, each calibrated to run at least ``min_time``."""
     loops = 1
     while True:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(loops):
             fn()
-        elapsed = time.perf_counter() - t0
+        elapsed = time.process_time() - t0
         if elapsed >= min_time:
             break
         loops *= 2
     best = elapsed / loops
     for _ in range(repeat - 1):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(loops):
             fn()
-        best = min(best, (time.perf_counter() - t0) / loops)
+        best = min(best, (time.process_time() - t0) / loops)
     return best
 
 

@@ -2,7 +2,7 @@
 # protocol.py compiles chronik_perf.protocol_schema into ProtocolProgram objects; nothing here knows a message.
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_Check, PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_Check, PyDict_SetItem
 from cpython.float cimport PyFloat_AsDouble, PyFloat_FromDouble
 from cpython.list cimport PyList_Check, PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_AsLongLong, PyLong_FromLong, PyLong_FromLongLong
@@ -20,6 +20,9 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
     object _PyLong_FromByteArray(const unsigned char* b, size_t n, int little_endian, int is_signed)
     dict _PyDict_NewPresized(Py_ssize_t minused)
+    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+    PyObject* dict_get_borrowed "PyDict_GetItemWithError"(object d, PyObject* key) except? NULL
+    int dict_set_borrowed "PyDict_SetItem"(object d, PyObject* key, object value) except -1
     int PyGC_Enable()
     int PyGC_Disable()
     int PyObject_GC_IsTracked(object o)
@@ -65,6 +68,7 @@ cdef class ProtocolProgram:
     cdef int* elem             # element kind of arrays
     cdef int* nullable
     cdef int64_t* tag
+    cdef PyObject** key_at     # borrowed from keys
     cdef tuple keys
     cdef tuple defaults
     cdef tuple subs            # ProtocolProgram of struct fields and struct-array elements, else None
@@ -82,7 +86,8 @@ cdef class ProtocolProgram:
         self.elem = <int*>malloc(sizeof(int) * (count + 1))
         self.nullable = <int*>malloc(sizeof(int) * (count + 1))
         self.tag = <int64_t*>malloc(sizeof(int64_t) * (count + 1))
-        if not (self.kind and self.elem and self.nullable and self.tag):
+        self.key_at = <PyObject**>malloc(sizeof(PyObject*) * (count + 1))
+        if not (self.kind and self.elem and self.nullable and self.tag and self.key_at):
             raise MemoryError()
         self.n = 0
         self.nt = 0
@@ -100,6 +105,8 @@ cdef class ProtocolProgram:
                 self.nt += 1
                 self.tag_slot[tag] = i
         self.keys = tuple(intern(f[0]) for f in fields)
+        for i in range(count):
+            self.key_at[i] = <PyObject*>self.keys[i]
         self.defaults = tuple(f[5] for f in fields)
         self.subs = tuple(f[6] for f in fields)
 
@@ -108,6 +115,7 @@ cdef class ProtocolProgram:
         free(self.elem)
         free(self.nullable)
         free(self.tag)
+        free(self.key_at)
 
 
 # ---------------------------------------------------------------- encoding
@@ -162,7 +170,7 @@ cdef inline int wr_raw(Writer* w, const void* src, Py_ssize_t n) except -1:
     return 0
 
 
-cdef int64_t as_int(object v, int64_t lo, int64_t hi) except? -1:
+cdef inline int64_t as_int(object v, int64_t lo, int64_t hi) except? -1:
     cdef int64_t x = PyLong_AsLongLong(v)
     if x < lo or x > hi:
         raise OverflowError(f"{x} outside [{lo}, {hi}]")
@@ -270,18 +278,26 @@ cdef int field_error(ProtocolProgram p, int i) except -1:
     raise ProtocolError(f"field {p.keys[i]}: {detail}") from None
 
 
+cdef int wr_tags_none(Writer* w) except -1:
+    wr_reserve(w, 1)[0] = 0
+    return 0
+
+
 cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
     """Tagged fields that differ from their default, merged by tag with any kept unknown ones."""
-    cdef list items = []
+    cdef list items
     cdef int i
     cdef PyObject* found
     cdef Py_ssize_t start, size, extra
     cdef const uint8_t[::1] raw
+    if p.nt == 0 and PyDict_GetItemWithError(d, UNKNOWN_TAGS) == NULL:
+        return wr_tags_none(w)
+    items = []
     for i in range(p.n, p.n + p.nt):
-        found = PyDict_GetItem(d, p.keys[i])
+        found = PyDict_GetItemWithError(d, p.keys[i])
         if found != NULL and <object>found is not None and <object>found != p.defaults[i]:
             items.append((p.tag[i], i, <object>found))
-    found = PyDict_GetItem(d, UNKNOWN_TAGS)
+    found = PyDict_GetItemWithError(d, UNKNOWN_TAGS)
     if found != NULL and <object>found:
         for tag, value in (<object>found).items():
             if tag in p.tag_slot:
@@ -312,25 +328,28 @@ cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
 
 
 cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
-    cdef int i
+    cdef int i, kind
     cdef PyObject* found
+    cdef object v
     if not PyDict_Check(d):
         raise ProtocolError(f"expected a dict for a struct, got {type(d).__name__}")
     i = 0
     try:
         while i < p.n:
-            found = PyDict_GetItem(d, p.keys[i])
-            enc_field(w, p, i, <object>found if found != NULL else p.defaults[i])
+            found = dict_get_borrowed(d, p.key_at[i])
+            v = <object>found if found != NULL else p.defaults[i]
+            kind = p.kind[i]
+            if kind == K_INT32:  # the commonest fields, encoded here without a call
+                store_be32(wr_reserve(w, 4), <uint32_t><int32_t>as_int(v, -0x80000000, 0x7FFFFFFF))
+            elif kind == K_INT16:
+                store_be16(wr_reserve(w, 2), <uint16_t><int16_t>as_int(v, -0x8000, 0x7FFF))
+            else:
+                enc_field(w, p, i, v)
             i += 1
     except (ProtocolError, TypeError, ValueError, OverflowError, AttributeError):
         field_error(p, i)
     if p.flexible:
         enc_tagged(w, p, d)
-    return 0
-
-
-cdef int wr_tags_none(Writer* w) except -1:
-    wr_reserve(w, 1)[0] = 0
     return 0
 
 
@@ -416,9 +435,13 @@ cdef int rd_fail(Reader* r, str what) except -1:
     raise ProtocolError(f"{what} at byte {r.pos}")
 
 
+cdef int rd_truncated(Reader* r, Py_ssize_t n) except -1:
+    rd_fail(r, f"truncated: need {n} bytes, {r.end - r.pos} left")
+
+
 cdef inline const uint8_t* rd_take(Reader* r, Py_ssize_t n) except NULL:
     if n > r.end - r.pos:
-        rd_fail(r, f"truncated: need {n} bytes, {r.end - r.pos} left")
+        rd_truncated(r, n)
     cdef const uint8_t* p = r.buf + r.pos
     r.pos += n
     return p
@@ -619,7 +642,7 @@ cdef dict dec_struct(Reader* r, ProtocolProgram p):
             else:
                 v = dec_value(r, kind, p.elem[i], <ProtocolProgram>p.subs[i], p.flexible)
             tracked = tracked or PyObject_GC_IsTracked(v)
-        PyDict_SetItem(d, p.keys[i], v)
+        dict_set_borrowed(d, p.key_at[i], v)
     if p.flexible and dec_tagged(r, p, d):
         tracked = True
     if not tracked:
