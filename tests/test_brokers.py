@@ -1,6 +1,7 @@
 """chronik_perf.brokers: real brokers start, speak Kafka, carry 1000 messages, stop; bad input fails cleanly."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -330,3 +331,14 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path):
         time.sleep(0.05)
     assert terminate(proc.pid, timeout=0.5, proc=proc) is True
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_kafka_perf_tools_run_from_the_cached_classpath(kafka_broker):
+    from chronik_perf.brokers import kafka_java
+
+    cmd = kafka_java().command("org.apache.kafka.tools.ProducerPerformance", "--topic", f"pp-{uuid.uuid4().hex[:8]}",
+                               "--num-records", "1000", "--record-size", "100", "--throughput", "-1",
+                               "--producer-props", f"bootstrap.servers={kafka_broker.bootstrap_servers}")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"^1000 records sent, [\d.]+ records/sec", done.stdout, re.M), done.stdout
