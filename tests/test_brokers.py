@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from chronik_perf.brokers import BrokerError, mock, start, status, stop
+from chronik_perf.brokers import BrokerError, kafka_java, mock, start, status, stop
 from chronik_perf.brokers._process import Record, free_port, port_in_use, process_start_ticks, spawn, terminate
 from conftest import fail_or_skip
 
@@ -225,6 +225,11 @@ def test_cli_port_in_use_is_one_line_exit_2(home):
     assert not (home / f"tansu-{port}" / "state.json").exists()
 
 
+def test_cli_kafka_only_option_for_tansu_is_one_line_exit_2(home):
+    code, out, err = cli("start", "tansu", "--port", str(free_port()), "--property", "a=b")
+    assert code == 2 and out == "" and "--property only apply to kafka" in _one_error_line(err)
+
+
 def test_stale_pid_record_is_detected(home):
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -334,8 +339,6 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path):
 
 
 def test_kafka_perf_tools_run_from_the_cached_classpath(kafka_broker):
-    from chronik_perf.brokers import kafka_java
-
     cmd = kafka_java().command("org.apache.kafka.tools.ProducerPerformance", "--topic", f"pp-{uuid.uuid4().hex[:8]}",
                                "--num-records", "1000", "--record-size", "100", "--throughput", "-1",
                                "--producer-props", f"bootstrap.servers={kafka_broker.bootstrap_servers}")
