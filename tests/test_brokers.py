@@ -227,7 +227,7 @@ def test_cli_port_in_use_is_one_line_exit_2(home):
 
 def test_cli_kafka_only_option_for_tansu_is_one_line_exit_2(home):
     code, out, err = cli("start", "tansu", "--port", str(free_port()), "--property", "a=b")
-    assert code == 2 and out == "" and "--property only apply to kafka" in _one_error_line(err)
+    assert code == 2 and out == "" and "tansu does not take --property (kafka only)" in _one_error_line(err)
 
 
 def test_stale_pid_record_is_detected(home):
