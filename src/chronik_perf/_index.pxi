@@ -335,6 +335,7 @@ cdef class OffsetIndex(_Index):
 
     @property
     def is_full(self):
+        """No slot left (Kafka then rolls the segment)."""
         return self.n >= self.max_slots
 
     def lookup(self, int64_t offset, /):

@@ -253,14 +253,17 @@ cdef class LogSegment:
 
     @property
     def log_path(self):
+        """Path of the .log file."""
         return os.path.join(self.directory, segment_file_name(self.base_offset, ".log"))
 
     @property
     def offset_index_path(self):
+        """Path of the .index file."""
         return os.path.join(self.directory, segment_file_name(self.base_offset, ".index"))
 
     @property
     def time_index_path(self):
+        """Path of the .timeindex file."""
         return os.path.join(self.directory, segment_file_name(self.base_offset, ".timeindex"))
 
     @property
@@ -612,10 +615,12 @@ class Log:
         return removed
 
     def flush(self):
+        """Flush every segment to disk."""
         for segment in self.segments:
             segment.flush()
 
     def close(self):
+        """Close every segment (the active one gets its final time index entry and trimmed indexes)."""
         for segment in self.segments:
             segment.close()
 
