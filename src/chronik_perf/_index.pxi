@@ -116,12 +116,15 @@ cdef inline Py_ssize_t _floor_slot(const uint8_t* d, Py_ssize_t n, int64_t key, 
 
 
 cdef inline Py_ssize_t _floor_native(const int64_t* keys, Py_ssize_t n, int64_t key) noexcept nogil:
-    """_floor_slot over a native int64 array."""
+    """_floor_slot over a native int64 array; both keys the next step may read are prefetched, so the cache
+    misses of consecutive steps overlap."""
     cdef Py_ssize_t base = 0, length = n, half
     if n == 0:
         return -1
     while length > 1:
         half = length >> 1
+        __builtin_prefetch(keys + base + (length - half) // 2)
+        __builtin_prefetch(keys + base + half + (length - half) // 2)
         if keys[base + half] <= key:
             base += half
         length -= half
