@@ -144,6 +144,7 @@ cdef class _Index:
     cdef bint time_index
     cdef Py_ssize_t entry_size
     cdef int64_t* summary                 # key of entry i * SUMMARY_STRIDE, built on the first lookup
+    cdef int users                        # calls reading the mapping without the GIL; close() waits for none
 
     def __init__(self, source, int64_t base_offset, *, bint writable=False,
                  Py_ssize_t max_index_size=DEFAULT_MAX_INDEX_SIZE):
@@ -303,6 +304,8 @@ cdef class _Index:
         """Trim a writable index's file to its entries (as Kafka does on close) and release the mapping."""
         if self.closed:
             return
+        if self.users:
+            raise ValueError(f"{self._name()} is being read by another thread; close it when that call returns")
         self.closed = True
         if self.file is not None:
             if self.writable:
@@ -372,18 +375,22 @@ cdef class OffsetIndex(_Index):
         cdef int64_t base = self.base_offset
         if m == 0:
             return out_offsets, out_positions
-        with nogil:
-            for j in range(m):      # relative keys, clamped below the base
-                offs[j] = t[j] - base if t[j] >= base else -1
-            self._floor_many(&offs[0], m, &poss[0])
-            for j in range(m):
-                slot = poss[j]
-                if slot < 0:
-                    offs[j] = base
-                    poss[j] = 0
-                else:
-                    offs[j] = base + _offset_key(self.data, slot)
-                    poss[j] = _offset_value(self.data, slot)
+        self.users += 1
+        try:
+            with nogil:
+                for j in range(m):      # relative keys, clamped below the base
+                    offs[j] = t[j] - base if t[j] >= base else -1
+                self._floor_many(&offs[0], m, &poss[0])
+                for j in range(m):
+                    slot = poss[j]
+                    if slot < 0:
+                        offs[j] = base
+                        poss[j] = 0
+                    else:
+                        offs[j] = base + _offset_key(self.data, slot)
+                        poss[j] = _offset_value(self.data, slot)
+        finally:
+            self.users -= 1
         return out_offsets, out_positions
 
     def arrays(self):
@@ -474,16 +481,20 @@ cdef class TimeIndex(_Index):
         cdef int64_t base = self.base_offset
         if m == 0:
             return out_timestamps, out_offsets
-        with nogil:
-            self._floor_many(&t[0], m, &offs[0])
-            for j in range(m):
-                slot = offs[j]
-                if slot < 0:
-                    tss[j] = NO_TIMESTAMP
-                    offs[j] = base
-                else:
-                    tss[j] = _time_key(self.data, slot)
-                    offs[j] = base + _time_value(self.data, slot)
+        self.users += 1
+        try:
+            with nogil:
+                self._floor_many(&t[0], m, &offs[0])
+                for j in range(m):
+                    slot = offs[j]
+                    if slot < 0:
+                        tss[j] = NO_TIMESTAMP
+                        offs[j] = base
+                    else:
+                        tss[j] = _time_key(self.data, slot)
+                        offs[j] = base + _time_value(self.data, slot)
+        finally:
+            self.users -= 1
         return out_timestamps, out_offsets
 
     def arrays(self):
