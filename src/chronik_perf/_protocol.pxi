@@ -75,13 +75,17 @@ cdef class ProtocolProgram:
     cdef dict tag_slot         # tag -> field index
     cdef readonly str name
     cdef readonly int version
+    cdef readonly int api_key          # of a whole message; -1 for nested structs and payloads
+    cdef readonly bint header_tags     # a response header with tagged fields (v1)
 
-    def __cinit__(self, str name, int version, bint flexible, list fields):
+    def __cinit__(self, str name, int version, bint flexible, list fields, int api_key=-1, bint header_tags=False):
         """fields: (key, kind, elem_kind, nullable, tag or -1, default, sub_program) in wire order."""
         cdef int count = len(fields), i
         self.name = name
         self.version = version
         self.flexible = flexible
+        self.api_key = api_key
+        self.header_tags = header_tags
         self.kind = <int*>malloc(sizeof(int) * (count + 1))
         self.elem = <int*>malloc(sizeof(int) * (count + 1))
         self.nullable = <int*>malloc(sizeof(int) * (count + 1))
@@ -365,7 +369,7 @@ cdef object encode_checked(ProtocolProgram p, Writer* w, object body):
         raise ProtocolError(f"{p.name} v{p.version}: {exc}") from None
 
 
-def encode_request_frame(ProtocolProgram p, int api_key, int correlation_id, client_id, object body):
+def encode_request_frame(ProtocolProgram p, int correlation_id, client_id, object body):
     """A size-prefixed request: header v1 (v2 when flexible; client_id is never compact) then the body."""
     cdef Writer w
     w.buf = NULL
@@ -374,7 +378,7 @@ def encode_request_frame(ProtocolProgram p, int api_key, int correlation_id, cli
     try:
         wr_grow(&w, 4096)
         wr_reserve(&w, 4)
-        store_be16(wr_reserve(&w, 2), <uint16_t>api_key)
+        store_be16(wr_reserve(&w, 2), <uint16_t>p.api_key)
         store_be16(wr_reserve(&w, 2), <uint16_t>p.version)
         store_be32(wr_reserve(&w, 4), <uint32_t>correlation_id)
         try:
@@ -389,8 +393,8 @@ def encode_request_frame(ProtocolProgram p, int api_key, int correlation_id, cli
         free(w.buf)
 
 
-def encode_response_frame(ProtocolProgram p, int correlation_id, bint header_tags, object body):
-    """A size-prefixed response: header v0 (v1 with tagged fields when header_tags) then the body."""
+def encode_response_frame(ProtocolProgram p, int correlation_id, object body):
+    """A size-prefixed response: header v0 (v1 with tagged fields when p.header_tags) then the body."""
     cdef Writer w
     w.buf = NULL
     w.len = 0
@@ -399,7 +403,7 @@ def encode_response_frame(ProtocolProgram p, int correlation_id, bint header_tag
         wr_grow(&w, 4096)
         wr_reserve(&w, 4)
         store_be32(wr_reserve(&w, 4), <uint32_t>correlation_id)
-        if header_tags:
+        if p.header_tags:
             wr_tags_none(&w)
         encode_checked(p, &w, body)
         return finish_frame(&w)
@@ -689,17 +693,21 @@ cdef object dec_body(Reader* r, ProtocolProgram p):
             PyGC_Enable()
 
 
-def decode_request_frame(dict programs, frame):
-    """(api_key, api_version, correlation_id, client_id, body) of a size-prefixed request; ``programs`` maps
-    api_key << 16 | api_version to the request program."""
+def decode_request_frame(dict programs, frame, bint zero_copy=False):
+    """(header, body) of a size-prefixed request; ``programs`` maps api_key << 16 | api_version to the request
+    program. With zero_copy, records fields are read-only memoryview slices of frame."""
     cdef Reader r
     cdef Py_buffer held
     cdef ProtocolProgram p = None
     cdef int16_t key, version
     cdef const uint8_t* head
+    cdef object view = None
     held.len = -1  # not holding a buffer
     try:
         rd_open(&r, frame, &held, True)
+        if zero_copy:
+            view = memoryview(frame).toreadonly()
+            r.records_view = <PyObject*>view
         head = rd_take(&r, 8)
         key = <int16_t>load_be16(head)
         version = <int16_t>load_be16(head + 2)
@@ -710,14 +718,16 @@ def decode_request_frame(dict programs, frame):
         client_id = dec_value(&r, K_STRING, 0, None, False)
         if p.flexible:
             skip_tags(&r)
-        return key, version, <int32_t>load_be32(head + 4), client_id, dec_body(&r, p)
+        header = {"api_key": key, "api_version": version, "correlation_id": <int32_t>load_be32(head + 4),
+                  "client_id": client_id}
+        return header, dec_body(&r, p)
     except ProtocolError as exc:
         raise ProtocolError(f"request: {exc}" if p is None else f"{p.name} v{p.version}: {exc}") from None
     finally:
         rd_close(&held)
 
 
-def decode_response_frame(ProtocolProgram p, bint header_tags, frame, bint zero_copy=False):
+def decode_response_frame(ProtocolProgram p, frame, bint zero_copy=False):
     """(correlation_id, body) of a size-prefixed response decoded with program p; with zero_copy, records fields
     are read-only memoryview slices of frame instead of bytes copies."""
     cdef Reader r
@@ -730,7 +740,7 @@ def decode_response_frame(ProtocolProgram p, bint header_tags, frame, bint zero_
             view = memoryview(frame).toreadonly()
             r.records_view = <PyObject*>view
         correlation_id = <int32_t>load_be32(rd_take(&r, 4))
-        if header_tags:
+        if p.header_tags:
             skip_tags(&r)
         return correlation_id, dec_body(&r, p)
     except ProtocolError as exc:
