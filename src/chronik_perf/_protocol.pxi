@@ -7,10 +7,10 @@ from cpython.float cimport PyFloat_AsDouble, PyFloat_FromDouble
 from cpython.list cimport PyList_Check, PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_AsLongLong, PyLong_FromLong, PyLong_FromLongLong
 from cpython.object cimport PyObject, PyObject_IsTrue
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove, memset
 
 import uuid as _uuid_mod
@@ -20,6 +20,9 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
     object _PyLong_FromByteArray(const unsigned char* b, size_t n, int little_endian, int is_signed)
     dict _PyDict_NewPresized(Py_ssize_t minused)
+    PyObject* bytes_alloc "PyBytes_FromStringAndSize"(const char* s, Py_ssize_t n) except NULL
+    char* bytes_data "PyBytes_AS_STRING"(PyObject* b)
+    int _PyBytes_Resize(PyObject** b, Py_ssize_t n) except -1
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     PyObject* dict_get_borrowed "PyDict_GetItemWithError"(object d, PyObject* key) except? NULL
     int dict_set_borrowed "PyDict_SetItem"(object d, PyObject* key, object value) except -1
@@ -125,21 +128,42 @@ cdef class ProtocolProgram:
 # ---------------------------------------------------------------- encoding
 
 cdef struct Writer:
-    uint8_t* buf
+    PyObject* out      # the bytes object being filled, grown in place (owned; NULL once handed over)
+    uint8_t* buf       # its data
     Py_ssize_t len
     Py_ssize_t cap
+
+
+cdef int wr_open(Writer* w, Py_ssize_t cap) except -1:
+    w.out = bytes_alloc(NULL, cap)
+    w.buf = <uint8_t*>bytes_data(w.out)
+    w.len = 0
+    w.cap = cap
+    return 0
 
 
 cdef int wr_grow(Writer* w, Py_ssize_t need) except -1:
     cdef Py_ssize_t cap = w.cap * 2
     if cap < w.len + need:
         cap = w.len + need + 256
-    cdef uint8_t* p = <uint8_t*>realloc(w.buf, cap)
-    if p == NULL:
-        raise MemoryError()
-    w.buf = p
+    _PyBytes_Resize(&w.out, cap)  # on failure w.out is freed and set to NULL
+    w.buf = <uint8_t*>bytes_data(w.out)
     w.cap = cap
     return 0
+
+
+cdef bytes wr_finish(Writer* w):
+    """The bytes written so far, handed over to the caller."""
+    _PyBytes_Resize(&w.out, w.len)
+    result = <bytes>w.out
+    Py_XDECREF(w.out)
+    w.out = NULL
+    return result
+
+
+cdef inline void wr_close(Writer* w):
+    Py_XDECREF(w.out)
+    w.out = NULL
 
 
 cdef inline uint8_t* wr_reserve(Writer* w, Py_ssize_t n) except NULL:
@@ -359,7 +383,7 @@ cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
 
 cdef bytes finish_frame(Writer* w):
     store_be32(w.buf, <uint32_t>(w.len - 4))
-    return PyBytes_FromStringAndSize(<char*>w.buf, w.len)
+    return wr_finish(w)
 
 
 cdef object encode_checked(ProtocolProgram p, Writer* w, object body):
@@ -372,11 +396,9 @@ cdef object encode_checked(ProtocolProgram p, Writer* w, object body):
 def encode_request_frame(ProtocolProgram p, int correlation_id, client_id, object body):
     """A size-prefixed request: header v1 (v2 when flexible; client_id is never compact) then the body."""
     cdef Writer w
-    w.buf = NULL
-    w.len = 0
-    w.cap = 0
+    w.out = NULL
     try:
-        wr_grow(&w, 4096)
+        wr_open(&w, 4096)
         wr_reserve(&w, 4)
         store_be16(wr_reserve(&w, 2), <uint16_t>p.api_key)
         store_be16(wr_reserve(&w, 2), <uint16_t>p.version)
@@ -390,17 +412,15 @@ def encode_request_frame(ProtocolProgram p, int correlation_id, client_id, objec
         encode_checked(p, &w, body)
         return finish_frame(&w)
     finally:
-        free(w.buf)
+        wr_close(&w)
 
 
 def encode_response_frame(ProtocolProgram p, int correlation_id, object body):
     """A size-prefixed response: header v0 (v1 with tagged fields when p.header_tags) then the body."""
     cdef Writer w
-    w.buf = NULL
-    w.len = 0
-    w.cap = 0
+    w.out = NULL
     try:
-        wr_grow(&w, 4096)
+        wr_open(&w, 4096)
         wr_reserve(&w, 4)
         store_be32(wr_reserve(&w, 4), <uint32_t>correlation_id)
         if p.header_tags:
@@ -408,22 +428,20 @@ def encode_response_frame(ProtocolProgram p, int correlation_id, object body):
         encode_checked(p, &w, body)
         return finish_frame(&w)
     finally:
-        free(w.buf)
+        wr_close(&w)
 
 
 def encode_struct_bytes(ProtocolProgram p, int prefix_version, object body):
     """An embedded payload: int16 version then the struct (the consumer protocol's layout)."""
     cdef Writer w
-    w.buf = NULL
-    w.len = 0
-    w.cap = 0
+    w.out = NULL
     try:
-        wr_grow(&w, 256)
+        wr_open(&w, 256)
         store_be16(wr_reserve(&w, 2), <uint16_t>prefix_version)
         encode_checked(p, &w, body)
-        return PyBytes_FromStringAndSize(<char*>w.buf, w.len)
+        return wr_finish(&w)
     finally:
-        free(w.buf)
+        wr_close(&w)
 
 
 # ---------------------------------------------------------------- decoding
