@@ -6,7 +6,7 @@ from cpython.dict cimport PyDict_Check, PyDict_SetItem
 from cpython.float cimport PyFloat_AsDouble, PyFloat_FromDouble
 from cpython.list cimport PyList_Check, PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_AsLongLong, PyLong_FromLong, PyLong_FromLongLong
-from cpython.object cimport PyObject, PyObject_IsTrue
+from cpython.object cimport PyObject, PyObject_IsTrue, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -28,6 +28,11 @@ cdef extern from "Python.h":
     int dict_set_borrowed "PyDict_SetItem"(object d, PyObject* key, object value) except -1
     int PyGC_Enable()
     int PyGC_Disable()
+    object PyType_GenericAlloc(PyTypeObject* type, Py_ssize_t nitems)
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
     int PyObject_GC_IsTracked(object o)
     void PyObject_GC_UnTrack(object o)
 
@@ -54,10 +59,20 @@ FIELD_KINDS = {"bool": K_BOOL, "int8": K_INT8, "int16": K_INT16, "uint16": K_UIN
                "bytes": K_BYTES, "records": K_RECORDS, "{}": K_STRUCT, "[]": K_ARRAY}
 
 cdef object _UUID = _uuid_mod.UUID
-cdef object _new_object = object.__new__
-cdef object _set_uuid_int = _UUID.int.__set__
-cdef object _set_uuid_safe = _UUID.is_safe.__set__
 cdef object _UUID_SAFE_UNKNOWN = _uuid_mod.SafeUUID.unknown
+
+
+cdef Py_ssize_t slot_offset(type cls, str name):
+    """Byte offset of a __slots__ member of cls, or -1 when it is not a plain slot."""
+    descriptor = cls.__dict__.get(name)
+    if type(descriptor).__name__ != "member_descriptor":
+        return -1
+    return (<PyMemberDescrObject*><PyObject*>descriptor).d_member.offset
+
+
+# uuid.UUID keeps its value in two __slots__: decoded UUIDs are made by filling them directly.
+cdef Py_ssize_t UUID_INT_AT = slot_offset(_UUID, "int")
+cdef Py_ssize_t UUID_SAFE_AT = slot_offset(_UUID, "is_safe")
 cdef object ZERO_UUID = _UUID(int=0)
 cdef str UNKNOWN_TAGS = "_unknown_tagged_fields"
 
@@ -503,10 +518,15 @@ cdef object make_uuid(const uint8_t* p):
     memcpy(&lo, p + 8, 8)
     if hi == 0 and lo == 0:
         return ZERO_UUID
-    u = _new_object(_UUID)
-    _set_uuid_int(u, _PyLong_FromByteArray(p, 16, 0, 0))
-    _set_uuid_safe(u, _UUID_SAFE_UNKNOWN)
+    value = _PyLong_FromByteArray(p, 16, 0, 0)
+    if UUID_INT_AT < 0 or UUID_SAFE_AT < 0:
+        return _UUID(int=value)
+    u = PyType_GenericAlloc(<PyTypeObject*>_UUID, 0)
     PyObject_GC_UnTrack(u)  # holds an int and an enum member: never part of a cycle
+    Py_INCREF(value)
+    (<PyObject**>(<char*><PyObject*>u + UUID_INT_AT))[0] = <PyObject*>value
+    Py_INCREF(_UUID_SAFE_UNKNOWN)
+    (<PyObject**>(<char*><PyObject*>u + UUID_SAFE_AT))[0] = <PyObject*>_UUID_SAFE_UNKNOWN
     return u
 
 
