@@ -3,8 +3,9 @@
 Cases (from issue 3): Metadata response v12 with 1000 topics x 3 partitions (encode, decode); Produce request v9
 with one partition holding a 16 KiB batch (encode, decode); Fetch response v12 with 10 partitions x 1 MiB of
 records (decode; also with zero_copy=True, records as memoryview slices). Each side encodes from its natural
-input (our dicts, kafka-python's data objects) and decodes the same frame. Times are CPU time of this process (robust to other load on the machine), the best of several
-repeats of a calibrated loop, ours and theirs interleaved.
+input (our dicts, kafka-python's data objects) and decodes the same frame. Each case runs in a fresh process;
+times are CPU time (robust to other load on the machine), the best of several repeats of a calibrated loop, ours
+and theirs interleaved.
 """
 import argparse
 import os
