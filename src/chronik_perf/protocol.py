@@ -151,11 +151,14 @@ def decode_response(api, version, frame, *, zero_copy=False):
 
     Records fields are ``bytes`` (one copy each); with ``zero_copy=True`` they are read-only ``memoryview`` slices
     of ``frame`` instead (no copy; they keep the frame alive). A broker answers an ApiVersions request of a
-    version it does not know with a v0 body carrying UNSUPPORTED_VERSION; such a body is read as v0, as Kafka's
-    clients do."""
+    version it does not know with a v0 body carrying UNSUPPORTED_VERSION; such a body is read as v0 when it parses
+    as v0, as Kafka's clients do."""
     program = _program("response", api, version)
-    if program.api_key == _API_VERSIONS_KEY and frame[8:10] == _UNSUPPORTED_VERSION:
-        program = _program("response", api, 0)
+    if program.api_key == _API_VERSIONS_KEY and version and frame[8:10] == _UNSUPPORTED_VERSION:
+        try:
+            return _core.decode_response_frame(_program("response", api, 0), frame, zero_copy)
+        except ProtocolError:
+            pass
     return _core.decode_response_frame(program, frame, zero_copy)
 
 
