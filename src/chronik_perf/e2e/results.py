@@ -80,7 +80,8 @@ def row(doc: dict, r: dict) -> list[str]:
     if r.get("skipped"):
         check = f"skipped: {r['skipped']}"
     elif r.get("failed"):
-        check = f"FAILED: {r['failed']}"
+        first_line = r["failed"].splitlines()[0] if r["failed"] else ""
+        check = f"FAILED: {first_line[:100]}"
     elif v:
         check = f"lost {v['lost']} / dup {v['duplicated']} / ooo {fmt(v.get('out_of_order'))}"
     else:

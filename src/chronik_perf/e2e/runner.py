@@ -77,9 +77,10 @@ def run_target(target: Target, cfg: BenchConfig, console: Console, broker_option
         bootstrap = target.bootstrap_servers
         if target.start:
             from chronik_perf.brokers import start as start_broker
-            broker = stack.enter_context(start_broker(target.name, **(broker_options or {})))
+            broker = stack.enter_context(start_broker(target.name, reuse=True, **(broker_options or {})))
             bootstrap, version = broker.bootstrap_servers, broker.version
-            console.print(f"[dim]started {broker.name} {broker.version or ''} at {bootstrap}[/dim]")
+            verb = "started" if broker.owned else "using the already running"
+            console.print(f"[dim]{verb} {broker.name} {broker.version or ''} at {bootstrap}[/dim]")
         admin = _connect(bootstrap)
         driver = get_driver(cfg.driver)
         started = dt.datetime.now(dt.timezone.utc)
@@ -88,6 +89,9 @@ def run_target(target: Target, cfg: BenchConfig, console: Console, broker_option
         info = broker_info(bootstrap, admin, target.name, version)
         entries: list[dict] = []
         ctx = RunContext(cfg, bootstrap, driver, admin)
+        if target.name == "mock":
+            from chronik_perf.brokers.mock import AUTO_CREATED_PARTITIONS
+            ctx.auto_create_partitions = AUTO_CREATED_PARTITIONS  # the mock has no CreateTopics
         status = "complete"
 
         def save() -> str:

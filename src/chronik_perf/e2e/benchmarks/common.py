@@ -13,7 +13,7 @@ from hdrh.histogram import HdrHistogram
 from ..config import BenchConfig
 from ..drivers.base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
 from ..payload import message_key, partition_of, run_length_for
-from ..verify import Expected
+from ..verify import Expected, Stream, verify
 
 HIST_MAX_US = 3600 * 1_000_000  # an hour, in microseconds: nothing real overflows it
 HIST_DIGITS = 3
@@ -47,6 +47,7 @@ class RunContext:
     topics: list[str] = field(default_factory=list)
     filled: Filled | None = None
     histograms: dict[str, str] = field(default_factory=dict)  # test -> encoded HDR histogram
+    auto_create_partitions: int | None = None  # brokers without CreateTopics (the mock) auto-create this many
 
     def run_length(self) -> int:
         return run_length_for(self.cfg.message_size, self.cfg.batch_size)
@@ -57,9 +58,15 @@ class RunContext:
         return lambda pid, seq: partition_of(message_key(kp, pid, seq), pid, seq, partitions, rl)
 
 
-def create_topic(ctx: RunContext, label: str, partitions: int) -> str:
-    """Create a uniquely named topic and wait until every partition has a leader."""
+def create_topic(ctx: RunContext, label: str, partitions: int) -> tuple[str, int]:
+    """Create a uniquely named topic and wait until every partition has a leader.
+
+    Returns (name, partitions): on a broker that only auto-creates topics (librdkafka's mock) the topic
+    gets the broker's partition count instead of the one asked for."""
     name = f"chronik-perf-{ctx.run_id}-{label}"
+    if ctx.auto_create_partitions:
+        ctx.admin.list_topics(name, timeout=10)  # a Metadata request for it creates it
+        return _await_leaders(ctx, name, ctx.auto_create_partitions)
     futures = ctx.admin.create_topics([NewTopic(name, partitions, ctx.cfg.replication_factor)],
                                       operation_timeout=30, request_timeout=30)
     try:
@@ -67,12 +74,16 @@ def create_topic(ctx: RunContext, label: str, partitions: int) -> str:
     except Exception as exc:
         raise TestFailed(f"cannot create topic {name}: {exc}") from exc
     ctx.topics.append(name)
+    return _await_leaders(ctx, name, partitions)
+
+
+def _await_leaders(ctx: RunContext, name: str, partitions: int) -> tuple[str, int]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         md = ctx.admin.list_topics(name, timeout=5).topics.get(name)
         if md and not md.error and len(md.partitions) == partitions and all(
                 p.leader >= 0 for p in md.partitions.values()):
-            return name
+            return name, partitions
         time.sleep(0.1)
     raise TestFailed(f"topic {name} has no leader for every partition after 30 s")
 
@@ -177,6 +188,16 @@ def produce_to(ctx: RunContext, topic: str, partitions: int, label: str) -> Fill
     w = ctx.driver.start_producer(producer_spec(ctx, topic, partitions, 0, n))
     (r,) = wait_for(ctx, label, [w], n, timeout=max(300.0, n / 500))
     return Filled(topic, partitions, [expected_of(r)])
+
+
+def read_back(ctx: RunContext, topic: str, partitions: int, expected: list[Expected], label: str) -> dict:
+    """Untimed: read the whole topic with one consumer and verify it against what was acknowledged."""
+    total = sum(e.acked for e in expected)
+    spec = consumer_spec(ctx, topic, partitions, total, idle_timeout_s=15.0, worker_id=0)
+    (r,) = wait_for(ctx, label, [ctx.driver.start_consumer(spec)], total, timeout=max(120.0, total / 2000))
+    out = verify(expected, [Stream(r["partition"], r["pid"], r["seq"])], ctx.partition_of(partitions))
+    out["method"] = "read back after the test (untimed)"
+    return out
 
 
 def expected_of(r: dict) -> Expected:

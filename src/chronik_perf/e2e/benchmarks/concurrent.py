@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psutil
 
-from .common import (RunContext, create_topic, entry, expected_of, producer_spec, timeline_rates, wait_for,
-                     wait_ready)
+from .common import (RunContext, create_topic, entry, expected_of, producer_spec, read_back, timeline_rates,
+                     wait_for, wait_ready)
 from .offsets import log_count_check
 
 CLIENT_BOUND = 0.85  # a producer process using this share of a core or more is CPU-bound
@@ -15,9 +15,9 @@ HOST_BOUND = 0.90
 def run_concurrent(ctx: RunContext) -> dict:
     cfg = ctx.cfg
     n_prod = cfg.producers
-    topic = create_topic(ctx, "concurrent", cfg.num_partitions)
+    topic, partitions = create_topic(ctx, "concurrent", cfg.num_partitions)
     shares = [cfg.num_messages // n_prod + (1 if i < cfg.num_messages % n_prod else 0) for i in range(n_prod)]
-    specs = [producer_spec(ctx, topic, cfg.num_partitions, pid, n) for pid, n in enumerate(shares)]
+    specs = [producer_spec(ctx, topic, partitions, pid, n) for pid, n in enumerate(shares)]
     workers = [ctx.driver.start_producer(s, gated=True) for s in specs]
     wait_ready(workers)
     psutil.cpu_percent(None)
@@ -37,7 +37,11 @@ def run_concurrent(ctx: RunContext) -> dict:
                     "cpu_utilisation": round(r["cpu_s"] / d, 3) if d > 0 and r.get("cpu_s") is not None else None})
     acked = sum(r["acked"] for r in results)
     nbytes = sum(r["bytes"] for r in results)
-    verification = log_count_check(ctx, topic, [expected_of(r) for r in results])
+    expected = [expected_of(r) for r in results]
+    if ctx.driver.verifies:
+        verification = read_back(ctx, topic, partitions, expected, "concurrent: verifying")
+    else:
+        verification = log_count_check(ctx, topic, expected)
     return entry("concurrent", ctx, acked, nbytes, duration, producers=n_prod, per_producer=per,
                  host_cpu_utilisation=round(host_cpu, 3), bottleneck=bottleneck(per, host_cpu),
                  verification=verification, errors=[e for r in results for e in r["errors"]],

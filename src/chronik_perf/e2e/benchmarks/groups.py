@@ -31,8 +31,9 @@ class Assignment:
             self.events.extend(w.events())
         self.events.sort(key=lambda e: e[1])
 
-    def stable_since(self, t0: int, members: set[int], must_hold: int | None = None) -> int | None:
-        """Replay events after t0; the time the assignment first covers every partition exactly once."""
+    def stable_since(self, t0: int, members: set[int]) -> int | None:
+        """Replay events after t0; the time the assignment first covers every partition exactly once,
+        with every member holding at least one (when there are enough partitions)."""
         owned = {m: set() for m in members}
         for kind, t, data in self.events:
             w = data["worker"]
@@ -45,16 +46,16 @@ class Assignment:
             live = {m: ps for m, ps in owned.items() if m in members}
             flat = [p for ps in live.values() for p in ps]
             if (len(flat) == self.partitions and set(flat) == set(range(self.partitions))
-                    and (must_hold is None or live.get(must_hold))):
+                    and (len(members) > self.partitions or all(live.get(m) for m in members))):
                 self.owned = live
                 return t
         return None
 
-    def wait(self, workers, t0: int, members: set[int], must_hold: int | None = None) -> int:
+    def wait(self, workers, t0: int, members: set[int]) -> int:
         deadline = time.monotonic() + STABLE_TIMEOUT_S
         while time.monotonic() < deadline:
             self.absorb(workers)
-            t = self.stable_since(t0, members, must_hold)
+            t = self.stable_since(t0, members)
             if t is not None:
                 return t
             time.sleep(0.05)
@@ -75,8 +76,8 @@ def _event_time(assignment: Assignment, workers, kind: str, worker: int) -> int:
 def run_groups(ctx: RunContext) -> dict:
     cfg = ctx.cfg
     n = cfg.consumers
-    partitions = max(cfg.num_partitions, n + 1)  # so the member that joins later gets a partition too
-    topic = create_topic(ctx, "groups", partitions)
+    # so the member that joins later gets a partition too
+    topic, partitions = create_topic(ctx, "groups", max(cfg.num_partitions, n + 1))
     filled = produce_to(ctx, topic, partitions, "groups: filling topic")
     group = f"chronik-perf-{ctx.run_id}-group"
 
@@ -90,12 +91,12 @@ def run_groups(ctx: RunContext) -> dict:
         first_join = min(_event_time(state, workers, "joining", i) for i in range(n))
         assigned_at = state.wait(workers, first_join, set(range(n)))
         counts = [len(state.owned.get(i, ())) for i in range(n)]
-        _drain(ctx, workers, filled.acked)
+        drained_at = _drain(ctx, workers, filled.acked)
 
         joiner = member(n)
         workers.append(joiner)
         t_join = _event_time(state, workers, "joining", n)
-        joined_at = state.wait(workers, t_join, set(range(n + 1)), must_hold=n)
+        joined_at = state.wait(workers, t_join, set(range(n + 1)))
 
         workers[0].stop()
         t_leave = _event_time(state, workers, "closing", 0)
@@ -107,18 +108,19 @@ def run_groups(ctx: RunContext) -> dict:
     for w in workers:
         w.stop()
     results = wait_for(ctx, "groups: closing", workers, filled.acked, timeout=60)
-    firsts = [r["first_ns"] for r in results if r["first_ns"]]
-    lasts = [r["last_ns"] for r in results if r["last_ns"]]
-    duration = (max(lasts) - min(firsts)) / 1e9 if firsts else 0.0
-    received = sum(r["received"] for r in results)
+    # throughput covers the drain: first message to the moment the group had read everything
+    firsts = [r["first_ns"] for r in results if r["first_ns"] and r["first_ns"] <= drained_at]
+    duration = (drained_at - min(firsts)) / 1e9 if firsts else 0.0
     per = []
-    for r in results:
-        d = (r["last_ns"] - r["first_ns"]) / 1e9 if r["first_ns"] else 0.0
-        per.append({"consumer": r["worker"], "messages": r["received"],
-                    "throughput_msgs_s": r["received"] / d if d > 0 else None})
+    for r in results[:n]:
+        got = _count_at(r, drained_at)
+        d = (drained_at - r["first_ns"]) / 1e9 if r["first_ns"] else 0.0
+        per.append({"consumer": r["worker"], "messages": got, "throughput_msgs_s": got / d if d > 0 else None})
+    drained = sum(p["messages"] for p in per)
     verification = verify(filled.expected, [Stream(r["partition"], r["pid"], r["seq"]) for r in results],
                           ctx.partition_of(partitions))
-    return entry("groups", ctx, received, sum(r["bytes"] for r in results), duration,
+    return entry("groups", ctx, drained, drained * cfg.message_size, duration, read_in_total=sum(
+                     r["received"] for r in results),
                  consumers=n, partitions=partitions, group_protocol=cfg.group_protocol,
                  initial_assignment_ms=(assigned_at - first_join) / 1e6,
                  rebalance_join_ms=(joined_at - t_join) / 1e6, rebalance_leave_ms=(left_at - t_leave) / 1e6,
@@ -127,7 +129,18 @@ def run_groups(ctx: RunContext) -> dict:
                  topic=topic)
 
 
-def _drain(ctx: RunContext, workers, total: int) -> None:
+def _count_at(r: dict, t_ns: int) -> int:
+    """Messages a consumer had read at monotonic time t_ns, from its progress timeline."""
+    got = 0
+    for t, n in r["timeline"]:
+        if r["start_ns"] + t > t_ns:
+            break
+        got = n
+    return got
+
+
+def _drain(ctx: RunContext, workers, total: int) -> int:
+    """Wait until the members together read `total` messages; returns that moment (monotonic ns)."""
     task = ctx.progress.add_task("groups: consuming", total=total) if ctx.progress else None
     deadline = time.monotonic() + max(120.0, total / 1000)
     last, last_change = -1, time.monotonic()
@@ -137,7 +150,7 @@ def _drain(ctx: RunContext, workers, total: int) -> None:
             if task is not None:
                 ctx.progress.update(task, completed=done)
             if done >= total:
-                return
+                return time.monotonic_ns()
             if done != last:
                 last, last_change = done, time.monotonic()
             if time.monotonic() > deadline or time.monotonic() - last_change > 30:

@@ -20,9 +20,9 @@ from .common import (RunContext, TestFailed, create_topic, consumer_spec, entry,
 def run_latency(ctx: RunContext) -> dict:
     cfg = ctx.cfg
     n = max(1, int(cfg.rate * cfg.duration))
-    topic = create_topic(ctx, "latency", cfg.num_partitions)
-    pspec = producer_spec(ctx, topic, cfg.num_partitions, 0, n, rate=cfg.rate, latency=True)
-    cspec = consumer_spec(ctx, topic, cfg.num_partitions, n, record_latency=True, worker_id=0)
+    topic, partitions = create_topic(ctx, "latency", cfg.num_partitions)
+    pspec = producer_spec(ctx, topic, partitions, 0, n, rate=cfg.rate, latency=True)
+    cspec = consumer_spec(ctx, topic, partitions, n, record_latency=True, worker_id=0)
     own = ctx.driver.start_latency(pspec, cspec)
     if own is not None:
         (r,) = wait_for(ctx, "latency", [own], n, timeout=cfg.duration * 10 + 120)
@@ -41,7 +41,7 @@ def run_latency(ctx: RunContext) -> dict:
     summary, hist = latency_summary(measured)
     ctx.histograms["latency"] = hist.encode().decode()
     verification = verify([expected_of(pr)], [Stream(cr["partition"], cr["pid"], cr["seq"])],
-                          ctx.partition_of(cfg.num_partitions))
+                          ctx.partition_of(partitions))
     duration = (pr["end_ns"] - pr["start_ns"]) / 1e9
     return entry("latency", ctx, cr["received"], cr["bytes"], duration, latency_ms=summary,
                  verification=verification, errors=pr["errors"] + cr["errors"],
