@@ -25,9 +25,10 @@ def regressions(baseline: dict, current: dict, threshold_pct: float) -> tuple[li
             line = f"{test}: p99 latency {bp:.3f} -> {cp:.3f} ms ({change:+.1f}%)"
             (failures if change > threshold_pct else notes).append(line)
         for key in ("lost", "duplicated"):
-            n = (c.get("verification") or {}).get(key)
-            if n:
-                failures.append(f"{test}: {n} messages {key} in the current run")
+            before = (b.get("verification") or {}).get(key) or 0
+            now = (c.get("verification") or {}).get(key) or 0
+            if now > before:
+                failures.append(f"{test}: {now} messages {key} (baseline: {before})")
     for test in base:
         if test not in cur:
             notes.append(f"{test}: in the baseline only (not compared)")
