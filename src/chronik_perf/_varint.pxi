@@ -6,65 +6,16 @@ cdef enum:
     MAX_VARINT_BYTES = 10
 
 
-cdef inline uint64_t zigzag_encode(int64_t n) noexcept nogil:
-    return (<uint64_t>n << 1) ^ <uint64_t>(n >> 63)
-
-
-cdef inline int64_t zigzag_decode(uint64_t n) noexcept nogil:
-    return <int64_t>(n >> 1) ^ -<int64_t>(n & 1)
-
-
-cdef inline Py_ssize_t uvarint_size(uint64_t v) noexcept nogil:
-    cdef Py_ssize_t n = 1
-    while v >= 0x80:
-        v >>= 7
-        n += 1
-    return n
-
-
-cdef inline Py_ssize_t write_uvarint(uint8_t* out, uint64_t v) noexcept nogil:
-    """Write v at out (room for 10 bytes needed); return bytes written."""
-    cdef Py_ssize_t n = 0
-    while v >= 0x80:
-        out[n] = <uint8_t>(v | 0x80)
-        v >>= 7
-        n += 1
-    out[n] = <uint8_t>v
-    return n + 1
-
-
-cdef inline int read_uvarint(const uint8_t* buf, Py_ssize_t end, Py_ssize_t* pos,
-                             uint64_t* out) noexcept nogil:
-    """Read a uvarint at buf[pos[0]], never past end. 0 ok, -1 truncated, -2 too long."""
-    cdef Py_ssize_t p = pos[0]
-    cdef uint64_t result = 0
-    cdef int shift = 0
-    cdef uint8_t b
-    while True:
-        if p >= end:
-            return -1
-        if shift >= 70:
-            return -2
-        b = buf[p]
-        p += 1
-        if shift == 63 and b > 1:
-            return -2
-        result |= <uint64_t>(b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
-    pos[0] = p
-    out[0] = result
-    return 0
-
-
-cdef inline int read_varint(const uint8_t* buf, Py_ssize_t end, Py_ssize_t* pos,
-                            int64_t* out) noexcept nogil:
-    cdef uint64_t u
-    cdef int rc = read_uvarint(buf, end, pos, &u)
-    if rc == 0:
-        out[0] = zigzag_decode(u)
-    return rc
+cdef extern from "varint.h":
+    # read_*: 0 ok (pos advanced), -1 truncated, -2 longer than 10 bytes; never reads at or past end.
+    uint64_t zigzag_encode "cp_zigzag_encode"(int64_t n) noexcept nogil
+    int64_t zigzag_decode "cp_zigzag_decode"(uint64_t n) noexcept nogil
+    Py_ssize_t uvarint_size "cp_uvarint_size"(uint64_t v) noexcept nogil
+    Py_ssize_t write_uvarint "cp_write_uvarint"(uint8_t* out, uint64_t v) noexcept nogil
+    int read_uvarint "cp_read_uvarint"(const uint8_t* buf, Py_ssize_t end, Py_ssize_t* pos,
+                                       uint64_t* out) noexcept nogil
+    int read_varint "cp_read_varint"(const uint8_t* buf, Py_ssize_t end, Py_ssize_t* pos,
+                                     int64_t* out) noexcept nogil
 
 
 cdef str varint_problem(int rc):

@@ -96,9 +96,11 @@ static inline uint32_t shift(uint32_t table[4][256], uint32_t crc) {
 #define HW_TARGET __attribute__((target("sse4.2")))
 #define HW_U8(c, b) _mm_crc32_u8((c), (b))
 #if defined(__x86_64__)
-#define HW_U64(c, w) ((uint32_t)_mm_crc32_u64((c), (w)))
+#define HW_U64(c, w) _mm_crc32_u64((c), (w))
+typedef uint64_t hw_acc;
 #else
 #define HW_U64(c, w) _mm_crc32_u32(_mm_crc32_u32((c), (uint32_t)(w)), (uint32_t)((w) >> 32))
+typedef uint32_t hw_acc;
 #endif
 #define HAVE_HW 1
 #define HW_NAME "sse4.2"
@@ -111,19 +113,21 @@ static inline uint32_t shift(uint32_t table[4][256], uint32_t crc) {
 #define HW_TARGET __attribute__((target("+crc")))
 #define HW_U8(c, b) __crc32cb((c), (b))
 #define HW_U64(c, w) __crc32cd((c), (w))
+typedef uint32_t hw_acc;
 #define HAVE_HW 1
 #define HW_NAME "armv8-crc"
 #endif
 
 #ifdef HAVE_HW
-HW_TARGET static uint32_t crc_hw(uint32_t crc, const uint8_t *buf, size_t len) {
+HW_TARGET static uint32_t crc_hw(uint32_t crc32, const uint8_t *buf, size_t len) {
+    hw_acc crc = crc32;
     while (len && ((uintptr_t)buf & 7)) {
-        crc = HW_U8(crc, *buf++);
+        crc = HW_U8((uint32_t)crc, *buf++);
         len--;
     }
 #define THREE_WAY(BLOCK, TABLE)                                      \
     while (len >= 3 * (size_t)(BLOCK)) {                             \
-        uint32_t c1 = 0, c2 = 0;                                     \
+        hw_acc c1 = 0, c2 = 0;                                       \
         const uint8_t *end = buf + (BLOCK);                          \
         do {                                                         \
             crc = HW_U64(crc, load64(buf));                          \
@@ -131,8 +135,8 @@ HW_TARGET static uint32_t crc_hw(uint32_t crc, const uint8_t *buf, size_t len) {
             c2 = HW_U64(c2, load64(buf + 2 * (BLOCK)));              \
             buf += 8;                                                \
         } while (buf < end);                                         \
-        crc = shift(TABLE, crc) ^ c1;                                \
-        crc = shift(TABLE, crc) ^ c2;                                \
+        crc = shift(TABLE, (uint32_t)crc) ^ (uint32_t)c1;            \
+        crc = shift(TABLE, (uint32_t)crc) ^ (uint32_t)c2;            \
         buf += 2 * (BLOCK);                                          \
         len -= 3 * (size_t)(BLOCK);                                  \
     }
@@ -144,8 +148,8 @@ HW_TARGET static uint32_t crc_hw(uint32_t crc, const uint8_t *buf, size_t len) {
         buf += 8;
         len -= 8;
     }
-    while (len--) crc = HW_U8(crc, *buf++);
-    return crc;
+    while (len--) crc = HW_U8((uint32_t)crc, *buf++);
+    return (uint32_t)crc;
 }
 
 static int cpu_has_hw(void) {

@@ -1,0 +1,154 @@
+# Kafka's four compression codecs, written the way Kafka's Java producer writes them:
+# gzip, snappy in xerial framing (plain snappy blocks are read too), the LZ4 frame format
+# (64 KiB independent blocks, no content size), and zstd frames. The codec work itself is
+# done by zlib, python-snappy, lz4 and zstandard; this part only frames and guards it.
+import zlib
+
+import lz4.frame as _lz4
+import snappy as _snappy
+import zstandard as _zstd
+
+cdef enum:
+    CODEC_NONE = 0
+    CODEC_GZIP = 1
+    CODEC_SNAPPY = 2
+    CODEC_LZ4 = 3
+    CODEC_ZSTD = 4
+    XERIAL_HEADER_SIZE = 16
+    XERIAL_BLOCK_SIZE = 32768
+    SNAPPY_MAX_EXPANSION = 22     # a snappy copy op of 3 bytes expands to at most 64 bytes
+    LZ4_MAX_EXPANSION = 256
+    LZ4_FLG_CONTENT_SIZE = 0x08
+
+CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
+DEFAULT_LEVELS = {"gzip": 6, "lz4": 0, "zstd": 3}
+cdef bytes XERIAL_MAGIC = b"\x82SNAPPY\x00"
+cdef bytes XERIAL_HEADER = XERIAL_MAGIC + b"\x00\x00\x00\x01\x00\x00\x00\x01"
+cdef bytes LZ4_MAGIC = b"\x04\x22\x4d\x18"
+cdef object _zstd_decompressor = _zstd.ZstdDecompressor()
+cdef dict _zstd_compressors = {}
+
+
+cdef int codec_id(object codec) except -1:
+    """Codec name (or attribute id 0..4) to its id."""
+    if isinstance(codec, int):
+        if 0 <= codec <= 4:
+            return codec
+    else:
+        try:
+            return CODEC_NAMES.index(codec)
+        except ValueError:
+            pass
+    raise ValueError(f"unknown compression codec {codec!r}; expected one of {', '.join(CODEC_NAMES)}")
+
+
+cdef bytes snappy_block_decompress(object block, Py_ssize_t where):
+    cdef const uint8_t[::1] v = as_bytes_view(block)
+    cdef Py_ssize_t pos = 0
+    cdef uint64_t size
+    if v.shape[0] == 0 or read_uvarint(&v[0], v.shape[0], &pos, &size) != 0:
+        raise CorruptRecordError(f"corrupt snappy block at byte {where}")
+    if size > <uint64_t>v.shape[0] * SNAPPY_MAX_EXPANSION + 64:
+        raise CorruptRecordError(
+            f"snappy block at byte {where} claims {size} bytes from {v.shape[0]}: impossible")
+    return _snappy.uncompress(block)
+
+
+cdef bytes xerial_decompress(object data):
+    cdef const uint8_t[::1] v = as_bytes_view(data)
+    cdef Py_ssize_t n = v.shape[0], pos = XERIAL_HEADER_SIZE
+    cdef uint32_t block_len
+    cdef list out = []
+    mv = memoryview(data)
+    while pos < n:
+        if pos + 4 > n:
+            raise CorruptRecordError(f"truncated xerial snappy block length at byte {pos}")
+        block_len = load_be32(&v[pos])
+        if block_len > <uint64_t>(n - pos - 4):
+            raise CorruptRecordError(
+                f"xerial snappy block at byte {pos} claims {block_len} bytes, {n - pos - 4} remain")
+        out.append(snappy_block_decompress(mv[pos + 4:pos + 4 + block_len], pos + 4))
+        pos += 4 + block_len
+    return b"".join(out)
+
+
+cdef bytes xerial_compress(object data):
+    cdef Py_ssize_t n = len(data), pos = 0
+    cdef uint8_t lenbuf[4]
+    mv = memoryview(data)
+    parts = [XERIAL_HEADER]
+    while pos < n:
+        block = _snappy.compress(mv[pos:pos + XERIAL_BLOCK_SIZE])
+        store_be32(lenbuf, <uint32_t>len(block))
+        parts.append((<char*>lenbuf)[:4])
+        parts.append(block)
+        pos += XERIAL_BLOCK_SIZE
+    return b"".join(parts)
+
+
+cdef check_lz4_frame(object data):
+    """Refuse a frame whose declared content size could not come from its payload."""
+    cdef const uint8_t[::1] v = as_bytes_view(data)
+    cdef uint64_t content_size
+    cdef int i
+    if v.shape[0] < 7 or bytes(v[:4]) != LZ4_MAGIC:
+        raise CorruptRecordError("not an LZ4 frame at byte 0")
+    if v[4] & LZ4_FLG_CONTENT_SIZE:
+        if v.shape[0] < 14:
+            raise CorruptRecordError("truncated LZ4 frame header at byte 6")
+        content_size = 0
+        for i in range(8):                      # the field is little-endian
+            content_size |= (<uint64_t>v[6 + i]) << (8 * i)
+        if content_size > <uint64_t>v.shape[0] * LZ4_MAX_EXPANSION:
+            raise CorruptRecordError(f"LZ4 frame claims {content_size} bytes from {v.shape[0]}: impossible")
+
+
+cpdef bytes compress(object codec, object data, object level=None):
+    """Compress `data` with a Kafka codec ("none", "gzip", "snappy", "lz4", "zstd")."""
+    cdef int cid = codec_id(codec)
+    if cid == CODEC_NONE:
+        return bytes(data)
+    if cid == CODEC_GZIP:
+        c = zlib.compressobj(DEFAULT_LEVELS["gzip"] if level is None else level, zlib.DEFLATED, 31)
+        return c.compress(data) + c.flush()
+    if cid == CODEC_SNAPPY:
+        return xerial_compress(data)
+    if cid == CODEC_LZ4:
+        return _lz4.compress(data, compression_level=DEFAULT_LEVELS["lz4"] if level is None else level,
+                             block_size=_lz4.BLOCKSIZE_MAX64KB, block_linked=False,
+                             content_checksum=False, store_size=False)
+    level = DEFAULT_LEVELS["zstd"] if level is None else level
+    compressor = _zstd_compressors.get(level)
+    if compressor is None:
+        compressor = _zstd_compressors[level] = _zstd.ZstdCompressor(level=level)
+    return compressor.compress(data)
+
+
+cpdef bytes decompress(object codec, object data):
+    """Decompress a Kafka codec payload; malformed input raises CorruptRecordError."""
+    cdef int cid = codec_id(codec)
+    if cid == CODEC_NONE:
+        return bytes(data)
+    try:
+        if cid == CODEC_GZIP:
+            d = zlib.decompressobj(47)
+            out = d.decompress(data)
+            if not d.eof:
+                raise CorruptRecordError("truncated gzip stream")
+            return out
+        if cid == CODEC_SNAPPY:
+            if bytes(data[:8]) == XERIAL_MAGIC:
+                return xerial_decompress(data)
+            return snappy_block_decompress(data, 0)
+        if cid == CODEC_LZ4:
+            check_lz4_frame(data)
+            return _lz4.decompress(data)
+        d = _zstd_decompressor.decompressobj()
+        out = d.decompress(data)
+        if not d.eof:
+            raise CorruptRecordError("truncated zstd frame")
+        return out
+    except CorruptRecordError:
+        raise
+    except Exception as exc:
+        raise CorruptRecordError(f"corrupt {CODEC_NAMES[cid]} payload: {exc}") from None

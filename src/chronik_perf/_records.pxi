@@ -1,0 +1,704 @@
+# Record batches, magic v2: building (bulk and incremental) and parsing (objects and columns).
+#
+# One record inside a batch:
+#   length varint | attributes int8 | timestampDelta varlong | offsetDelta varint |
+#   keyLength varint (-1: null) | key | valueLength varint (-1: null) | value |
+#   headerCount varint | headers: keyLength varint, key (UTF-8), valueLength varint (-1: null), value
+cimport cython
+cimport numpy as cnp
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+import time
+
+import numpy as np
+
+cnp.import_array()
+
+cdef enum:
+    MAX_RECORD_OVERHEAD = 41     # every varint at its widest, plus the attributes byte
+
+
+cdef extern from "record_scan.h":
+    enum:
+        MIN_RECORD_SIZE "CP_MIN_RECORD_SIZE"
+        OK "CP_OK"
+        LENGTH_MISMATCH "CP_LENGTH_MISMATCH"
+    ctypedef struct RecordView "cp_record_view":
+        int64_t timestamp_delta
+        int64_t offset_delta
+        Py_ssize_t key_start
+        Py_ssize_t key_length
+        Py_ssize_t value_start
+        Py_ssize_t value_length
+        Py_ssize_t headers_start
+        int64_t header_count
+    int scan_record "cp_scan_record"(const uint8_t* buf, Py_ssize_t end, Py_ssize_t* pos,
+                                     RecordView* r) noexcept nogil
+
+# Texts of record_scan.h's fault codes, by code.
+cdef tuple FAULT_TEXT = (
+    "", "truncated varint", "varint longer than 10 bytes", "record length out of range",
+    "key length out of range", "value length out of range", "header count out of range",
+    "header key length out of range", "header value length out of range",
+    "record length disagrees with its contents",
+)
+
+
+cdef struct Slice:
+    const uint8_t* ptr
+    Py_ssize_t length            # -1: null
+
+
+# ---------------------------------------------------------------- building
+
+cdef inline Slice as_slice(object obj, list keepalive) except *:
+    """Pointer and length of a bytes-like value; None gives a null slice."""
+    cdef Slice s
+    if type(obj) is bytes:
+        s.ptr = <const uint8_t*>PyBytes_AS_STRING(obj)
+        s.length = PyBytes_GET_SIZE(obj)
+    elif obj is None:
+        s.ptr = NULL
+        s.length = -1
+    else:
+        s = copied_slice(obj, keepalive)
+    return s
+
+
+cdef Slice copied_slice(object obj, list keepalive) except *:
+    """bytearray, memoryview, numpy...: one copy as bytes, kept alive by keepalive."""
+    cdef Slice s
+    obj = bytes(memoryview(obj))        # TypeError for anything that is not a buffer
+    keepalive.append(obj)
+    s.ptr = <const uint8_t*>PyBytes_AS_STRING(obj)
+    s.length = PyBytes_GET_SIZE(obj)
+    return s
+
+
+cdef inline Py_ssize_t slice_size(Slice s) noexcept nogil:
+    return 1 if s.length < 0 else uvarint_size(zigzag_encode(s.length)) + s.length
+
+
+cdef inline uint8_t* write_slice(uint8_t* p, Slice s) noexcept nogil:
+    if s.length < 0:
+        p[0] = 1                        # zigzag(-1)
+        return p + 1
+    p += write_uvarint(p, zigzag_encode(s.length))
+    if s.length:
+        memcpy(p, s.ptr, s.length)
+    return p + s.length
+
+
+cdef Py_ssize_t headers_size(object headers, list keepalive) except -1:
+    """Encoded size of a record's headers (count included); validates their types."""
+    if not headers:
+        return 1
+    cdef Py_ssize_t size = uvarint_size(zigzag_encode(len(headers))), n
+    cdef const char* utf8
+    for item in headers:
+        hkey, hvalue = item
+        if not isinstance(hkey, str):
+            raise TypeError(f"header key must be str, not {type(hkey).__name__}")
+        utf8 = PyUnicode_AsUTF8AndSize(hkey, &n)
+        size += uvarint_size(zigzag_encode(n)) + n + slice_size(as_slice(hvalue, keepalive))
+    return size
+
+
+cdef uint8_t* write_headers(uint8_t* p, object headers, list keepalive) except NULL:
+    cdef Py_ssize_t n
+    cdef Slice s
+    if not headers:
+        p[0] = 0
+        return p + 1
+    p += write_uvarint(p, zigzag_encode(len(headers)))
+    for hkey, hvalue in headers:
+        s.ptr = <const uint8_t*>PyUnicode_AsUTF8AndSize(hkey, &n)
+        s.length = n
+        p = write_slice(p, s)
+        p = write_slice(p, as_slice(hvalue, keepalive))
+    return p
+
+
+cdef inline Py_ssize_t record_body_size(int64_t ts_delta, int64_t offset_delta, Slice key,
+                                        Slice value, Py_ssize_t hsize) noexcept nogil:
+    return (1 + uvarint_size(zigzag_encode(ts_delta)) + uvarint_size(zigzag_encode(offset_delta))
+            + slice_size(key) + slice_size(value) + hsize)
+
+
+cdef inline uint8_t* write_record_start(uint8_t* p, Py_ssize_t body, int64_t ts_delta,
+                                        int64_t offset_delta, Slice key,
+                                        Slice value) noexcept nogil:
+    """Write a record up to (not including) its headers."""
+    p += write_uvarint(p, zigzag_encode(body))
+    p[0] = 0
+    p += 1
+    p += write_uvarint(p, zigzag_encode(ts_delta))
+    p += write_uvarint(p, zigzag_encode(offset_delta))
+    p = write_slice(p, key)
+    return write_slice(p, value)
+
+
+cdef void write_batch_header(uint8_t* out, Py_ssize_t total, int64_t base_offset,
+                             int32_t partition_leader_epoch, int16_t attributes,
+                             int32_t last_offset_delta, int64_t base_timestamp,
+                             int64_t max_timestamp, int64_t producer_id, int16_t producer_epoch,
+                             int32_t base_sequence, int32_t count) noexcept nogil:
+    """Fill the 61-byte header of a complete batch of `total` bytes, CRC last."""
+    store_be64(out + BATCH_BASE_OFFSET, <uint64_t>base_offset)
+    store_be32(out + BATCH_LENGTH, <uint32_t>(total - LOG_OVERHEAD))
+    store_be32(out + BATCH_PARTITION_LEADER_EPOCH, <uint32_t>partition_leader_epoch)
+    out[BATCH_MAGIC] = CURRENT_MAGIC
+    store_be16(out + BATCH_ATTRIBUTES, <uint16_t>attributes)
+    store_be32(out + BATCH_LAST_OFFSET_DELTA, <uint32_t>last_offset_delta)
+    store_be64(out + BATCH_BASE_TIMESTAMP, <uint64_t>base_timestamp)
+    store_be64(out + BATCH_MAX_TIMESTAMP, <uint64_t>max_timestamp)
+    store_be64(out + BATCH_PRODUCER_ID, <uint64_t>producer_id)
+    store_be16(out + BATCH_PRODUCER_EPOCH, <uint16_t>producer_epoch)
+    store_be32(out + BATCH_BASE_SEQUENCE, <uint32_t>base_sequence)
+    store_be32(out + BATCH_RECORD_COUNT, <uint32_t>count)
+    store_be32(out + BATCH_CRC, cp_crc32c(0, out + BATCH_ATTRIBUTES, total - BATCH_ATTRIBUTES))
+
+
+cdef bytes finish_batch(const uint8_t* records, Py_ssize_t records_len, int codec, object level,
+                        int64_t base_offset, int32_t partition_leader_epoch, int16_t attributes,
+                        int32_t last_offset_delta, int64_t base_timestamp, int64_t max_timestamp,
+                        int64_t producer_id, int16_t producer_epoch, int32_t base_sequence,
+                        int32_t count):
+    """Compress encoded records and put the header in front of them."""
+    payload = compress(codec, PyBytes_FromStringAndSize(<const char*>records, records_len), level)
+    cdef Py_ssize_t total = BATCH_HEADER_SIZE + len(payload)
+    out = PyBytes_FromStringAndSize(NULL, total)
+    cdef uint8_t* p = <uint8_t*>PyBytes_AS_STRING(out)
+    memcpy(p + BATCH_HEADER_SIZE, PyBytes_AS_STRING(payload), len(payload))
+    write_batch_header(p, total, base_offset, partition_leader_epoch, attributes | codec,
+                       last_offset_delta, base_timestamp, max_timestamp, producer_id,
+                       producer_epoch, base_sequence, count)
+    return out
+
+
+cdef inline int16_t batch_attributes(bint transactional) noexcept:
+    return ATTR_TRANSACTIONAL if transactional else 0
+
+
+cdef inline int64_t now_ms():
+    return <int64_t>(time.time() * 1000)
+
+
+cdef extern from "Python.h":
+    PyObject* new_bytes "PyBytes_FromStringAndSize"(const char* data, Py_ssize_t size)
+    int _PyBytes_Resize(PyObject** obj, Py_ssize_t size) except -1
+    void Py_XDECREF(PyObject* obj)
+
+
+cdef inline int64_t item_timestamp(object ts) except? -1:
+    return <int64_t>ts
+
+
+def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t base_offset=0,
+                compression="none", compression_level=None, int64_t producer_id=-1,
+                int16_t producer_epoch=-1, int32_t base_sequence=-1, bint transactional=False,
+                int32_t partition_leader_epoch=-1):
+    """Build one record batch (magic v2) from sequences of values, keys, timestamps, headers."""
+    cdef int codec = codec_id(compression)
+    vseq = PySequence_Fast(values, "values must be a sequence")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(vseq), i
+    if n == 0:
+        raise ValueError("a record batch needs at least one record")
+    cdef PyObject** vitems = PySequence_Fast_ITEMS(vseq)
+    cdef PyObject** kitems = NULL
+    cdef PyObject** titems = NULL
+    cdef PyObject** hitems = NULL
+    cdef const int64_t[::1] tarr
+    cdef bint ts_array = False
+    if keys is not None:
+        kseq = PySequence_Fast(keys, "keys must be a sequence")
+        if PySequence_Fast_GET_SIZE(kseq) != n:
+            raise ValueError(f"{PySequence_Fast_GET_SIZE(kseq)} keys for {n} values")
+        kitems = PySequence_Fast_ITEMS(kseq)
+    if isinstance(timestamps, np.ndarray):
+        tarr = np.ascontiguousarray(timestamps, dtype=np.int64)
+        if tarr.shape[0] != n:
+            raise ValueError(f"{tarr.shape[0]} timestamps for {n} values")
+        ts_array = True
+    elif timestamps is not None:
+        tseq = PySequence_Fast(timestamps, "timestamps must be a sequence")
+        if PySequence_Fast_GET_SIZE(tseq) != n:
+            raise ValueError(f"{PySequence_Fast_GET_SIZE(tseq)} timestamps for {n} values")
+        titems = PySequence_Fast_ITEMS(tseq)
+    if headers is not None:
+        hseq = PySequence_Fast(headers, "headers must be a sequence")
+        if PySequence_Fast_GET_SIZE(hseq) != n:
+            raise ValueError(f"{PySequence_Fast_GET_SIZE(hseq)} header lists for {n} values")
+        hitems = PySequence_Fast_ITEMS(hseq)
+
+    cdef list keepalive = []
+    cdef Slice k, v
+    cdef Slice null_key
+    null_key.ptr = NULL
+    null_key.length = -1
+    cdef int64_t ts, base_ts = 0, max_ts = 0, now = 0
+    cdef uint8_t* p
+    cdef Py_ssize_t hsize = 1, body, need, used = BATCH_HEADER_SIZE, cap
+    if titems == NULL and not ts_array:
+        now = now_ms()
+    # Room for n records shaped like the first; grown by doubling if later ones are larger.
+    v = as_slice(<object>vitems[0], keepalive)
+    k = as_slice(<object>kitems[0], keepalive) if kitems != NULL else null_key
+    cap = BATCH_HEADER_SIZE + n * (MAX_RECORD_OVERHEAD + max(v.length, 0) + max(k.length, 0)) + 64
+    cdef PyObject* out = new_bytes(NULL, cap)
+    if out == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            v = as_slice(<object>vitems[i], keepalive)
+            k = as_slice(<object>kitems[i], keepalive) if kitems != NULL else null_key
+            if ts_array:
+                ts = tarr[i]
+            elif titems != NULL:
+                ts = item_timestamp(<object>titems[i])
+            else:
+                ts = now
+            if i == 0:
+                base_ts = max_ts = ts
+            elif ts > max_ts:
+                max_ts = ts
+            if hitems != NULL:
+                hsize = headers_size(<object>hitems[i], keepalive)
+            body = record_body_size(ts - base_ts, i, k, v, hsize)
+            need = uvarint_size(zigzag_encode(body)) + body
+            if used + need > cap:
+                cap = max(2 * cap, used + need)
+                _PyBytes_Resize(&out, cap)
+            p = write_record_start(<uint8_t*>PyBytes_AS_STRING(<object>out) + used,
+                                   body, ts - base_ts, i, k, v)
+            if hitems != NULL:
+                write_headers(p, <object>hitems[i], keepalive)
+            else:
+                p[0] = 0
+            used += need
+        if codec != CODEC_NONE:
+            return finish_batch(<const uint8_t*>PyBytes_AS_STRING(<object>out) + BATCH_HEADER_SIZE,
+                                used - BATCH_HEADER_SIZE, codec, compression_level, base_offset,
+                                partition_leader_epoch, batch_attributes(transactional),
+                                <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
+                                base_sequence, <int32_t>n)
+        _PyBytes_Resize(&out, used)
+        write_batch_header(<uint8_t*>PyBytes_AS_STRING(<object>out), used, base_offset,
+                           partition_leader_epoch, batch_attributes(transactional),
+                           <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
+                           base_sequence, <int32_t>n)
+        return <object>out
+    finally:
+        Py_XDECREF(out)
+
+
+@cython.final
+cdef class BatchBuilder:
+    """Builds one record batch record by record, refusing records past max_bytes."""
+    cdef uint8_t* _buf
+    cdef Py_ssize_t _len, _cap
+    cdef readonly Py_ssize_t max_bytes
+    cdef int _codec
+    cdef object _level
+    cdef int64_t _base_offset, _producer_id, _base_ts, _max_ts
+    cdef int16_t _producer_epoch
+    cdef int32_t _base_sequence, _count
+    cdef bint _transactional
+
+    def __cinit__(self, compression="none", *, Py_ssize_t max_bytes=1048576, int64_t base_offset=0,
+                  int64_t producer_id=-1, int16_t producer_epoch=-1, int32_t base_sequence=-1,
+                  bint transactional=False, compression_level=None):
+        self._codec = codec_id(compression)
+        self._level = compression_level
+        self.max_bytes = max_bytes
+        self._base_offset = base_offset
+        self._producer_id = producer_id
+        self._producer_epoch = producer_epoch
+        self._base_sequence = base_sequence
+        self._transactional = transactional
+        self._cap = 4096
+        self._buf = <uint8_t*>malloc(self._cap)
+        if self._buf == NULL:
+            raise MemoryError()
+        self._len = BATCH_HEADER_SIZE
+        self._count = 0
+
+    def __dealloc__(self):
+        free(self._buf)
+
+    def __len__(self):
+        return self._count
+
+    @property
+    def size_in_bytes(self):
+        """Bytes of the batch so far, before compression."""
+        return self._len
+
+    def append(self, value, key=None, timestamp=None, headers=None):
+        """Add a record; False (nothing added) when it would push the batch past max_bytes."""
+        cdef list keepalive = []
+        cdef Slice v = as_slice(value, keepalive)
+        cdef Slice k = as_slice(key, keepalive)
+        cdef int64_t ts = now_ms() if timestamp is None else <int64_t>timestamp
+        cdef Py_ssize_t hsize = headers_size(headers, keepalive)
+        cdef int64_t base_ts = ts if self._count == 0 else self._base_ts
+        cdef Py_ssize_t body = record_body_size(ts - base_ts, self._count, k, v, hsize)
+        cdef Py_ssize_t need = uvarint_size(zigzag_encode(body)) + body
+        cdef Py_ssize_t cap
+        cdef uint8_t* grown
+        if self._count and self._len + need > self.max_bytes:
+            return False
+        if self._len + need > self._cap:
+            cap = max(self._cap * 2, self._len + need)
+            grown = <uint8_t*>realloc(self._buf, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self._buf = grown
+            self._cap = cap
+        cdef uint8_t* p = write_record_start(self._buf + self._len, body, ts - base_ts,
+                                             self._count, k, v)
+        write_headers(p, headers, keepalive)
+        self._len += need
+        if self._count == 0:
+            self._base_ts = self._max_ts = ts
+        elif ts > self._max_ts:
+            self._max_ts = ts
+        self._count += 1
+        return True
+
+    def build(self):
+        """The finished batch as bytes (compressed when a codec was chosen)."""
+        if self._count == 0:
+            raise ValueError("a record batch needs at least one record")
+        cdef int16_t attrs = batch_attributes(self._transactional)
+        if self._codec != CODEC_NONE:
+            return finish_batch(self._buf + BATCH_HEADER_SIZE, self._len - BATCH_HEADER_SIZE,
+                                self._codec, self._level, self._base_offset, -1, attrs,
+                                self._count - 1, self._base_ts, self._max_ts, self._producer_id,
+                                self._producer_epoch, self._base_sequence, self._count)
+        write_batch_header(self._buf, self._len, self._base_offset, -1, attrs, self._count - 1,
+                           self._base_ts, self._max_ts, self._producer_id, self._producer_epoch,
+                           self._base_sequence, self._count)
+        return PyBytes_FromStringAndSize(<const char*>self._buf, self._len)
+
+
+# ---------------------------------------------------------------- parsing
+
+@cython.final
+@cython.no_gc          # holds bytes and a list of tuples: never part of a reference cycle
+@cython.freelist(256)
+cdef class Record:
+    """One record of a batch: offset, timestamp, key, value, headers [(str, bytes | None)]."""
+    cdef readonly int64_t offset
+    cdef readonly int64_t timestamp
+    cdef readonly object key
+    cdef readonly object value
+    cdef list _headers                 # None until asked for when the record has none
+
+    def __init__(self, int64_t offset, int64_t timestamp, key, value, list headers=None):
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self._headers = headers
+
+    @property
+    def headers(self):
+        if self._headers is None:
+            self._headers = []
+        return self._headers
+
+    def __repr__(self):
+        return (f"Record(offset={self.offset}, timestamp={self.timestamp}, key={self.key!r}, "
+                f"value={self.value!r}, headers={self.headers!r})")
+
+    def __eq__(self, other):
+        if not isinstance(other, Record):
+            return NotImplemented
+        cdef Record o = other
+        return (self.offset == o.offset and self.timestamp == o.timestamp and self.key == o.key
+                and self.value == o.value and self.headers == o.headers)
+
+
+cdef inline object bytes_or_none(const uint8_t* buf, Py_ssize_t start, Py_ssize_t length):
+    if length < 0:
+        return None
+    return PyBytes_FromStringAndSize(<const char*>buf + start, length)
+
+
+@cython.final
+@cython.no_gc
+cdef class HeldBuffer:
+    """Keeps a Python buffer acquired while batches parsed from it are alive."""
+    cdef Py_buffer view
+    cdef object obj
+    cdef object _bytes_view
+
+    def __cinit__(self, obj):
+        PyObject_GetBuffer(obj, &self.view, PyBUF_SIMPLE)
+        self.obj = obj
+
+    def __dealloc__(self):
+        PyBuffer_Release(&self.view)
+
+    cdef object byte_view(self, Py_ssize_t start, Py_ssize_t end):
+        """A memoryview of bytes [start, end) of the buffer, without copying."""
+        if self._bytes_view is None:
+            m = memoryview(self.obj)
+            self._bytes_view = m if m.format == "B" and m.ndim == 1 else m.cast("B")
+        return self._bytes_view[start:end]
+
+
+@cython.final
+@cython.no_gc
+cdef class RecordBatch:
+    """One parsed record batch: every header field, and its records as objects or columns."""
+    cdef readonly int64_t base_offset
+    cdef readonly int32_t batch_length
+    cdef readonly int32_t partition_leader_epoch
+    cdef readonly int8_t magic
+    cdef readonly uint32_t crc
+    cdef readonly int16_t attributes
+    cdef readonly int32_t last_offset_delta
+    cdef readonly int64_t base_timestamp
+    cdef readonly int64_t max_timestamp
+    cdef readonly int64_t producer_id
+    cdef readonly int16_t producer_epoch
+    cdef readonly int32_t base_sequence
+    cdef readonly int32_t record_count
+    cdef readonly Py_ssize_t position        # byte position of the batch in the parsed buffer
+    cdef HeldBuffer _held
+    cdef const uint8_t* _rec                 # the records section (input or decompressed copy)
+    cdef Py_ssize_t _rec_len
+    cdef object _decompressed                # bytes, for compressed batches once read
+
+    @property
+    def compression(self):
+        """Codec name: none, gzip, snappy, lz4 or zstd."""
+        return CODEC_NAMES[self.attributes & ATTR_COMPRESSION_MASK]
+
+    @property
+    def timestamp_type(self):
+        """0: CreateTime, 1: LogAppendTime."""
+        return 1 if self.attributes & ATTR_TIMESTAMP_TYPE else 0
+
+    @property
+    def is_transactional(self):
+        return bool(self.attributes & ATTR_TRANSACTIONAL)
+
+    @property
+    def is_control(self):
+        return bool(self.attributes & ATTR_CONTROL)
+
+    @property
+    def size_in_bytes(self):
+        """Bytes the whole batch takes, log overhead included."""
+        return LOG_OVERHEAD + self.batch_length
+
+    @property
+    def last_offset(self):
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self):
+        return self.base_offset + self.last_offset_delta + 1
+
+    def __repr__(self):
+        return (f"RecordBatch(base_offset={self.base_offset}, record_count={self.record_count}, "
+                f"compression={self.compression!r}, batch_length={self.batch_length})")
+
+    cdef int load_records(self) except -1:
+        """Point _rec at the records section, decompressing it the first time."""
+        cdef Py_ssize_t start = self.position + BATCH_HEADER_SIZE
+        cdef int codec = self.attributes & ATTR_COMPRESSION_MASK
+        if self._rec != NULL:
+            return 0
+        if codec != CODEC_NONE:
+            section = self._held.byte_view(start, self.position + LOG_OVERHEAD + self.batch_length)
+            self._decompressed = decompress(codec, section)
+            self._rec = <const uint8_t*>PyBytes_AS_STRING(self._decompressed)
+            self._rec_len = PyBytes_GET_SIZE(self._decompressed)
+        else:
+            self._rec = <const uint8_t*>self._held.view.buf + start
+            self._rec_len = self.position + LOG_OVERHEAD + self.batch_length - start
+        if self.record_count > self._rec_len // MIN_RECORD_SIZE:
+            raise CorruptRecordError(
+                f"record count {self.record_count} cannot fit in {self._rec_len} bytes "
+                f"of the batch at byte {self.position}")
+        return 0
+
+    cdef fault(self, int rc, Py_ssize_t pos, int64_t index):
+        where = (f"byte {self.position + BATCH_HEADER_SIZE + pos}"
+                 if self._decompressed is None else
+                 f"byte {pos} of the decompressed records of the batch at byte {self.position}")
+        if (rc == LENGTH_MISMATCH and index < 0) or pos == self._rec_len:
+            raise CorruptRecordError(
+                f"record count {self.record_count} disagrees with the data: "
+                f"{'data ends before record ' + str(index) if index >= 0 else 'bytes left after the last record'}, {where}")
+        raise CorruptRecordError(f"{FAULT_TEXT[rc]} in record {index}: {where}")
+
+    cdef list read_headers(self, const RecordView* r, int64_t index):
+        cdef Py_ssize_t hpos = r.headers_start, end = self._rec_len
+        cdef const uint8_t* buf = self._rec
+        cdef int64_t j, klen, vlen
+        cdef list headers = []
+        read_varint(buf, end, &hpos, &j)
+        for j in range(r.header_count):
+            read_varint(buf, end, &hpos, &klen)
+            try:
+                hkey = PyUnicode_DecodeUTF8(<const char*>buf + hpos, klen, NULL)
+            except UnicodeDecodeError:
+                raise CorruptRecordError(f"header key is not UTF-8 in record {index}: "
+                                         f"byte {hpos} of the records section") from None
+            hpos += klen
+            read_varint(buf, end, &hpos, &vlen)
+            headers.append((hkey, bytes_or_none(buf, hpos, vlen)))
+            if vlen > 0:
+                hpos += vlen
+        return headers
+
+    def records(self):
+        """The records as a list of Record objects."""
+        self.load_records()
+        cdef const uint8_t* buf = self._rec
+        cdef Py_ssize_t end = self._rec_len, pos = 0
+        cdef RecordView r
+        cdef int rc
+        cdef int64_t i
+        cdef bint log_append = self.attributes & ATTR_TIMESTAMP_TYPE
+        cdef int64_t ts_base = self.max_timestamp if log_append else self.base_timestamp
+        cdef list out = PyList_New(self.record_count)
+        cdef Record rec
+        for i in range(self.record_count):
+            rc = scan_record(buf, end, &pos, &r)
+            if rc:
+                self.fault(rc, pos, i)
+            rec = Record.__new__(Record)
+            rec.offset = self.base_offset + r.offset_delta
+            rec.timestamp = ts_base if log_append else ts_base + r.timestamp_delta
+            rec.key = bytes_or_none(buf, r.key_start, r.key_length)
+            rec.value = bytes_or_none(buf, r.value_start, r.value_length)
+            if r.header_count:
+                rec._headers = self.read_headers(&r, i)
+            Py_INCREF(rec)
+            PyList_SET_ITEM(out, i, rec)
+        if pos != end:
+            self.fault(LENGTH_MISMATCH, pos, -1)
+        return out
+
+    def columns(self):
+        """Zero-copy columns: int64 arrays offset, timestamp, key_start, key_length,
+        value_start, value_length (length -1 for null) and `data`, the buffer the starts index:
+        the buffer given to parse_batches for an uncompressed batch, else the decompressed records."""
+        self.load_records()
+        cdef Py_ssize_t n = self.record_count, end = self._rec_len, pos = 0, i = 0
+        cdef cnp.npy_intp dims[1]
+        dims[0] = n
+        cdef list arrays = [cnp.PyArray_EMPTY(1, dims, cnp.NPY_INT64, 0) for _ in range(6)]
+        cdef int64_t* offset = <int64_t*>cnp.PyArray_DATA(arrays[0])
+        cdef int64_t* timestamp = <int64_t*>cnp.PyArray_DATA(arrays[1])
+        cdef int64_t* key_start = <int64_t*>cnp.PyArray_DATA(arrays[2])
+        cdef int64_t* key_length = <int64_t*>cnp.PyArray_DATA(arrays[3])
+        cdef int64_t* value_start = <int64_t*>cnp.PyArray_DATA(arrays[4])
+        cdef int64_t* value_length = <int64_t*>cnp.PyArray_DATA(arrays[5])
+        cdef const uint8_t* buf = self._rec
+        cdef int64_t base_offset = self.base_offset
+        cdef bint log_append = self.attributes & ATTR_TIMESTAMP_TYPE
+        cdef int64_t ts_base = self.max_timestamp if log_append else self.base_timestamp
+        # Uncompressed: starts index the caller's own buffer; compressed: the decompressed copy.
+        cdef Py_ssize_t shift = 0 if self._decompressed is not None else self.position + BATCH_HEADER_SIZE
+        cdef RecordView r
+        cdef int rc = OK
+        with nogil:
+            while i < n:
+                rc = scan_record(buf, end, &pos, &r)
+                if rc:
+                    break
+                offset[i] = base_offset + r.offset_delta
+                timestamp[i] = ts_base if log_append else ts_base + r.timestamp_delta
+                key_start[i] = r.key_start + shift
+                key_length[i] = r.key_length
+                value_start[i] = r.value_start + shift
+                value_length[i] = r.value_length
+                i += 1
+        if rc:
+            self.fault(rc, pos, i)
+        if pos != end:
+            self.fault(LENGTH_MISMATCH, pos, -1)
+        return {"offset": arrays[0], "timestamp": arrays[1], "key_start": arrays[2],
+                "key_length": arrays[3], "value_start": arrays[4], "value_length": arrays[5],
+                "data": self._held.obj if self._decompressed is None else self._decompressed}
+
+
+cdef RecordBatch read_batch_header(HeldBuffer held, Py_ssize_t pos, bint verify_crc):
+    """Validate the header of the complete batch at pos and wrap it."""
+    cdef const uint8_t* p = <const uint8_t*>held.view.buf + pos
+    cdef RecordBatch b = RecordBatch.__new__(RecordBatch)
+    cdef uint32_t actual
+    b._held = held
+    b.position = pos
+    b.base_offset = <int64_t>load_be64(p + BATCH_BASE_OFFSET)
+    b.batch_length = <int32_t>load_be32(p + BATCH_LENGTH)
+    b.partition_leader_epoch = <int32_t>load_be32(p + BATCH_PARTITION_LEADER_EPOCH)
+    b.magic = <int8_t>p[BATCH_MAGIC]
+    b.crc = load_be32(p + BATCH_CRC)
+    b.attributes = <int16_t>load_be16(p + BATCH_ATTRIBUTES)
+    b.last_offset_delta = <int32_t>load_be32(p + BATCH_LAST_OFFSET_DELTA)
+    b.base_timestamp = <int64_t>load_be64(p + BATCH_BASE_TIMESTAMP)
+    b.max_timestamp = <int64_t>load_be64(p + BATCH_MAX_TIMESTAMP)
+    b.producer_id = <int64_t>load_be64(p + BATCH_PRODUCER_ID)
+    b.producer_epoch = <int16_t>load_be16(p + BATCH_PRODUCER_EPOCH)
+    b.base_sequence = <int32_t>load_be32(p + BATCH_BASE_SEQUENCE)
+    b.record_count = <int32_t>load_be32(p + BATCH_RECORD_COUNT)
+    if (b.attributes & ATTR_COMPRESSION_MASK) > CODEC_ZSTD:
+        raise CorruptRecordError(f"unknown compression codec {b.attributes & ATTR_COMPRESSION_MASK} "
+                                 f"at byte {pos + BATCH_ATTRIBUTES}")
+    if b.record_count < 0:
+        raise CorruptRecordError(f"negative record count at byte {pos + BATCH_RECORD_COUNT}")
+    if verify_crc:
+        if b.batch_length >= CRC_GIL_RELEASE_BYTES:
+            with nogil:
+                actual = cp_crc32c(0, p + BATCH_ATTRIBUTES, b.batch_length + LOG_OVERHEAD - BATCH_ATTRIBUTES)
+        else:
+            actual = cp_crc32c(0, p + BATCH_ATTRIBUTES, b.batch_length + LOG_OVERHEAD - BATCH_ATTRIBUTES)
+        if actual != b.crc:
+            raise CorruptRecordError(
+                f"CRC mismatch in batch at byte {pos}: stored {b.crc:#010x}, computed {actual:#010x}")
+    return b
+
+
+def parse_batches(data, *, bint verify_crc=True):
+    """Parse concatenated record batches (v2). A trailing partial batch after complete ones
+    is skipped, as Fetch responses end with one; anything malformed raises CorruptRecordError."""
+    cdef HeldBuffer held = HeldBuffer(data)
+    cdef const uint8_t* view = <const uint8_t*>held.view.buf
+    cdef Py_ssize_t n = held.view.len, pos = 0
+    cdef int64_t length
+    cdef list out = []
+    while pos < n:
+        if n - pos < LOG_OVERHEAD + BATCH_MIN_LENGTH:
+            if out:
+                break
+            raise CorruptRecordError(f"truncated batch header at byte {pos}: {n - pos} bytes")
+        length = <int32_t>load_be32(view + pos + BATCH_LENGTH)
+        if view[pos + BATCH_MAGIC] != CURRENT_MAGIC:
+            raise CorruptRecordError(
+                f"unsupported magic {view[pos + BATCH_MAGIC]} at byte {pos + BATCH_MAGIC}")
+        if length < BATCH_MIN_LENGTH:
+            raise CorruptRecordError(f"batch length {length} out of range at byte {pos + BATCH_LENGTH}")
+        if length > n - pos - LOG_OVERHEAD:
+            if out:
+                break
+            raise CorruptRecordError(
+                f"truncated batch at byte {pos}: needs {length + LOG_OVERHEAD} bytes, {n - pos} remain")
+        out.append(read_batch_header(held, pos, verify_crc))
+        pos += LOG_OVERHEAD + length
+    return out

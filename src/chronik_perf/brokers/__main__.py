@@ -1,0 +1,124 @@
+"""`python -m chronik_perf.brokers start|stop|status|logs NAME`: run brokers without Docker.
+
+Exit codes: 0 done, 2 could not (one line on stderr saying what is wrong and what to do).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from . import DEFAULT_TIMEOUT, NAMES, BrokerError, log_file, running, start, status, stop
+from .kafka import DEFAULT_HEAP
+
+
+def _property(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m chronik_perf.brokers", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("start", help="start a broker and print its bootstrap address")
+    p.add_argument("name", choices=NAMES)
+    p.add_argument("--port", type=int, help="listening port (kafka 9095, tansu 9093)")
+    p.add_argument("--host", default="127.0.0.1", help="listening address (default 127.0.0.1)")
+    p.add_argument("--fresh", action="store_true", help="kafka: wipe its data dir first")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for it to answer")
+    p.add_argument("--advertised-host", help="host advertised to clients (default: --host)")
+    p.add_argument("--advertised-port", type=int, help="port advertised to clients (default: --port)")
+    p.add_argument("--heap", default=DEFAULT_HEAP, help=f"kafka: JVM heap (default {DEFAULT_HEAP})")
+    p.add_argument("--property", type=_property, action="append", default=[], metavar="KEY=VALUE",
+                   help="kafka: server.properties override (repeatable)")
+    p.add_argument("--brokers", type=int, default=3, help="mock: number of brokers (default 3)")
+    p = sub.add_parser("stop", help="stop a broker we started (SIGTERM, then SIGKILL after --timeout)")
+    p.add_argument("name", choices=NAMES)
+    p.add_argument("--port", type=int, help="only the instance on this port")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p = sub.add_parser("status", help="list brokers: running or not, address, pid, version, data dir")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("logs", help="print the end of a broker's log")
+    p.add_argument("name", choices=NAMES)
+    p.add_argument("--port", type=int)
+    p.add_argument("-n", "--lines", type=int, default=40)
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C to end)")
+    return parser
+
+
+def _start(args) -> None:
+    kafka_only = [flag for flag, used in (("--fresh", args.fresh), ("--property", args.property),
+                                           ("--heap", args.heap != DEFAULT_HEAP)) if used]
+    if args.name != "kafka" and kafka_only:
+        raise BrokerError(f"{args.name} does not take {', '.join(kafka_only)} (kafka only)")
+    existing = running(args.name, args.port)
+    if existing is not None:
+        print(f"{args.name} is already running at {existing.bootstrap_servers} (pid {existing.pid})", file=sys.stderr)
+        print(existing.bootstrap_servers)
+        return
+    options = {"port": args.port, "host": args.host, "timeout": args.timeout}
+    if args.name == "mock":
+        options.update(in_process=False, num_brokers=args.brokers)
+    else:
+        options.update(advertised_host=args.advertised_host, advertised_port=args.advertised_port)
+    if args.name == "kafka":
+        options.update(fresh=args.fresh, heap=args.heap, properties=dict(args.property))
+    broker = start(args.name, **options)
+    where = f", data {broker.log_dirs[0]}" if broker.log_dirs else ""
+    print(f"{broker.name} {broker.version} running at {broker.bootstrap_servers} (pid {broker.pid}{where}; "
+          f"log {broker.log_file})", file=sys.stderr)
+    print(broker.bootstrap_servers)
+
+
+def _status(args) -> None:
+    rows = status()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        if r["address"] is None:
+            print(f"{r['name']:6} not running")
+            continue
+        state = "running" if r["running"] else "not running (stale record)"
+        data = ",".join(r["data"]) or "-"
+        print(f"{r['name']:6} {state:8} {r['address']}  pid {r['pid']}  version {r['version']}  data {data}")
+
+
+def _logs(args) -> None:
+    path = log_file(args.name, args.port)
+    with open(path, errors="replace") as f:
+        sys.stdout.writelines(f.readlines()[-args.lines:] if args.lines > 0 else [])
+        sys.stdout.flush()
+        while args.follow:
+            line = f.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "start":
+            _start(args)
+        elif args.command == "stop":
+            print("\n".join(stop(args.name, args.port, args.timeout)))
+        elif args.command == "status":
+            _status(args)
+        else:
+            _logs(args)
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Codecs: round trips, the framings Kafka's Java producer writes, and corrupt payloads."""
+import gzip
+import os
+import struct
+import zlib
+
+import lz4.frame
+import pytest
+import snappy
+import zstandard
+from hypothesis import given, settings, strategies as st
+
+from chronik_perf.compression import CODECS, compress, decompress
+from chronik_perf.records import CorruptRecordError
+
+PAYLOADS = [b"", b"x", os.urandom(1000), b"kafka " * 20000, bytes(200000), os.urandom(100000) + bytes(50000)]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: f"{len(p)}B")
+def test_round_trip(codec, payload):
+    assert decompress(codec, compress(codec, payload)) == payload
+
+
+@pytest.mark.parametrize("codec,level", [("gzip", 1), ("gzip", 9), ("lz4", 9), ("zstd", 1), ("zstd", 19)])
+def test_levels(codec, level):
+    data = b"abc" * 10000
+    assert decompress(codec, compress(codec, data, level)) == data
+
+
+def test_gzip_is_a_gzip_stream():
+    data = b"hello kafka" * 100
+    assert gzip.decompress(compress("gzip", data)) == data
+
+
+def test_snappy_uses_xerial_framing_with_32k_blocks():
+    data = os.urandom(70000)
+    out = compress("snappy", data)
+    assert out[:16] == b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
+    pos, blocks = 16, []
+    while pos < len(out):
+        (n,) = struct.unpack_from(">i", out, pos)
+        blocks.append(snappy.uncompress(out[pos + 4:pos + 4 + n]))
+        pos += 4 + n
+    assert [len(b) for b in blocks] == [32768, 32768, 70000 - 65536]
+    assert b"".join(blocks) == data
+
+
+def test_snappy_reads_plain_blocks_as_other_clients_send():
+    data = b"plain snappy" * 1000
+    assert decompress("snappy", snappy.compress(data)) == data
+
+
+def test_lz4_is_a_frame_with_independent_64k_blocks_and_valid_header_checksum():
+    data = os.urandom(200000)
+    out = compress("lz4", data)
+    assert out[:4] == b"\x04\x22\x4d\x18"
+    flg, bd = out[4], out[5]
+    assert flg >> 6 == 1 and flg & 0x20, "version 01 with independent blocks"
+    assert not flg & 0x08, "no content size, as Kafka writes"
+    assert (bd >> 4) & 0x7 == 4, "64 KiB maximum block size"
+    assert lz4.frame.decompress(out) == data      # lz4 validates the header checksum
+
+
+def test_zstd_frame_is_readable_by_zstandard():
+    data = b"zstd" * 5000
+    assert zstandard.ZstdDecompressor().decompress(compress("zstd", data)) == data
+
+
+def test_zstd_frame_without_content_size_is_read():
+    data = b"streamed" * 5000
+    frame = zstandard.ZstdCompressor(write_content_size=False).compress(data)
+    assert decompress("zstd", frame) == data
+
+
+def test_unknown_codec():
+    with pytest.raises(ValueError, match="unknown compression codec"):
+        compress("brotli", b"")
+    with pytest.raises(ValueError):
+        decompress(7, b"")
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_truncated_payload_is_corrupt(codec):
+    good = compress(codec, os.urandom(5000) + bytes(5000))
+    for cut in (1, len(good) // 2, len(good) - 1):
+        with pytest.raises(CorruptRecordError):
+            decompress(codec, good[:cut])
+
+
+def test_forged_sizes_do_not_allocate():
+    huge = b"\xff\xff\xff\xff\x0f"              # snappy preamble: 4 GiB uncompressed
+    with pytest.raises(CorruptRecordError, match="impossible"):
+        decompress("snappy", huge + b"\x00" * 10)
+    xerial = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1) + struct.pack(">I", 0x7FFFFFFF) + b"abc"
+    with pytest.raises(CorruptRecordError, match="claims"):
+        decompress("snappy", xerial)
+    # LZ4 frame header claiming a 1 TiB content size
+    frame = bytearray(lz4.frame.compress(b"abc", store_size=True))
+    frame[6:14] = (1 << 40).to_bytes(8, "little")
+    with pytest.raises(CorruptRecordError, match="impossible"):
+        decompress("lz4", bytes(frame))
+
+
+@settings(max_examples=200, deadline=None)
+@given(codec=st.sampled_from(["gzip", "snappy", "lz4", "zstd"]), data=st.binary(max_size=300))
+def test_garbage_never_crashes(codec, data):
+    try:
+        decompress(codec, data)
+    except CorruptRecordError:
+        pass

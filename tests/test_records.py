@@ -1,0 +1,153 @@
+"""Record batches v2: building, parsing, columns, and the header fields Kafka defines."""
+import struct
+
+import numpy as np
+import pytest
+
+from chronik_perf.records import (
+    BatchBuilder, CODECS, CorruptRecordError, Record, build_batch, crc32c, parse_batches,
+)
+
+VALUES = [b"v0", None, b"", b"value-three" * 30]
+KEYS = [b"k0", b"k1", None, b""]
+TIMESTAMPS = [1_700_000_000_005, 1_700_000_000_001, 1_700_000_000_009, 1_700_000_000_002]
+HEADERS = [[("h", b"1")], [], [("null", None), ("é", b"")], [("a", b"x" * 200), ("b", b"y")]]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_build_then_parse_every_field(codec):
+    data = build_batch(VALUES, KEYS, timestamps=TIMESTAMPS, headers=HEADERS, base_offset=42,
+                       compression=codec, producer_id=7, producer_epoch=3, base_sequence=11,
+                       transactional=True, partition_leader_epoch=5)
+    [batch] = parse_batches(data)
+    assert (batch.base_offset, batch.partition_leader_epoch, batch.magic) == (42, 5, 2)
+    assert batch.batch_length == len(data) - 12 and batch.size_in_bytes == len(data)
+    assert batch.crc == crc32c(data[21:]) == struct.unpack_from(">I", data, 17)[0]
+    assert batch.compression == codec and batch.attributes & 7 == CODECS.index(codec)
+    assert batch.is_transactional and not batch.is_control and batch.timestamp_type == 0
+    assert batch.last_offset_delta == 3 and batch.record_count == 4
+    assert batch.base_timestamp == TIMESTAMPS[0] and batch.max_timestamp == max(TIMESTAMPS)
+    assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == (7, 3, 11)
+    assert (batch.last_offset, batch.next_offset) == (45, 46)
+    got = batch.records()
+    assert [r.offset for r in got] == [42, 43, 44, 45]
+    assert [r.timestamp for r in got] == TIMESTAMPS
+    assert [r.key for r in got] == KEYS
+    assert [r.value for r in got] == VALUES
+    assert [r.headers for r in got] == HEADERS
+    assert got[0] == Record(42, TIMESTAMPS[0], b"k0", b"v0", [("h", b"1")])
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_columns_index_the_data(codec):
+    data = build_batch(VALUES, KEYS, timestamps=TIMESTAMPS, headers=HEADERS, compression=codec,
+                       base_offset=100)
+    [batch] = parse_batches(data)
+    cols = batch.columns()
+    for name in ("offset", "timestamp", "key_start", "key_length", "value_start", "value_length"):
+        assert cols[name].dtype == np.int64 and cols[name].shape == (4,)
+    assert list(cols["offset"]) == [100, 101, 102, 103]
+    assert list(cols["timestamp"]) == TIMESTAMPS
+    buf = memoryview(cols["data"])
+    for i in range(4):
+        for kind, expected in (("key", KEYS[i]), ("value", VALUES[i])):
+            start, length = cols[f"{kind}_start"][i], cols[f"{kind}_length"][i]
+            assert (None if length == -1 else bytes(buf[start:start + length])) == expected
+    if codec == "none":
+        assert cols["data"] is data, "uncompressed columns index the caller's buffer, no copy"
+
+
+def test_defaults_and_now_timestamps():
+    import time
+    before = int(time.time() * 1000)
+    [batch] = parse_batches(build_batch([b"a", b"b"]))
+    after = int(time.time() * 1000)
+    assert batch.partition_leader_epoch == -1 and batch.producer_id == -1
+    assert batch.producer_epoch == -1 and batch.base_sequence == -1 and not batch.is_transactional
+    assert before <= batch.base_timestamp <= batch.max_timestamp <= after
+    assert [r.key for r in batch.records()] == [None, None]
+
+
+def test_values_as_any_buffer_and_timestamps_as_numpy():
+    values = [bytearray(b"ba"), memoryview(b"mv"), np.frombuffer(b"np", dtype=np.uint8), b"b"]
+    data = build_batch(values, timestamps=np.array([5, 6, 7, 8]))
+    assert [r.value for r in parse_batches(data)[0].records()] == [b"ba", b"mv", b"np", b"b"]
+
+
+def test_build_argument_errors():
+    with pytest.raises(ValueError, match="at least one record"):
+        build_batch([])
+    with pytest.raises(ValueError, match="keys"):
+        build_batch([b"a"], [b"k", b"k2"])
+    with pytest.raises(ValueError, match="timestamps"):
+        build_batch([b"a"], timestamps=[1, 2])
+    with pytest.raises(TypeError, match="header key"):
+        build_batch([b"a"], headers=[[(b"bytes-key", b"v")]])
+    with pytest.raises(TypeError):
+        build_batch([1234])
+    with pytest.raises(ValueError, match="unknown compression"):
+        build_batch([b"a"], compression="brotli")
+
+
+def test_large_values_grow_the_buffer():
+    values = [b"s"] + [bytes([i]) * (100000 + i) for i in range(5)]
+    [batch] = parse_batches(build_batch(values))
+    assert [r.value for r in batch.records()] == values
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_batch_builder_matches_build_batch(codec):
+    builder = BatchBuilder(codec, base_offset=9, producer_id=1, producer_epoch=2, base_sequence=3)
+    for v, k, t, h in zip(VALUES, KEYS, TIMESTAMPS, HEADERS):
+        assert builder.append(v, key=k, timestamp=t, headers=h)
+    assert len(builder) == 4
+    built = builder.build()
+    expected = build_batch(VALUES, KEYS, timestamps=TIMESTAMPS, headers=HEADERS, base_offset=9,
+                           compression=codec, producer_id=1, producer_epoch=2, base_sequence=3)
+    if codec == "none":
+        assert built == expected
+        assert builder.size_in_bytes == len(built)
+    assert [r.value for r in parse_batches(built)[0].records()] == VALUES
+
+
+def test_batch_builder_refuses_past_max_bytes_but_always_takes_the_first():
+    builder = BatchBuilder(max_bytes=100)
+    assert builder.append(b"x" * 500)           # the first record always fits
+    assert not builder.append(b"y")
+    assert len(builder) == 1
+    builder = BatchBuilder(max_bytes=61 + 3 * 20)
+    results = [builder.append(b"z" * 10, timestamp=1) for _ in range(5)]
+    assert results == [True, True, True, False, False]
+    assert builder.size_in_bytes <= 61 + 3 * 20
+    assert len(parse_batches(builder.build())[0].records()) == 3
+    with pytest.raises(ValueError):
+        BatchBuilder().build()
+
+
+def test_several_batches_and_trailing_partial():
+    first = build_batch([b"a", b"b"], base_offset=0)
+    second = build_batch([b"c"], base_offset=2)
+    batches = parse_batches(first + second + second[:30])
+    assert [b.base_offset for b in batches] == [0, 2]
+    assert [b.position for b in batches] == [0, len(first)]
+    assert len(parse_batches(first + second[:-1])) == 1
+
+
+def test_log_append_time_uses_max_timestamp():
+    data = bytearray(build_batch([b"a", b"b"], timestamps=[10, 20]))
+    struct.pack_into(">h", data, 21, struct.unpack_from(">h", data, 21)[0] | 0x08)
+    struct.pack_into(">I", data, 17, crc32c(bytes(data[21:])))
+    [batch] = parse_batches(bytes(data))
+    assert batch.timestamp_type == 1
+    assert [r.timestamp for r in batch.records()] == [20, 20]
+    assert list(batch.columns()["timestamp"]) == [20, 20]
+
+
+def test_empty_batch_as_left_by_compaction():
+    data = bytearray(build_batch([b"a"]))
+    data = data[:61]
+    struct.pack_into(">i", data, 8, 61 - 12)
+    struct.pack_into(">i", data, 57, 0)
+    struct.pack_into(">I", data, 17, crc32c(bytes(data[21:])))
+    [batch] = parse_batches(bytes(data))
+    assert batch.records() == [] and len(batch.columns()["offset"]) == 0
