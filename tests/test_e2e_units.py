@@ -87,7 +87,7 @@ def test_quick_then_workload_then_command_line(tmp_path):
                                                 "client_config": {"consumer.session.timeout.ms": "7000"}})
     assert (cfg.num_messages, cfg.message_size, cfg.num_partitions) == (77, 99, 3)
     assert cfg.client_config == {"linger.ms": "3", "consumer.session.timeout.ms": "7000",
-                                 "consumer.max.poll.interval.ms": "8000"}
+                                 "consumer.heartbeat.interval.ms": "500", "consumer.max.poll.interval.ms": "8000"}
     wl.write_text("num-mesages: 5\n")
     with pytest.raises(ValueError, match="unknown option"):
         load_workload(str(wl))

@@ -88,7 +88,8 @@ HEADER_MIN = 20
 # a rebalance only when these expire, which with the defaults (45 s, 300 s) dominates the whole run.
 QUICK = dict(num_messages=20_000, message_size=512, num_partitions=3, producers=2, consumers=2,
              rate=500, duration=5.0, warmup=1.0,
-             client_config={"consumer.session.timeout.ms": "6000", "consumer.max.poll.interval.ms": "8000"})
+             client_config={"consumer.session.timeout.ms": "6000", "consumer.heartbeat.interval.ms": "500",
+                            "consumer.max.poll.interval.ms": "8000"})
 
 
 def option_names() -> set[str]:

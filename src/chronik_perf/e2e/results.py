@@ -82,6 +82,8 @@ def row(doc: dict, r: dict) -> list[str]:
     elif r.get("failed"):
         first_line = r["failed"].splitlines()[0] if r["failed"] else ""
         check = f"FAILED: {first_line[:100]}"
+    elif r["test"] == "producer" and r.get("driver") != "java":
+        check = "read back by the consumer test"
     elif v:
         check = f"lost {v['lost']} / dup {v['duplicated']} / ooo {fmt(v.get('out_of_order'))}"
     else:

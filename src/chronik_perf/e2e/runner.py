@@ -53,7 +53,7 @@ def resolve(target: str | None, bootstrap: str | None, start: bool) -> tuple[Tar
 
 
 def _connect(bootstrap: str) -> AdminClient:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 5000})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 5000, "log_level": 3})
     try:
         admin.list_topics(timeout=REACH_TIMEOUT_S)
     except KafkaException as exc:

@@ -17,6 +17,7 @@ from ..payload import HEADER, MessageFactory, parse_headers
 from .base import ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec
 
 SAMPLE_EVERY_NS = 250_000_000
+CLIENT_LOG_LEVEL = 3  # syslog "error": librdkafka's info lines (idle disconnects) are not results; -X log_level=7 to see
 FATAL_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION}
 
 
@@ -47,7 +48,7 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
 
     conf = {"bootstrap.servers": spec.bootstrap_servers, "delivery.report.only.error": True,
             "on_delivery": on_delivery, "error_cb": errors, "message.timeout.ms": 60000,
-            "client.id": f"chronik-perf-p{spec.pid}"}
+            "client.id": f"chronik-perf-p{spec.pid}", "log_level": CLIENT_LOG_LEVEL}
     conf.update(spec.client_config)
     producer = Producer(conf)
     factory = MessageFactory(spec.pid, spec.message_size, spec.payload, spec.key_pattern,
@@ -114,7 +115,8 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
     errors = _ErrorLog()
     conf = {"bootstrap.servers": spec.bootstrap_servers, "group.id": spec.group or f"chronik-perf-{spec.topic}",
             "enable.auto.commit": bool(spec.group), "auto.offset.reset": "earliest", "error_cb": errors,
-            "enable.partition.eof": False, "client.id": f"chronik-perf-c{spec.worker_id}"}
+            "enable.partition.eof": False, "client.id": f"chronik-perf-c{spec.worker_id}",
+            "log_level": CLIENT_LOG_LEVEL}
     if spec.group and spec.group_protocol == "consumer":
         conf["group.protocol"] = "consumer"
     conf.update(spec.client_config)
