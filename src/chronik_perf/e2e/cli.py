@@ -97,7 +97,7 @@ def run_main(argv: list[str]) -> int:
         if announcement:
             console.print(announcement)
         try:
-            doc = run_target(tgt, cfg, console)
+            doc, out_dir = run_target(tgt, cfg, console)
         except Unreachable as exc:
             console.print(f"[red]error:[/red] {exc}")
             return EXIT_SETUP
@@ -107,9 +107,7 @@ def run_main(argv: list[str]) -> int:
         except Exception as exc:  # a broker that cannot start, a driver that cannot run
             console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
             return EXIT_SETUP
-        out_dir = _run_dir_of(doc, cfg.results_dir)
-        if out_dir:
-            charts.run_charts(doc, out_dir)
+        charts.run_charts(doc, out_dir)
         docs.append(doc)
     report.print_results(console, docs)
     if len(docs) > 1:
@@ -117,14 +115,6 @@ def run_main(argv: list[str]) -> int:
         console.print(f"[dim]comparison chart: {out}[/dim]")
     failed = any(r.get("failed") for d in docs for r in d["results"])
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def _run_dir_of(doc: dict, results_dir: str) -> str | None:
-    for name in sorted(os.listdir(results_dir), reverse=True):
-        path = os.path.join(results_dir, name, "results.json")
-        if os.path.exists(path) and name.endswith("_" + doc["target"]):
-            return os.path.join(results_dir, name)
-    return None
 
 
 def compare_main(argv: list[str]) -> int:

@@ -70,8 +70,11 @@ def _reachable(admin: AdminClient) -> bool:
         return False
 
 
-def run_target(target: Target, cfg: BenchConfig, console: Console, broker_options: dict | None = None) -> dict:
-    """Run cfg.tests against one target; always writes results.json, even when interrupted."""
+def run_target(target: Target, cfg: BenchConfig, console: Console,
+               broker_options: dict | None = None) -> tuple[dict, str]:
+    """Run cfg.tests against one target; returns (results document, run directory).
+
+    results.json is written after every test and at the end, also when interrupted."""
     with contextlib.ExitStack() as stack:
         version = None
         bootstrap = target.bootstrap_servers
@@ -130,4 +133,4 @@ def run_target(target: Target, cfg: BenchConfig, console: Console, broker_option
                     console.print(f"[yellow]could not delete topics:[/yellow] {'; '.join(errors)}")
             out = save()
             console.print(f"[dim]results: {out}[/dim]")
-        return results_mod.load(out)
+        return results_mod.load(out), path
