@@ -88,6 +88,8 @@ def test_quick_then_workload_then_command_line(tmp_path):
     assert (cfg.num_messages, cfg.message_size, cfg.num_partitions) == (77, 99, 3)
     assert cfg.client_config == {"linger.ms": "3", "consumer.session.timeout.ms": "7000",
                                  "consumer.heartbeat.interval.ms": "500", "consumer.max.poll.interval.ms": "8000"}
+    kip848 = build_config({}, {"quick": True, "group_protocol": "consumer"})
+    assert not any("timeout" in k for k in kip848.client_config)
     wl.write_text("num-mesages: 5\n")
     with pytest.raises(ValueError, match="unknown option"):
         load_workload(str(wl))

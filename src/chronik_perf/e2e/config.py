@@ -127,10 +127,13 @@ def build_config(workload: dict, overrides: dict) -> BenchConfig:
         values.update(QUICK)
     client = dict(values.pop("client_config", {}))
     values.update(workload)
-    client.update(values.pop("client_config", {}) or {})
+    user_client = dict(values.pop("client_config", {}) or {})
     overrides = dict(overrides)
-    client.update(overrides.pop("client_config", {}) or {})
+    user_client.update(overrides.pop("client_config", {}) or {})
     values.update(overrides)
+    if values.get("group_protocol") == "consumer":
+        client = {}  # KIP-848 groups take their timeouts from the broker; librdkafka refuses them client side
+    client.update(user_client)
     cfg = BenchConfig(**values, client_config=client)
     cfg.validate()
     return cfg

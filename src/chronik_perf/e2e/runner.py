@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib.util
-import logging
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -20,7 +19,6 @@ from .config import STARTABLE, TARGET_ADDRESSES, BenchConfig
 from .drivers import get_driver
 from .environment import broker_info, environment
 
-log = logging.getLogger("chronik_perf.e2e")
 REACH_TIMEOUT_S = 8.0
 
 
@@ -75,6 +73,7 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
     """Run cfg.tests against one target; returns (results document, run directory).
 
     results.json is written after every test and at the end, also when interrupted."""
+    driver = get_driver(cfg.driver)  # before any broker starts: a driver that cannot run fails fast
     with contextlib.ExitStack() as stack:
         version = None
         bootstrap = target.bootstrap_servers
@@ -85,7 +84,6 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
             verb = "started" if broker.owned else "using the already running"
             console.print(f"[dim]{verb} {broker.name} {broker.version or ''} at {bootstrap}[/dim]")
         admin = _connect(bootstrap)
-        driver = get_driver(cfg.driver)
         started = dt.datetime.now(dt.timezone.utc)
         path = results_mod.run_dir(cfg.results_dir, target.name, started)
         env = environment(driver.describe())

@@ -122,7 +122,7 @@ def producer_settings(cfg: BenchConfig, latency: bool = False) -> dict:
     if cfg.batch_size is not None:
         out["batch.size"] = cfg.batch_size
     linger = cfg.linger_ms if cfg.linger_ms is not None else (0 if latency else 5)
-    out["linger.ms"] = linger
+    out["linger.ms"] = int(linger) if float(linger).is_integer() else linger  # Java parses linger.ms as a long
     out.update(_split(cfg.client_config, "producer"))
     return out
 

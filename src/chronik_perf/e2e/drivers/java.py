@@ -105,8 +105,8 @@ class JavaWorker(Worker):
             out, err = "".join(self._lines), "".join(self._stderr)
             ended = time.monotonic_ns()
             if self._proc.returncode != 0:
-                self._outcome = ("error", f"{os.path.basename(self._command[0])} exited {self._proc.returncode}: "
-                                          f"{err.strip()[-500:] or out.strip()[-500:]}")
+                self._outcome = ("error", f"{self._command[self._command.index('-cp') + 2].rsplit('.', 1)[-1]} "
+                                          f"exited {self._proc.returncode}: {_cause(err or out)}")
             else:
                 try:
                     self._outcome = ("ok", self._finish(out, err, self.started_ns, ended))
@@ -135,6 +135,16 @@ class JavaWorker(Worker):
                 self._proc.wait(10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+
+
+def _cause(text: str) -> str:
+    """The most specific exception line of a Java stack trace (the last 'Caused by'), or the text's end."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    causes = [ln for ln in lines if ln.startswith("Caused by:")]
+    if causes:
+        return causes[-1][len("Caused by:"):].strip()[:400]
+    exceptions = [ln for ln in lines if ("Exception" in ln or "Error" in ln) and not ln.startswith("at ")]
+    return (exceptions[0] if exceptions else text.strip()[-400:])[:400]
 
 
 def _errors(stderr: str) -> list[str]:
