@@ -68,6 +68,12 @@ def _reachable(admin: AdminClient) -> bool:
         return False
 
 
+def _broker_lacks(test: str, cfg: BenchConfig, info: dict) -> str | None:
+    if test == "groups" and cfg.group_protocol == "consumer" and info.get("supports_kip848") is False:
+        return "the broker has no ConsumerGroupHeartbeat (KIP-848); use --group-protocol classic"
+    return None
+
+
 def run_target(target: Target, cfg: BenchConfig, console: Console,
                broker_options: dict | None = None) -> tuple[dict, str]:
     """Run cfg.tests against one target; returns (results document, run directory).
@@ -106,7 +112,7 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
             with progress:
                 ctx.progress = progress
                 for test in cfg.tests:
-                    reason = skip_reason or driver.unsupported(test)
+                    reason = skip_reason or driver.unsupported(test) or _broker_lacks(test, cfg, info)
                     if reason:
                         entries.append({"test": test, "driver": driver.name, "skipped": reason})
                         continue
