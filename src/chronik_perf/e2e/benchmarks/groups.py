@@ -119,9 +119,8 @@ def run_groups(ctx: RunContext) -> dict:
     drained = sum(p["messages"] for p in per)
     verification = verify(filled.expected, [Stream(r["partition"], r["pid"], r["seq"]) for r in results],
                           ctx.partition_of(partitions))
-    return entry("groups", ctx, drained, drained * cfg.message_size, duration, read_in_total=sum(
-                     r["received"] for r in results),
-                 consumers=n, partitions=partitions, group_protocol=cfg.group_protocol,
+    return entry("groups", ctx, drained, drained * cfg.message_size, duration,
+                 read_in_total=sum(r["received"] for r in results), consumers=n, partitions=partitions, group_protocol=cfg.group_protocol,
                  initial_assignment_ms=(assigned_at - first_join) / 1e6,
                  rebalance_join_ms=(joined_at - t_join) / 1e6, rebalance_leave_ms=(left_at - t_leave) / 1e6,
                  assignment_balance=max(counts) - min(counts), partitions_per_member=counts,
