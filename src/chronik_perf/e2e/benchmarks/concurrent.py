@@ -34,7 +34,7 @@ def run_concurrent(ctx: RunContext) -> dict:
         d = (r["end_ns"] - r["start_ns"]) / 1e9
         per.append({"producer": r["pid"], "messages": r["acked"], "duration_s": round(d, 6),
                     "throughput_msgs_s": r["acked"] / d if d > 0 else None,
-                    "cpu_utilisation": round(r["cpu_s"] / d, 3) if d > 0 and r.get("cpu_s") is not None else None})
+                    "cpu_utilisation": _utilisation(r, d)})
     acked = sum(r["acked"] for r in results)
     nbytes = sum(r["bytes"] for r in results)
     expected = [expected_of(r) for r in results]
@@ -46,6 +46,12 @@ def run_concurrent(ctx: RunContext) -> dict:
                  host_cpu_utilisation=round(host_cpu, 3), bottleneck=bottleneck(per, host_cpu),
                  verification=verification, errors=[e for r in results for e in r["errors"]],
                  timeline=timeline_rates(_merge([r["timeline"] for r in results])), topic=topic)
+
+
+def _utilisation(r: dict, duration_s: float) -> float | None:
+    """Share of one core the producer process used over the window its CPU time was measured in."""
+    window = r.get("cpu_window_s") or duration_s
+    return round(r["cpu_s"] / window, 3) if window > 0 and r.get("cpu_s") is not None else None
 
 
 def bottleneck(per: list[dict], host_cpu: float) -> str:

@@ -17,6 +17,8 @@ import tempfile
 import threading
 import time
 
+import psutil
+
 from .base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
 
 _PROGRESS = re.compile(r"^(\d+) records sent, ")
@@ -74,7 +76,9 @@ class JavaWorker(Worker):
             self.started_ns = time.monotonic_ns()
             self._proc = subprocess.Popen(self._command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self._stderr: list[str] = []
+            self._cpu_s = None
             threading.Thread(target=self._read, daemon=True).start()
+            threading.Thread(target=self._sample_cpu, daemon=True).start()
             threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True).start()
 
     def _read(self) -> None:
@@ -83,6 +87,17 @@ class JavaWorker(Worker):
             m = _PROGRESS.match(line)
             if m and not _FINAL.match(line):
                 self._sent += int(m.group(1))
+
+    def _sample_cpu(self) -> None:
+        """The JVM's CPU seconds, sampled until it exits (the last sample is within 0.2 s of the end)."""
+        try:
+            proc = psutil.Process(self._proc.pid)
+            while self._proc.poll() is None:
+                t = proc.cpu_times()
+                self._cpu_s = t.user + t.system
+                time.sleep(0.2)
+        except psutil.Error:
+            pass  # exited between poll() and cpu_times()
 
     def progress(self) -> int:
         return self._sent
@@ -109,7 +124,8 @@ class JavaWorker(Worker):
                                           f"exited {self._proc.returncode}: {_cause(err or out)}")
             else:
                 try:
-                    self._outcome = ("ok", self._finish(out, err, self.started_ns, ended))
+                    self._outcome = ("ok", {**self._finish(out, err, self.started_ns, ended), "cpu_s": self._cpu_s,
+                                             "cpu_window_s": (ended - self.started_ns) / 1e9})  # JVM start included
                 except ValueError as exc:
                     self._outcome = ("error", f"{exc}: {out.strip()[-300:]} {err.strip()[-300:]}")
             if self._cleanup:
