@@ -24,6 +24,10 @@ cnp.import_array()
 
 cdef enum:
     MAX_RECORD_OVERHEAD = 41     # every varint at its widest, plus the attributes byte
+    N_COLUMNS = 6
+
+cdef tuple COLUMN_NAMES = ("offset", "timestamp", "key_start", "key_length", "value_start",
+                           "value_length")
 
 
 cdef extern from "record_scan.h":
@@ -193,6 +197,7 @@ cdef inline int64_t now_ms():
 
 
 cdef extern from "Python.h":
+    dict _PyDict_NewPresized(Py_ssize_t minused)
     PyObject* new_bytes "PyBytes_FromStringAndSize"(const char* data, Py_ssize_t size)
     int _PyBytes_Resize(PyObject** obj, Py_ssize_t size) except -1
     void Py_XDECREF(PyObject* obj)
@@ -457,6 +462,45 @@ cdef class HeldBuffer:
         return self._bytes_view[start:end]
 
 
+cdef struct ColumnScan:
+    const uint8_t* buf           # in: the records section
+    Py_ssize_t end
+    Py_ssize_t n                 # in: record count
+    int64_t base_offset
+    int64_t ts_base
+    bint log_append
+    Py_ssize_t shift             # in: added to key and value starts
+    int64_t* out                 # in: six columns of n, one after the other
+    int rc                       # out: fault code (OK) ...
+    Py_ssize_t pos               # out: ... at this position (the end of the last record on success)
+    Py_ssize_t done              # out: records filled
+
+
+cdef void fill_columns(ColumnScan* s) noexcept nogil:
+    """Scan s.n records into the six columns; stop at the first fault."""
+    cdef const uint8_t* buf = s.buf
+    cdef Py_ssize_t end = s.end, n = s.n, pos = 0, i = 0, shift = s.shift
+    cdef int64_t base_offset = s.base_offset, ts_base = s.ts_base
+    cdef bint log_append = s.log_append
+    cdef int64_t* offset = s.out
+    cdef RecordView r
+    cdef int rc = OK
+    while i < n:
+        rc = scan_record(buf, end, &pos, &r)
+        if rc:
+            break
+        offset[i] = base_offset + r.offset_delta
+        offset[n + i] = ts_base if log_append else ts_base + r.timestamp_delta
+        offset[2 * n + i] = r.key_start + shift
+        offset[3 * n + i] = r.key_length
+        offset[4 * n + i] = r.value_start + shift
+        offset[5 * n + i] = r.value_length
+        i += 1
+    s.rc = rc
+    s.pos = pos
+    s.done = i
+
+
 @cython.final
 @cython.no_gc
 cdef class RecordBatch:
@@ -599,43 +643,40 @@ cdef class RecordBatch:
         value_start, value_length (length -1 for null) and `data`, the buffer the starts index:
         the buffer given to parse_batches for an uncompressed batch, else the decompressed records."""
         self.load_records()
-        cdef Py_ssize_t n = self.record_count, end = self._rec_len, pos = 0, i = 0
-        cdef cnp.npy_intp dims[1]
-        dims[0] = n
-        cdef list arrays = [cnp.PyArray_EMPTY(1, dims, cnp.NPY_INT64, 0) for _ in range(6)]
-        cdef int64_t* offset = <int64_t*>cnp.PyArray_DATA(arrays[0])
-        cdef int64_t* timestamp = <int64_t*>cnp.PyArray_DATA(arrays[1])
-        cdef int64_t* key_start = <int64_t*>cnp.PyArray_DATA(arrays[2])
-        cdef int64_t* key_length = <int64_t*>cnp.PyArray_DATA(arrays[3])
-        cdef int64_t* value_start = <int64_t*>cnp.PyArray_DATA(arrays[4])
-        cdef int64_t* value_length = <int64_t*>cnp.PyArray_DATA(arrays[5])
-        cdef const uint8_t* buf = self._rec
-        cdef int64_t base_offset = self.base_offset
-        cdef bint log_append = self.attributes & ATTR_TIMESTAMP_TYPE
-        cdef int64_t ts_base = self.max_timestamp if log_append else self.base_timestamp
+        cdef Py_ssize_t n = self.record_count, i
+        cdef cnp.npy_intp dims[2]
+        dims[0] = N_COLUMNS
+        dims[1] = n
+        # One allocation for all six columns; each column is a row view of it.
+        block = cnp.PyArray_EMPTY(2, dims, cnp.NPY_INT64, 0)
+        cdef ColumnScan scan
+        scan.buf = self._rec
+        scan.end = self._rec_len
+        scan.n = n
+        scan.base_offset = self.base_offset
+        scan.log_append = self.attributes & ATTR_TIMESTAMP_TYPE
+        scan.ts_base = self.max_timestamp if scan.log_append else self.base_timestamp
         # Uncompressed: starts index the caller's own buffer; compressed: the decompressed copy.
-        cdef Py_ssize_t shift = 0 if self._decompressed is not None else self.position + BATCH_HEADER_SIZE
-        cdef RecordView r
-        cdef int rc = OK
-        with nogil:
-            while i < n:
-                rc = scan_record(buf, end, &pos, &r)
-                if rc:
-                    break
-                offset[i] = base_offset + r.offset_delta
-                timestamp[i] = ts_base if log_append else ts_base + r.timestamp_delta
-                key_start[i] = r.key_start + shift
-                key_length[i] = r.key_length
-                value_start[i] = r.value_start + shift
-                value_length[i] = r.value_length
-                i += 1
-        if rc:
-            self.fault(rc, pos, i)
-        if pos != end:
-            self.fault(LENGTH_MISMATCH, pos, -1)
-        return {"offset": arrays[0], "timestamp": arrays[1], "key_start": arrays[2],
-                "key_length": arrays[3], "value_start": arrays[4], "value_length": arrays[5],
-                "data": self._held.obj if self._decompressed is None else self._decompressed}
+        scan.shift = 0 if self._decompressed is not None else self.position + BATCH_HEADER_SIZE
+        scan.out = <int64_t*>cnp.PyArray_DATA(block)
+        # Small batches keep the GIL: releasing and taking it back costs more than their scan.
+        if scan.end >= CRC_GIL_RELEASE_BYTES:
+            with nogil:
+                fill_columns(&scan)
+        else:
+            fill_columns(&scan)
+        if scan.rc:
+            self.fault(scan.rc, scan.pos, scan.done)
+        if scan.pos != scan.end:
+            self.fault(LENGTH_MISMATCH, scan.pos, -1)
+        cdef dict out = _PyDict_NewPresized(N_COLUMNS + 1)
+        dims[0] = n
+        for i in range(N_COLUMNS):
+            column = cnp.PyArray_SimpleNewFromData(1, dims, cnp.NPY_INT64, scan.out + i * n)
+            cnp.set_array_base(column, block)
+            out[COLUMN_NAMES[i]] = column
+        out["data"] = self._held.obj if self._decompressed is None else self._decompressed
+        return out
 
 
 cdef RecordBatch read_batch_header(HeldBuffer held, Py_ssize_t pos, bint verify_crc):
