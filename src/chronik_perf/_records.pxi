@@ -8,6 +8,7 @@ cimport cython
 cimport numpy as cnp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
@@ -23,7 +24,6 @@ import numpy as np
 cnp.import_array()
 
 cdef enum:
-    MAX_RECORD_OVERHEAD = 41     # every varint at its widest, plus the attributes byte
     N_COLUMNS = 6
 
 cdef tuple COLUMN_NAMES = ("offset", "timestamp", "key_start", "key_length", "value_start",
@@ -63,9 +63,8 @@ cdef struct Slice:
 
 # ---------------------------------------------------------------- building
 
-cdef inline Slice as_slice(object obj, list keepalive) except *:
+cdef inline int set_slice(Slice* s, object obj, list keepalive) except -1:
     """Pointer and length of a bytes-like value; None gives a null slice."""
-    cdef Slice s
     if type(obj) is bytes:
         s.ptr = <const uint8_t*>PyBytes_AS_STRING(obj)
         s.length = PyBytes_GET_SIZE(obj)
@@ -73,18 +72,17 @@ cdef inline Slice as_slice(object obj, list keepalive) except *:
         s.ptr = NULL
         s.length = -1
     else:
-        s = copied_slice(obj, keepalive)
-    return s
+        set_copied_slice(s, obj, keepalive)
+    return 0
 
 
-cdef Slice copied_slice(object obj, list keepalive) except *:
+cdef int set_copied_slice(Slice* s, object obj, list keepalive) except -1:
     """bytearray, memoryview, numpy...: one copy as bytes, kept alive by keepalive."""
-    cdef Slice s
     obj = bytes(memoryview(obj))        # TypeError for anything that is not a buffer
     keepalive.append(obj)
     s.ptr = <const uint8_t*>PyBytes_AS_STRING(obj)
     s.length = PyBytes_GET_SIZE(obj)
-    return s
+    return 0
 
 
 cdef inline Py_ssize_t slice_size(Slice s) noexcept nogil:
@@ -103,51 +101,73 @@ cdef inline uint8_t* write_slice(uint8_t* p, Slice s) noexcept nogil:
 
 cdef Py_ssize_t headers_size(object headers, list keepalive) except -1:
     """Encoded size of a record's headers (count included); validates their types."""
-    if not headers:
-        return 1
     cdef Py_ssize_t size = uvarint_size(zigzag_encode(len(headers))), n
     cdef const char* utf8
+    cdef Slice s
     for item in headers:
         hkey, hvalue = item
         if not isinstance(hkey, str):
             raise TypeError(f"header key must be str, not {type(hkey).__name__}")
         utf8 = PyUnicode_AsUTF8AndSize(hkey, &n)
-        size += uvarint_size(zigzag_encode(n)) + n + slice_size(as_slice(hvalue, keepalive))
+        set_slice(&s, hvalue, keepalive)
+        size += uvarint_size(zigzag_encode(n)) + n + slice_size(s)
     return size
 
 
-cdef uint8_t* write_headers(uint8_t* p, object headers, list keepalive) except NULL:
+cdef int set_headers(Slice* out, object headers, list keepalive) except -1:
+    """A record's headers encoded (count included) into bytes kept alive by keepalive;
+    no headers gives a null slice, written as a zero count."""
     cdef Py_ssize_t n
     cdef Slice s
     if not headers:
-        p[0] = 0
-        return p + 1
+        out.ptr = NULL
+        out.length = -1
+        return 0
+    encoded = PyBytes_FromStringAndSize(NULL, headers_size(headers, keepalive))
+    keepalive.append(encoded)
+    cdef uint8_t* p = <uint8_t*>PyBytes_AS_STRING(encoded)
+    out.ptr = p
+    out.length = PyBytes_GET_SIZE(encoded)
     p += write_uvarint(p, zigzag_encode(len(headers)))
     for hkey, hvalue in headers:
         s.ptr = <const uint8_t*>PyUnicode_AsUTF8AndSize(hkey, &n)
         s.length = n
         p = write_slice(p, s)
-        p = write_slice(p, as_slice(hvalue, keepalive))
-    return p
+        set_slice(&s, hvalue, keepalive)
+        p = write_slice(p, s)
+    return 0
 
 
-cdef inline Py_ssize_t record_body_size(int64_t ts_delta, int64_t offset_delta, Slice key,
-                                        Slice value, Py_ssize_t hsize) noexcept nogil:
+cdef struct RecordIn:
+    Slice key
+    Slice value
+    Slice headers                # encoded, count included; null: no headers
+    int64_t timestamp
+    Py_ssize_t body              # bytes after the length varint, from record_body_size
+
+
+cdef inline Py_ssize_t record_body_size(const RecordIn* r, int64_t ts_delta,
+                                        int64_t offset_delta) noexcept nogil:
     return (1 + uvarint_size(zigzag_encode(ts_delta)) + uvarint_size(zigzag_encode(offset_delta))
-            + slice_size(key) + slice_size(value) + hsize)
+            + slice_size(r.key) + slice_size(r.value)
+            + (1 if r.headers.length < 0 else r.headers.length))
 
 
-cdef inline uint8_t* write_record_start(uint8_t* p, Py_ssize_t body, int64_t ts_delta,
-                                        int64_t offset_delta, Slice key,
-                                        Slice value) noexcept nogil:
-    """Write a record up to (not including) its headers."""
-    p += write_uvarint(p, zigzag_encode(body))
+cdef inline uint8_t* write_record(uint8_t* p, const RecordIn* r, int64_t ts_delta,
+                                  int64_t offset_delta) noexcept nogil:
+    """Write one record (r.body already computed); return the position after it."""
+    p += write_uvarint(p, zigzag_encode(r.body))
     p[0] = 0
     p += 1
     p += write_uvarint(p, zigzag_encode(ts_delta))
     p += write_uvarint(p, zigzag_encode(offset_delta))
-    p = write_slice(p, key)
-    return write_slice(p, value)
+    p = write_slice(p, r.key)
+    p = write_slice(p, r.value)
+    if r.headers.length < 0:
+        p[0] = 0
+        return p + 1
+    memcpy(p, r.headers.ptr, r.headers.length)
+    return p + r.headers.length
 
 
 cdef void write_batch_header(uint8_t* out, Py_ssize_t total, int64_t base_offset,
@@ -198,13 +218,6 @@ cdef inline int64_t now_ms():
 
 cdef extern from "Python.h":
     dict _PyDict_NewPresized(Py_ssize_t minused)
-    PyObject* new_bytes "PyBytes_FromStringAndSize"(const char* data, Py_ssize_t size)
-    int _PyBytes_Resize(PyObject** obj, Py_ssize_t size) except -1
-    void Py_XDECREF(PyObject* obj)
-
-
-cdef inline int64_t item_timestamp(object ts) except? -1:
-    return <int64_t>ts
 
 
 def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t base_offset=0,
@@ -228,7 +241,7 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
         if PySequence_Fast_GET_SIZE(kseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(kseq)} keys for {n} values")
         kitems = PySequence_Fast_ITEMS(kseq)
-    if isinstance(timestamps, np.ndarray):
+    if isinstance(timestamps, cnp.ndarray):
         tarr = np.ascontiguousarray(timestamps, dtype=np.int64)
         if tarr.shape[0] != n:
             raise ValueError(f"{tarr.shape[0]} timestamps for {n} values")
@@ -245,64 +258,76 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
         hitems = PySequence_Fast_ITEMS(hseq)
 
     cdef list keepalive = []
-    cdef Slice k, v
-    cdef Slice null_key
-    null_key.ptr = NULL
-    null_key.length = -1
-    cdef int64_t ts, base_ts = 0, max_ts = 0, now = 0
-    cdef uint8_t* p
-    cdef Py_ssize_t hsize = 1, body, need, used = BATCH_HEADER_SIZE, cap
-    if titems == NULL and not ts_array:
-        now = now_ms()
-    # Room for n records shaped like the first; grown by doubling if later ones are larger.
-    v = as_slice(<object>vitems[0], keepalive)
-    k = as_slice(<object>kitems[0], keepalive) if kitems != NULL else null_key
-    cap = BATCH_HEADER_SIZE + n * (MAX_RECORD_OVERHEAD + max(v.length, 0) + max(k.length, 0)) + 64
-    cdef PyObject* out = new_bytes(NULL, cap)
-    if out == NULL:
+    cdef RecordIn* recs = <RecordIn*>PyMem_Malloc(n * sizeof(RecordIn))
+    if recs == NULL:
         raise MemoryError()
+    cdef int64_t base_ts, max_ts, now
+    cdef Py_ssize_t used
     try:
+        # Python objects to C, one field at a time; then sizing and writing touch only C.
         for i in range(n):
-            v = as_slice(<object>vitems[i], keepalive)
-            k = as_slice(<object>kitems[i], keepalive) if kitems != NULL else null_key
-            if ts_array:
-                ts = tarr[i]
-            elif titems != NULL:
-                ts = item_timestamp(<object>titems[i])
-            else:
-                ts = now
-            if i == 0:
-                base_ts = max_ts = ts
-            elif ts > max_ts:
-                max_ts = ts
-            if hitems != NULL:
-                hsize = headers_size(<object>hitems[i], keepalive)
-            body = record_body_size(ts - base_ts, i, k, v, hsize)
-            need = uvarint_size(zigzag_encode(body)) + body
-            if used + need > cap:
-                cap = max(2 * cap, used + need)
-                _PyBytes_Resize(&out, cap)
-            p = write_record_start(<uint8_t*>PyBytes_AS_STRING(<object>out) + used,
-                                   body, ts - base_ts, i, k, v)
-            if hitems != NULL:
-                write_headers(p, <object>hitems[i], keepalive)
-            else:
-                p[0] = 0
-            used += need
-        if codec != CODEC_NONE:
-            return finish_batch(<const uint8_t*>PyBytes_AS_STRING(<object>out) + BATCH_HEADER_SIZE,
-                                used - BATCH_HEADER_SIZE, codec, compression_level, base_offset,
-                                partition_leader_epoch, batch_attributes(transactional),
-                                <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
-                                base_sequence, <int32_t>n)
-        _PyBytes_Resize(&out, used)
-        write_batch_header(<uint8_t*>PyBytes_AS_STRING(<object>out), used, base_offset,
-                           partition_leader_epoch, batch_attributes(transactional),
-                           <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
-                           base_sequence, <int32_t>n)
-        return <object>out
+            set_slice(&recs[i].value, <object>vitems[i], keepalive)
+        if kitems != NULL:
+            for i in range(n):
+                set_slice(&recs[i].key, <object>kitems[i], keepalive)
+        else:
+            for i in range(n):
+                recs[i].key.length = -1
+        if ts_array:
+            for i in range(n):
+                recs[i].timestamp = tarr[i]
+        elif titems != NULL:
+            for i in range(n):
+                recs[i].timestamp = <int64_t>(<object>titems[i])
+        else:
+            now = now_ms()
+            for i in range(n):
+                recs[i].timestamp = now
+        if hitems != NULL:
+            for i in range(n):
+                set_headers(&recs[i].headers, <object>hitems[i], keepalive)
+        else:
+            for i in range(n):
+                recs[i].headers.length = -1
+        used = BATCH_HEADER_SIZE + size_records(recs, n, &base_ts, &max_ts)
+        out = PyBytes_FromStringAndSize(NULL, used)
+        write_records(<uint8_t*>PyBytes_AS_STRING(out) + BATCH_HEADER_SIZE, recs, n, base_ts)
     finally:
-        Py_XDECREF(out)
+        PyMem_Free(recs)
+    if codec != CODEC_NONE:
+        return finish_batch(<const uint8_t*>PyBytes_AS_STRING(out) + BATCH_HEADER_SIZE,
+                            used - BATCH_HEADER_SIZE, codec, compression_level, base_offset,
+                            partition_leader_epoch, batch_attributes(transactional),
+                            <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
+                            base_sequence, <int32_t>n)
+    write_batch_header(<uint8_t*>PyBytes_AS_STRING(out), used, base_offset,
+                       partition_leader_epoch, batch_attributes(transactional),
+                       <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
+                       base_sequence, <int32_t>n)
+    return out
+
+
+cdef Py_ssize_t size_records(RecordIn* recs, Py_ssize_t n, int64_t* base_ts,
+                             int64_t* max_ts) noexcept nogil:
+    """Fill each record's body size; return the bytes of all records. The base timestamp is
+    the first record's, the max the largest, as Kafka's producers write them."""
+    cdef int64_t base = recs[0].timestamp, top = base
+    cdef Py_ssize_t total = 0, i
+    for i in range(n):
+        if recs[i].timestamp > top:
+            top = recs[i].timestamp
+        recs[i].body = record_body_size(&recs[i], recs[i].timestamp - base, i)
+        total += uvarint_size(zigzag_encode(recs[i].body)) + recs[i].body
+    base_ts[0] = base
+    max_ts[0] = top
+    return total
+
+
+cdef void write_records(uint8_t* p, const RecordIn* recs, Py_ssize_t n,
+                        int64_t base_ts) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        p = write_record(p, &recs[i], recs[i].timestamp - base_ts, i)
 
 
 @cython.final
@@ -350,13 +375,14 @@ cdef class BatchBuilder:
     def append(self, value, key=None, timestamp=None, headers=None):
         """Add a record; False (nothing added) when it would push the batch past max_bytes."""
         cdef list keepalive = []
-        cdef Slice v = as_slice(value, keepalive)
-        cdef Slice k = as_slice(key, keepalive)
+        cdef RecordIn r
+        set_slice(&r.value, value, keepalive)
+        set_slice(&r.key, key, keepalive)
+        set_headers(&r.headers, headers, keepalive)
         cdef int64_t ts = now_ms() if timestamp is None else <int64_t>timestamp
-        cdef Py_ssize_t hsize = headers_size(headers, keepalive)
         cdef int64_t base_ts = ts if self._count == 0 else self._base_ts
-        cdef Py_ssize_t body = record_body_size(ts - base_ts, self._count, k, v, hsize)
-        cdef Py_ssize_t need = uvarint_size(zigzag_encode(body)) + body
+        r.body = record_body_size(&r, ts - base_ts, self._count)
+        cdef Py_ssize_t need = uvarint_size(zigzag_encode(r.body)) + r.body
         cdef Py_ssize_t cap
         cdef uint8_t* grown
         if self._count and self._len + need > self.max_bytes:
@@ -368,9 +394,7 @@ cdef class BatchBuilder:
                 raise MemoryError()
             self._buf = grown
             self._cap = cap
-        cdef uint8_t* p = write_record_start(self._buf + self._len, body, ts - base_ts,
-                                             self._count, k, v)
-        write_headers(p, headers, keepalive)
+        write_record(self._buf + self._len, &r, ts - base_ts, self._count)
         self._len += need
         if self._count == 0:
             self._base_ts = self._max_ts = ts
