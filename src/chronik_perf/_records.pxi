@@ -24,6 +24,10 @@ import numpy as np
 cnp.import_array()
 
 cdef enum:
+    # A record takes at most this plus its key, value and encoded headers lengths (each >= -1):
+    # length, timestamp and offset varints of 10 bytes, attributes, and 11 + length for each
+    # of key and value, 2 + length for the headers (null parts take one byte).
+    MAX_RECORD_OVERHEAD = 55
     N_COLUMNS = 6
 
 cdef tuple COLUMN_NAMES = ("offset", "timestamp", "key_start", "key_length", "value_start",
@@ -143,24 +147,48 @@ cdef struct RecordIn:
     Slice value
     Slice headers                # encoded, count included; null: no headers
     int64_t timestamp
-    Py_ssize_t body              # bytes after the length varint, from record_body_size
 
 
-cdef inline Py_ssize_t record_body_size(const RecordIn* r, int64_t ts_delta,
-                                        int64_t offset_delta) noexcept nogil:
-    return (1 + uvarint_size(zigzag_encode(ts_delta)) + uvarint_size(zigzag_encode(offset_delta))
-            + slice_size(r.key) + slice_size(r.value)
-            + (1 if r.headers.length < 0 else r.headers.length))
+cdef struct RecordLayout:
+    uint64_t ts_zigzag           # timestamp delta, zigzag-encoded
+    uint64_t offset_zigzag
+    Py_ssize_t ts_size           # bytes of its varint
+    Py_ssize_t offset_size
+    Py_ssize_t body              # bytes after the length varint
+    Py_ssize_t size              # bytes of the whole record
 
 
-cdef inline uint8_t* write_record(uint8_t* p, const RecordIn* r, int64_t ts_delta,
-                                  int64_t offset_delta) noexcept nogil:
-    """Write one record (r.body already computed); return the position after it."""
-    p += write_uvarint(p, zigzag_encode(r.body))
-    p[0] = 0
-    p += 1
-    p += write_uvarint(p, zigzag_encode(ts_delta))
-    p += write_uvarint(p, zigzag_encode(offset_delta))
+cdef inline void lay_out_record(RecordLayout* l, const RecordIn* r, int64_t ts_delta,
+                                int64_t offset_delta) noexcept nogil:
+    """Sizes of a record's parts, each varint encoded once."""
+    l.ts_zigzag = zigzag_encode(ts_delta)
+    l.offset_zigzag = zigzag_encode(offset_delta)
+    l.ts_size = uvarint_size(l.ts_zigzag)
+    l.offset_size = uvarint_size(l.offset_zigzag)
+    l.body = (1 + l.ts_size + l.offset_size + slice_size(r.key) + slice_size(r.value)
+              + (1 if r.headers.length < 0 else r.headers.length))
+    l.size = uvarint_size(zigzag_encode(l.body)) + l.body
+
+
+cdef inline uint8_t* put_uvarint(uint8_t* p, uint64_t v, Py_ssize_t size) noexcept nogil:
+    """Write v, whose varint takes `size` bytes; return the position after it."""
+    if size == 1:
+        p[0] = <uint8_t>v
+    elif size == 2:
+        p[0] = <uint8_t>(v | 0x80)
+        p[1] = <uint8_t>(v >> 7)
+    else:
+        write_uvarint(p, v)
+    return p + size
+
+
+cdef inline uint8_t* write_record(uint8_t* p, const RecordIn* r,
+                                  const RecordLayout* l) noexcept nogil:
+    """Write one record laid out by lay_out_record; return the position after it."""
+    p = put_uvarint(p, zigzag_encode(l.body), l.size - l.body)
+    p[0] = 0                    # attributes
+    p = put_uvarint(p + 1, l.ts_zigzag, l.ts_size)
+    p = put_uvarint(p, l.offset_zigzag, l.offset_size)
     p = write_slice(p, r.key)
     p = write_slice(p, r.value)
     if r.headers.length < 0:
@@ -218,6 +246,9 @@ cdef inline int64_t now_ms():
 
 cdef extern from "Python.h":
     dict _PyDict_NewPresized(Py_ssize_t minused)
+    PyObject* new_bytes "PyBytes_FromStringAndSize"(const char* data, Py_ssize_t size)
+    int _PyBytes_Resize(PyObject** obj, Py_ssize_t size) except -1
+    void Py_XDECREF(PyObject* obj)
 
 
 def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t base_offset=0,
@@ -262,14 +293,18 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
     if recs == NULL:
         raise MemoryError()
     cdef int64_t base_ts, max_ts, now
-    cdef Py_ssize_t used
+    cdef Py_ssize_t used, bound = BATCH_HEADER_SIZE + n * MAX_RECORD_OVERHEAD
+    cdef PyObject* out = NULL
     try:
-        # Python objects to C, one field at a time; then sizing and writing touch only C.
+        # Python objects to C, one field at a time, with a bound on the encoded size;
+        # then one pass in C lays out and writes each record.
         for i in range(n):
             set_slice(&recs[i].value, <object>vitems[i], keepalive)
+            bound += recs[i].value.length
         if kitems != NULL:
             for i in range(n):
                 set_slice(&recs[i].key, <object>kitems[i], keepalive)
+                bound += recs[i].key.length
         else:
             for i in range(n):
                 recs[i].key.length = -1
@@ -286,48 +321,49 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
         if hitems != NULL:
             for i in range(n):
                 set_headers(&recs[i].headers, <object>hitems[i], keepalive)
+                bound += recs[i].headers.length
         else:
             for i in range(n):
                 recs[i].headers.length = -1
-        used = BATCH_HEADER_SIZE + size_records(recs, n, &base_ts, &max_ts)
-        out = PyBytes_FromStringAndSize(NULL, used)
-        write_records(<uint8_t*>PyBytes_AS_STRING(out) + BATCH_HEADER_SIZE, recs, n, base_ts)
+        out = new_bytes(NULL, bound)
+        if out == NULL:
+            raise MemoryError()
+        used = BATCH_HEADER_SIZE + write_records(<uint8_t*>PyBytes_AS_STRING(<object>out)
+                                                 + BATCH_HEADER_SIZE, recs, n, &base_ts, &max_ts)
+        _PyBytes_Resize(&out, used)
+        result = <object>out
     finally:
         PyMem_Free(recs)
+        Py_XDECREF(out)
     if codec != CODEC_NONE:
-        return finish_batch(<const uint8_t*>PyBytes_AS_STRING(out) + BATCH_HEADER_SIZE,
+        return finish_batch(<const uint8_t*>PyBytes_AS_STRING(result) + BATCH_HEADER_SIZE,
                             used - BATCH_HEADER_SIZE, codec, compression_level, base_offset,
                             partition_leader_epoch, batch_attributes(transactional),
                             <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
                             base_sequence, <int32_t>n)
-    write_batch_header(<uint8_t*>PyBytes_AS_STRING(out), used, base_offset,
+    write_batch_header(<uint8_t*>PyBytes_AS_STRING(result), used, base_offset,
                        partition_leader_epoch, batch_attributes(transactional),
                        <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
                        base_sequence, <int32_t>n)
-    return out
+    return result
 
 
-cdef Py_ssize_t size_records(RecordIn* recs, Py_ssize_t n, int64_t* base_ts,
-                             int64_t* max_ts) noexcept nogil:
-    """Fill each record's body size; return the bytes of all records. The base timestamp is
-    the first record's, the max the largest, as Kafka's producers write them."""
+cdef Py_ssize_t write_records(uint8_t* out, const RecordIn* recs, Py_ssize_t n, int64_t* base_ts,
+                              int64_t* max_ts) noexcept nogil:
+    """Write n records at out; return their bytes. The base timestamp is the first record's,
+    the max the largest, as Kafka's producers write them."""
     cdef int64_t base = recs[0].timestamp, top = base
-    cdef Py_ssize_t total = 0, i
+    cdef uint8_t* p = out
+    cdef Py_ssize_t i
+    cdef RecordLayout l
     for i in range(n):
         if recs[i].timestamp > top:
             top = recs[i].timestamp
-        recs[i].body = record_body_size(&recs[i], recs[i].timestamp - base, i)
-        total += uvarint_size(zigzag_encode(recs[i].body)) + recs[i].body
+        lay_out_record(&l, &recs[i], recs[i].timestamp - base, i)
+        p = write_record(p, &recs[i], &l)
     base_ts[0] = base
     max_ts[0] = top
-    return total
-
-
-cdef void write_records(uint8_t* p, const RecordIn* recs, Py_ssize_t n,
-                        int64_t base_ts) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        p = write_record(p, &recs[i], recs[i].timestamp - base_ts, i)
+    return p - out
 
 
 @cython.final
@@ -381,8 +417,9 @@ cdef class BatchBuilder:
         set_headers(&r.headers, headers, keepalive)
         cdef int64_t ts = now_ms() if timestamp is None else <int64_t>timestamp
         cdef int64_t base_ts = ts if self._count == 0 else self._base_ts
-        r.body = record_body_size(&r, ts - base_ts, self._count)
-        cdef Py_ssize_t need = uvarint_size(zigzag_encode(r.body)) + r.body
+        cdef RecordLayout l
+        lay_out_record(&l, &r, ts - base_ts, self._count)
+        cdef Py_ssize_t need = l.size
         cdef Py_ssize_t cap
         cdef uint8_t* grown
         if self._count and self._len + need > self.max_bytes:
@@ -394,7 +431,7 @@ cdef class BatchBuilder:
                 raise MemoryError()
             self._buf = grown
             self._cap = cap
-        write_record(self._buf + self._len, &r, ts - base_ts, self._count)
+        write_record(self._buf + self._len, &r, &l)
         self._len += need
         if self._count == 0:
             self._base_ts = self._max_ts = ts
