@@ -542,20 +542,21 @@ cdef void fill_columns(ColumnScan* s) noexcept nogil:
     cdef const uint8_t* buf = s.buf
     cdef Py_ssize_t end = s.end, n = s.n, pos = 0, i = 0, shift = s.shift
     cdef int64_t base_offset = s.base_offset, ts_base = s.ts_base
-    cdef bint log_append = s.log_append
-    cdef int64_t* offset = s.out
+    cdef int64_t ts_mask = 0 if s.log_append else -1     # LogAppendTime: every record at ts_base
+    cdef int64_t* row = s.out
     cdef RecordView r
     cdef int rc = OK
     while i < n:
         rc = scan_record(buf, end, &pos, &r)
         if rc:
             break
-        offset[i] = base_offset + r.offset_delta
-        offset[n + i] = ts_base if log_append else ts_base + r.timestamp_delta
-        offset[2 * n + i] = r.key_start + shift
-        offset[3 * n + i] = r.key_length
-        offset[4 * n + i] = r.value_start + shift
-        offset[5 * n + i] = r.value_length
+        row[0] = base_offset + r.offset_delta
+        row[n] = ts_base + (r.timestamp_delta & ts_mask)
+        row[2 * n] = r.key_start + shift
+        row[3 * n] = r.key_length
+        row[4 * n] = r.value_start + shift
+        row[5 * n] = r.value_length
+        row += 1
         i += 1
     s.rc = rc
     s.pos = pos
