@@ -5,7 +5,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from chronik_perf.records import CODECS, CorruptRecordError, build_batch, crc32c, parse_batches
+from chronik_perf.records import CODECS, CorruptRecordError, build_batch, crc32c, encode_varint, parse_batches
 
 VALUES = [b"alpha" * 10, None, b"gamma", b"d" * 300]
 KEYS = [b"k", b"kk", None, b"kkkk"]
@@ -146,3 +146,51 @@ def test_corrupt_compressed_payload(codec):
     struct.pack_into(">I", data, 17, crc32c(bytes(data[21:])))
     with pytest.raises(CorruptRecordError):
         read_all(bytes(data))
+
+
+def padded_varint(n, extra):
+    """Kafka's zigzag varint of n, made `extra` bytes longer (readers accept non-minimal forms)."""
+    data = bytearray(encode_varint(n))
+    for _ in range(extra):
+        data[-1] |= 0x80
+        data.append(0)
+    return bytes(data)
+
+
+RECORD = st.tuples(st.one_of(st.none(), st.binary(max_size=140)), st.one_of(st.none(), st.binary(max_size=9)),
+                   st.integers(-300, 300), st.lists(st.tuples(st.sampled_from(["h", "hé"]),
+                                                              st.one_of(st.none(), st.binary(max_size=4))),
+                                                    max_size=2))
+
+
+@FUZZ
+@given(recs=st.lists(RECORD, min_size=1, max_size=12), pads=st.lists(st.integers(0, 2), min_size=8 * 12 * 3))
+def test_varints_of_any_width_parse_the_same(recs, pads):
+    """Records whose varints take one, two or more bytes (also non-minimal ones), with and
+    without headers, read the same through records() and columns(): the scanner's fast path
+    (one- and two-byte varints) and its careful path agree."""
+    pad = iter(pads)
+    body = b""
+    for i, (value, key, ts, headers) in enumerate(recs):
+        rec = b"\x00" + padded_varint(ts, next(pad)) + padded_varint(i, next(pad))
+        for part in (key, value):
+            rec += padded_varint(-1, next(pad)) if part is None else padded_varint(len(part), next(pad)) + part
+        rec += padded_varint(len(headers), next(pad))
+        for hkey, hvalue in headers:
+            k = hkey.encode()
+            rec += padded_varint(len(k), next(pad)) + k
+            rec += padded_varint(-1, next(pad)) if hvalue is None else padded_varint(len(hvalue), 0) + hvalue
+        body += padded_varint(len(rec), next(pad)) + rec
+    header = struct.pack(">qiibIhiqqqhii", 0, 49 + len(body), -1, 2, 0, 0, len(recs) - 1, 1000, 1000, -1, -1, -1,
+                         len(recs))
+    data = bytearray(header + body)
+    struct.pack_into(">I", data, 17, crc32c(bytes(data[21:])))
+    data = bytes(data)
+    batch = parse_batches(data)[0]
+    got = [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in batch.records()]
+    assert got == [(i, 1000 + ts, key, value, headers) for i, (value, key, ts, headers) in enumerate(recs)]
+    cols = batch.columns()
+    for i, (value, key, _, _) in enumerate(recs):
+        for part, name in ((key, "key"), (value, "value")):
+            start, length = cols[f"{name}_start"][i], cols[f"{name}_length"][i]
+            assert (None if length < 0 else data[start:start + length]) == part

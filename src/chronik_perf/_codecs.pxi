@@ -21,6 +21,7 @@ cdef enum:
     LZ4_FLG_CONTENT_SIZE = 0x08
 
 CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
+cdef tuple codec_names = CODEC_NAMES
 DEFAULT_LEVELS = {"gzip": 6, "lz4": 0, "zstd": 3}
 cdef bytes XERIAL_MAGIC = b"\x82SNAPPY\x00"
 cdef bytes XERIAL_HEADER = XERIAL_MAGIC + b"\x00\x00\x00\x01\x00\x00\x00\x01"
@@ -31,14 +32,14 @@ cdef dict _zstd_compressors = {}
 
 cdef int codec_id(object codec) except -1:
     """Codec name (or attribute id 0..4) to its id."""
+    cdef int i
     if isinstance(codec, int):
         if 0 <= codec <= 4:
             return codec
-    else:
-        try:
-            return CODEC_NAMES.index(codec)
-        except ValueError:
-            pass
+    elif isinstance(codec, str):
+        for i in range(CODEC_ZSTD + 1):
+            if codec is codec_names[i] or codec == codec_names[i]:
+                return i
     raise ValueError(f"unknown compression codec {codec!r}; expected one of {', '.join(CODEC_NAMES)}")
 
 

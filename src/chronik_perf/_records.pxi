@@ -8,6 +8,7 @@ cimport cython
 cimport numpy as cnp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
@@ -23,7 +24,14 @@ import numpy as np
 cnp.import_array()
 
 cdef enum:
-    MAX_RECORD_OVERHEAD = 41     # every varint at its widest, plus the attributes byte
+    # A record takes at most this plus its key, value and encoded headers lengths (each >= -1):
+    # length, timestamp and offset varints of 10 bytes, attributes, and 11 + length for each
+    # of key and value, 2 + length for the headers (null parts take one byte).
+    MAX_RECORD_OVERHEAD = 55
+    N_COLUMNS = 6
+
+cdef tuple COLUMN_NAMES = ("offset", "timestamp", "key_start", "key_length", "value_start",
+                           "value_length")
 
 
 cdef extern from "record_scan.h":
@@ -59,9 +67,8 @@ cdef struct Slice:
 
 # ---------------------------------------------------------------- building
 
-cdef inline Slice as_slice(object obj, list keepalive) except *:
+cdef inline int set_slice(Slice* s, object obj, list keepalive) except -1:
     """Pointer and length of a bytes-like value; None gives a null slice."""
-    cdef Slice s
     if type(obj) is bytes:
         s.ptr = <const uint8_t*>PyBytes_AS_STRING(obj)
         s.length = PyBytes_GET_SIZE(obj)
@@ -69,18 +76,17 @@ cdef inline Slice as_slice(object obj, list keepalive) except *:
         s.ptr = NULL
         s.length = -1
     else:
-        s = copied_slice(obj, keepalive)
-    return s
+        set_copied_slice(s, obj, keepalive)
+    return 0
 
 
-cdef Slice copied_slice(object obj, list keepalive) except *:
+cdef int set_copied_slice(Slice* s, object obj, list keepalive) except -1:
     """bytearray, memoryview, numpy...: one copy as bytes, kept alive by keepalive."""
-    cdef Slice s
     obj = bytes(memoryview(obj))        # TypeError for anything that is not a buffer
     keepalive.append(obj)
     s.ptr = <const uint8_t*>PyBytes_AS_STRING(obj)
     s.length = PyBytes_GET_SIZE(obj)
-    return s
+    return 0
 
 
 cdef inline Py_ssize_t slice_size(Slice s) noexcept nogil:
@@ -99,51 +105,97 @@ cdef inline uint8_t* write_slice(uint8_t* p, Slice s) noexcept nogil:
 
 cdef Py_ssize_t headers_size(object headers, list keepalive) except -1:
     """Encoded size of a record's headers (count included); validates their types."""
-    if not headers:
-        return 1
     cdef Py_ssize_t size = uvarint_size(zigzag_encode(len(headers))), n
     cdef const char* utf8
+    cdef Slice s
     for item in headers:
         hkey, hvalue = item
         if not isinstance(hkey, str):
             raise TypeError(f"header key must be str, not {type(hkey).__name__}")
         utf8 = PyUnicode_AsUTF8AndSize(hkey, &n)
-        size += uvarint_size(zigzag_encode(n)) + n + slice_size(as_slice(hvalue, keepalive))
+        set_slice(&s, hvalue, keepalive)
+        size += uvarint_size(zigzag_encode(n)) + n + slice_size(s)
     return size
 
 
-cdef uint8_t* write_headers(uint8_t* p, object headers, list keepalive) except NULL:
+cdef int set_headers(Slice* out, object headers, list keepalive) except -1:
+    """A record's headers encoded (count included) into bytes kept alive by keepalive;
+    no headers gives a null slice, written as a zero count."""
     cdef Py_ssize_t n
     cdef Slice s
     if not headers:
-        p[0] = 0
-        return p + 1
+        out.ptr = NULL
+        out.length = -1
+        return 0
+    encoded = PyBytes_FromStringAndSize(NULL, headers_size(headers, keepalive))
+    keepalive.append(encoded)
+    cdef uint8_t* p = <uint8_t*>PyBytes_AS_STRING(encoded)
+    out.ptr = p
+    out.length = PyBytes_GET_SIZE(encoded)
     p += write_uvarint(p, zigzag_encode(len(headers)))
     for hkey, hvalue in headers:
         s.ptr = <const uint8_t*>PyUnicode_AsUTF8AndSize(hkey, &n)
         s.length = n
         p = write_slice(p, s)
-        p = write_slice(p, as_slice(hvalue, keepalive))
-    return p
+        set_slice(&s, hvalue, keepalive)
+        p = write_slice(p, s)
+    return 0
 
 
-cdef inline Py_ssize_t record_body_size(int64_t ts_delta, int64_t offset_delta, Slice key,
-                                        Slice value, Py_ssize_t hsize) noexcept nogil:
-    return (1 + uvarint_size(zigzag_encode(ts_delta)) + uvarint_size(zigzag_encode(offset_delta))
-            + slice_size(key) + slice_size(value) + hsize)
+cdef struct RecordIn:
+    Slice key
+    Slice value
+    Slice headers                # encoded, count included; null: no headers
+    int64_t timestamp
 
 
-cdef inline uint8_t* write_record_start(uint8_t* p, Py_ssize_t body, int64_t ts_delta,
-                                        int64_t offset_delta, Slice key,
-                                        Slice value) noexcept nogil:
-    """Write a record up to (not including) its headers."""
-    p += write_uvarint(p, zigzag_encode(body))
-    p[0] = 0
-    p += 1
-    p += write_uvarint(p, zigzag_encode(ts_delta))
-    p += write_uvarint(p, zigzag_encode(offset_delta))
-    p = write_slice(p, key)
-    return write_slice(p, value)
+cdef struct RecordLayout:
+    uint64_t ts_zigzag           # timestamp delta, zigzag-encoded
+    uint64_t offset_zigzag
+    Py_ssize_t ts_size           # bytes of its varint
+    Py_ssize_t offset_size
+    Py_ssize_t body              # bytes after the length varint
+    Py_ssize_t size              # bytes of the whole record
+
+
+cdef inline void lay_out_record(RecordLayout* l, const RecordIn* r, int64_t ts_delta,
+                                int64_t offset_delta) noexcept nogil:
+    """Sizes of a record's parts, each varint encoded once."""
+    l.ts_zigzag = zigzag_encode(ts_delta)
+    l.offset_zigzag = zigzag_encode(offset_delta)
+    l.ts_size = uvarint_size(l.ts_zigzag)
+    l.offset_size = uvarint_size(l.offset_zigzag)
+    l.body = (1 + l.ts_size + l.offset_size + slice_size(r.key) + slice_size(r.value)
+              + (1 if r.headers.length < 0 else r.headers.length))
+    l.size = uvarint_size(zigzag_encode(l.body)) + l.body
+
+
+cdef inline uint8_t* put_uvarint(uint8_t* p, uint64_t v, Py_ssize_t size) noexcept nogil:
+    """Write v, whose varint takes `size` bytes; return the position after it."""
+    if size == 1:
+        p[0] = <uint8_t>v
+    elif size == 2:
+        p[0] = <uint8_t>(v | 0x80)
+        p[1] = <uint8_t>(v >> 7)
+    else:
+        write_uvarint(p, v)
+    return p + size
+
+
+cdef inline uint8_t* write_record(uint8_t* p, const RecordIn* r,
+                                  const RecordLayout* l) noexcept nogil:
+    """Write one record laid out by lay_out_record; return the position after it."""
+    p = put_uvarint(p, zigzag_encode(l.body), l.size - l.body)
+    p[0] = 0                    # attributes
+    p = put_uvarint(p + 1, l.ts_zigzag, l.ts_size)
+    p = put_uvarint(p, l.offset_zigzag, l.offset_size)
+    p = write_slice(p, r.key)
+    p = write_slice(p, r.value)
+    if r.headers.length < 0:
+        p[0] = 0
+        return p + 1
+    memcpy(p, r.headers.ptr, r.headers.length)
+    return p + r.headers.length
 
 
 cdef void write_batch_header(uint8_t* out, Py_ssize_t total, int64_t base_offset,
@@ -193,13 +245,10 @@ cdef inline int64_t now_ms():
 
 
 cdef extern from "Python.h":
+    dict _PyDict_NewPresized(Py_ssize_t minused)
     PyObject* new_bytes "PyBytes_FromStringAndSize"(const char* data, Py_ssize_t size)
     int _PyBytes_Resize(PyObject** obj, Py_ssize_t size) except -1
     void Py_XDECREF(PyObject* obj)
-
-
-cdef inline int64_t item_timestamp(object ts) except? -1:
-    return <int64_t>ts
 
 
 def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t base_offset=0,
@@ -223,7 +272,7 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
         if PySequence_Fast_GET_SIZE(kseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(kseq)} keys for {n} values")
         kitems = PySequence_Fast_ITEMS(kseq)
-    if isinstance(timestamps, np.ndarray):
+    if isinstance(timestamps, cnp.ndarray):
         tarr = np.ascontiguousarray(timestamps, dtype=np.int64)
         if tarr.shape[0] != n:
             raise ValueError(f"{tarr.shape[0]} timestamps for {n} values")
@@ -240,64 +289,81 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
         hitems = PySequence_Fast_ITEMS(hseq)
 
     cdef list keepalive = []
-    cdef Slice k, v
-    cdef Slice null_key
-    null_key.ptr = NULL
-    null_key.length = -1
-    cdef int64_t ts, base_ts = 0, max_ts = 0, now = 0
-    cdef uint8_t* p
-    cdef Py_ssize_t hsize = 1, body, need, used = BATCH_HEADER_SIZE, cap
-    if titems == NULL and not ts_array:
-        now = now_ms()
-    # Room for n records shaped like the first; grown by doubling if later ones are larger.
-    v = as_slice(<object>vitems[0], keepalive)
-    k = as_slice(<object>kitems[0], keepalive) if kitems != NULL else null_key
-    cap = BATCH_HEADER_SIZE + n * (MAX_RECORD_OVERHEAD + max(v.length, 0) + max(k.length, 0)) + 64
-    cdef PyObject* out = new_bytes(NULL, cap)
-    if out == NULL:
+    cdef RecordIn* recs = <RecordIn*>PyMem_Malloc(n * sizeof(RecordIn))
+    if recs == NULL:
         raise MemoryError()
+    cdef int64_t base_ts, max_ts, now
+    cdef Py_ssize_t used, bound = BATCH_HEADER_SIZE + n * MAX_RECORD_OVERHEAD
+    cdef PyObject* out = NULL
     try:
+        # Python objects to C, one field at a time, with a bound on the encoded size;
+        # then one pass in C lays out and writes each record.
         for i in range(n):
-            v = as_slice(<object>vitems[i], keepalive)
-            k = as_slice(<object>kitems[i], keepalive) if kitems != NULL else null_key
-            if ts_array:
-                ts = tarr[i]
-            elif titems != NULL:
-                ts = item_timestamp(<object>titems[i])
-            else:
-                ts = now
-            if i == 0:
-                base_ts = max_ts = ts
-            elif ts > max_ts:
-                max_ts = ts
-            if hitems != NULL:
-                hsize = headers_size(<object>hitems[i], keepalive)
-            body = record_body_size(ts - base_ts, i, k, v, hsize)
-            need = uvarint_size(zigzag_encode(body)) + body
-            if used + need > cap:
-                cap = max(2 * cap, used + need)
-                _PyBytes_Resize(&out, cap)
-            p = write_record_start(<uint8_t*>PyBytes_AS_STRING(<object>out) + used,
-                                   body, ts - base_ts, i, k, v)
-            if hitems != NULL:
-                write_headers(p, <object>hitems[i], keepalive)
-            else:
-                p[0] = 0
-            used += need
-        if codec != CODEC_NONE:
-            return finish_batch(<const uint8_t*>PyBytes_AS_STRING(<object>out) + BATCH_HEADER_SIZE,
-                                used - BATCH_HEADER_SIZE, codec, compression_level, base_offset,
-                                partition_leader_epoch, batch_attributes(transactional),
-                                <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
-                                base_sequence, <int32_t>n)
+            set_slice(&recs[i].value, <object>vitems[i], keepalive)
+            bound += recs[i].value.length
+        if kitems != NULL:
+            for i in range(n):
+                set_slice(&recs[i].key, <object>kitems[i], keepalive)
+                bound += recs[i].key.length
+        else:
+            for i in range(n):
+                recs[i].key.length = -1
+        if ts_array:
+            for i in range(n):
+                recs[i].timestamp = tarr[i]
+        elif titems != NULL:
+            for i in range(n):
+                recs[i].timestamp = <int64_t>(<object>titems[i])
+        else:
+            now = now_ms()
+            for i in range(n):
+                recs[i].timestamp = now
+        if hitems != NULL:
+            for i in range(n):
+                set_headers(&recs[i].headers, <object>hitems[i], keepalive)
+                bound += recs[i].headers.length
+        else:
+            for i in range(n):
+                recs[i].headers.length = -1
+        out = new_bytes(NULL, bound)
+        if out == NULL:
+            raise MemoryError()
+        used = BATCH_HEADER_SIZE + write_records(<uint8_t*>PyBytes_AS_STRING(<object>out)
+                                                 + BATCH_HEADER_SIZE, recs, n, &base_ts, &max_ts)
         _PyBytes_Resize(&out, used)
-        write_batch_header(<uint8_t*>PyBytes_AS_STRING(<object>out), used, base_offset,
-                           partition_leader_epoch, batch_attributes(transactional),
-                           <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
-                           base_sequence, <int32_t>n)
-        return <object>out
+        result = <object>out
     finally:
+        PyMem_Free(recs)
         Py_XDECREF(out)
+    if codec != CODEC_NONE:
+        return finish_batch(<const uint8_t*>PyBytes_AS_STRING(result) + BATCH_HEADER_SIZE,
+                            used - BATCH_HEADER_SIZE, codec, compression_level, base_offset,
+                            partition_leader_epoch, batch_attributes(transactional),
+                            <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
+                            base_sequence, <int32_t>n)
+    write_batch_header(<uint8_t*>PyBytes_AS_STRING(result), used, base_offset,
+                       partition_leader_epoch, batch_attributes(transactional),
+                       <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
+                       base_sequence, <int32_t>n)
+    return result
+
+
+cdef Py_ssize_t write_records(uint8_t* out, const RecordIn* recs, Py_ssize_t n, int64_t* base_ts,
+                              int64_t* max_ts) noexcept nogil:
+    """Write n records at out; return their bytes. The base timestamp is the first record's,
+    the max the largest, as Kafka's producers write them."""
+    cdef int64_t base = recs[0].timestamp, top = base
+    cdef uint8_t* p = out
+    cdef Py_ssize_t i
+    cdef RecordLayout l
+    for i in range(n):
+        if recs[i].timestamp > top:
+            top = recs[i].timestamp
+        lay_out_record(&l, &recs[i], recs[i].timestamp - base, i)
+        p = write_record(p, &recs[i], &l)
+    base_ts[0] = base
+    max_ts[0] = top
+    return p - out
 
 
 @cython.final
@@ -345,13 +411,15 @@ cdef class BatchBuilder:
     def append(self, value, key=None, timestamp=None, headers=None):
         """Add a record; False (nothing added) when it would push the batch past max_bytes."""
         cdef list keepalive = []
-        cdef Slice v = as_slice(value, keepalive)
-        cdef Slice k = as_slice(key, keepalive)
+        cdef RecordIn r
+        set_slice(&r.value, value, keepalive)
+        set_slice(&r.key, key, keepalive)
+        set_headers(&r.headers, headers, keepalive)
         cdef int64_t ts = now_ms() if timestamp is None else <int64_t>timestamp
-        cdef Py_ssize_t hsize = headers_size(headers, keepalive)
         cdef int64_t base_ts = ts if self._count == 0 else self._base_ts
-        cdef Py_ssize_t body = record_body_size(ts - base_ts, self._count, k, v, hsize)
-        cdef Py_ssize_t need = uvarint_size(zigzag_encode(body)) + body
+        cdef RecordLayout l
+        lay_out_record(&l, &r, ts - base_ts, self._count)
+        cdef Py_ssize_t need = l.size
         cdef Py_ssize_t cap
         cdef uint8_t* grown
         if self._count and self._len + need > self.max_bytes:
@@ -363,9 +431,7 @@ cdef class BatchBuilder:
                 raise MemoryError()
             self._buf = grown
             self._cap = cap
-        cdef uint8_t* p = write_record_start(self._buf + self._len, body, ts - base_ts,
-                                             self._count, k, v)
-        write_headers(p, headers, keepalive)
+        write_record(self._buf + self._len, &r, &l)
         self._len += need
         if self._count == 0:
             self._base_ts = self._max_ts = ts
@@ -455,6 +521,46 @@ cdef class HeldBuffer:
             m = memoryview(self.obj)
             self._bytes_view = m if m.format == "B" and m.ndim == 1 else m.cast("B")
         return self._bytes_view[start:end]
+
+
+cdef struct ColumnScan:
+    const uint8_t* buf           # in: the records section
+    Py_ssize_t end
+    Py_ssize_t n                 # in: record count
+    int64_t base_offset
+    int64_t ts_base
+    bint log_append
+    Py_ssize_t shift             # in: added to key and value starts
+    int64_t* out                 # in: six columns of n, one after the other
+    int rc                       # out: fault code (OK) ...
+    Py_ssize_t pos               # out: ... at this position (the end of the last record on success)
+    Py_ssize_t done              # out: records filled
+
+
+cdef void fill_columns(ColumnScan* s) noexcept nogil:
+    """Scan s.n records into the six columns; stop at the first fault."""
+    cdef const uint8_t* buf = s.buf
+    cdef Py_ssize_t end = s.end, n = s.n, pos = 0, i = 0, shift = s.shift
+    cdef int64_t base_offset = s.base_offset, ts_base = s.ts_base
+    cdef int64_t ts_mask = 0 if s.log_append else -1     # LogAppendTime: every record at ts_base
+    cdef int64_t* row = s.out
+    cdef RecordView r
+    cdef int rc = OK
+    while i < n:
+        rc = scan_record(buf, end, &pos, &r)
+        if rc:
+            break
+        row[0] = base_offset + r.offset_delta
+        row[n] = ts_base + (r.timestamp_delta & ts_mask)
+        row[2 * n] = r.key_start + shift
+        row[3 * n] = r.key_length
+        row[4 * n] = r.value_start + shift
+        row[5 * n] = r.value_length
+        row += 1
+        i += 1
+    s.rc = rc
+    s.pos = pos
+    s.done = i
 
 
 @cython.final
@@ -599,43 +705,40 @@ cdef class RecordBatch:
         value_start, value_length (length -1 for null) and `data`, the buffer the starts index:
         the buffer given to parse_batches for an uncompressed batch, else the decompressed records."""
         self.load_records()
-        cdef Py_ssize_t n = self.record_count, end = self._rec_len, pos = 0, i = 0
-        cdef cnp.npy_intp dims[1]
-        dims[0] = n
-        cdef list arrays = [cnp.PyArray_EMPTY(1, dims, cnp.NPY_INT64, 0) for _ in range(6)]
-        cdef int64_t* offset = <int64_t*>cnp.PyArray_DATA(arrays[0])
-        cdef int64_t* timestamp = <int64_t*>cnp.PyArray_DATA(arrays[1])
-        cdef int64_t* key_start = <int64_t*>cnp.PyArray_DATA(arrays[2])
-        cdef int64_t* key_length = <int64_t*>cnp.PyArray_DATA(arrays[3])
-        cdef int64_t* value_start = <int64_t*>cnp.PyArray_DATA(arrays[4])
-        cdef int64_t* value_length = <int64_t*>cnp.PyArray_DATA(arrays[5])
-        cdef const uint8_t* buf = self._rec
-        cdef int64_t base_offset = self.base_offset
-        cdef bint log_append = self.attributes & ATTR_TIMESTAMP_TYPE
-        cdef int64_t ts_base = self.max_timestamp if log_append else self.base_timestamp
+        cdef Py_ssize_t n = self.record_count, i
+        cdef cnp.npy_intp dims[2]
+        dims[0] = N_COLUMNS
+        dims[1] = n
+        # One allocation for all six columns; each column is a row view of it.
+        block = cnp.PyArray_EMPTY(2, dims, cnp.NPY_INT64, 0)
+        cdef ColumnScan scan
+        scan.buf = self._rec
+        scan.end = self._rec_len
+        scan.n = n
+        scan.base_offset = self.base_offset
+        scan.log_append = self.attributes & ATTR_TIMESTAMP_TYPE
+        scan.ts_base = self.max_timestamp if scan.log_append else self.base_timestamp
         # Uncompressed: starts index the caller's own buffer; compressed: the decompressed copy.
-        cdef Py_ssize_t shift = 0 if self._decompressed is not None else self.position + BATCH_HEADER_SIZE
-        cdef RecordView r
-        cdef int rc = OK
-        with nogil:
-            while i < n:
-                rc = scan_record(buf, end, &pos, &r)
-                if rc:
-                    break
-                offset[i] = base_offset + r.offset_delta
-                timestamp[i] = ts_base if log_append else ts_base + r.timestamp_delta
-                key_start[i] = r.key_start + shift
-                key_length[i] = r.key_length
-                value_start[i] = r.value_start + shift
-                value_length[i] = r.value_length
-                i += 1
-        if rc:
-            self.fault(rc, pos, i)
-        if pos != end:
-            self.fault(LENGTH_MISMATCH, pos, -1)
-        return {"offset": arrays[0], "timestamp": arrays[1], "key_start": arrays[2],
-                "key_length": arrays[3], "value_start": arrays[4], "value_length": arrays[5],
-                "data": self._held.obj if self._decompressed is None else self._decompressed}
+        scan.shift = 0 if self._decompressed is not None else self.position + BATCH_HEADER_SIZE
+        scan.out = <int64_t*>cnp.PyArray_DATA(block)
+        # Small batches keep the GIL: releasing and taking it back costs more than their scan.
+        if scan.end >= CRC_GIL_RELEASE_BYTES:
+            with nogil:
+                fill_columns(&scan)
+        else:
+            fill_columns(&scan)
+        if scan.rc:
+            self.fault(scan.rc, scan.pos, scan.done)
+        if scan.pos != scan.end:
+            self.fault(LENGTH_MISMATCH, scan.pos, -1)
+        cdef dict out = _PyDict_NewPresized(N_COLUMNS + 1)
+        dims[0] = n
+        for i in range(N_COLUMNS):
+            column = cnp.PyArray_SimpleNewFromData(1, dims, cnp.NPY_INT64, scan.out + i * n)
+            cnp.set_array_base(column, block)
+            out[COLUMN_NAMES[i]] = column
+        out["data"] = self._held.obj if self._decompressed is None else self._decompressed
+        return out
 
 
 cdef RecordBatch read_batch_header(HeldBuffer held, Py_ssize_t pos, bint verify_crc):

@@ -17,12 +17,23 @@ CP_ALWAYS_INLINE int64_t cp_zigzag_decode(uint64_t n) {
 }
 
 CP_ALWAYS_INLINE Py_ssize_t cp_uvarint_size(uint64_t v) {
+    if (v < 0x80) return 1; /* the usual sizes, cheaper than counting bits */
+    if (v < 0x4000) return 2;
     int bits = 64 - __builtin_clzll(v | 1); /* 7 bits a byte: 1..10 bytes */
     return (bits * 9 + 64) / 64;
 }
 
 /* Write v at out (room for 10 bytes needed); return the bytes written. */
 CP_ALWAYS_INLINE Py_ssize_t cp_write_uvarint(uint8_t *out, uint64_t v) {
+    if (v < 0x80) {
+        out[0] = (uint8_t)v;
+        return 1;
+    }
+    if (v < 0x4000) {
+        out[0] = (uint8_t)(v | 0x80);
+        out[1] = (uint8_t)(v >> 7);
+        return 2;
+    }
     Py_ssize_t n = 0;
     while (v >= 0x80) {
         out[n++] = (uint8_t)(v | 0x80);
