@@ -1,0 +1,122 @@
+"""Protocol codec speed against kafka-python 3, measured in the same run: prints one ratio per case.
+
+Cases (from issue 3): Metadata response v12 with 1000 topics x 3 partitions (encode, decode); Produce request v9
+with one partition holding a 16 KiB batch (encode, decode); Fetch response v12 with 10 partitions x 1 MiB of
+records (decode; also with zero_copy=True, records as memoryview slices). Each side encodes from its natural
+input (our dicts, kafka-python's data objects) and decodes the same frame. Times are CPU time of this process (robust to other load on the machine), the best of several
+repeats of a calibrated loop.
+"""
+import argparse
+import os
+import sys
+import time
+import uuid
+
+from kafka.protocol.metadata import MetadataResponse
+from kafka.protocol.consumer import FetchResponse
+from kafka.protocol.producer import ProduceRequest
+
+from chronik_perf import protocol
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from test_protocol_peer import to_kp  # noqa: E402  (the same dict -> kafka-python adapter the tests check)
+
+
+def best_time(fn, repeat, min_time=0.2):
+    """Seconds per call: the best of ``repeat`` loops, each calibrated to run at least ``min_time``."""
+    loops = 1
+    while True:
+        t0 = time.process_time()
+        for _ in range(loops):
+            fn()
+        elapsed = time.process_time() - t0
+        if elapsed >= min_time:
+            break
+        loops *= 2
+    best = elapsed / loops
+    for _ in range(repeat - 1):
+        t0 = time.process_time()
+        for _ in range(loops):
+            fn()
+        best = min(best, (time.process_time() - t0) / loops)
+    return best
+
+
+def metadata_body(topics=1000, partitions=3):
+    return {
+        "throttle_time_ms": 0,
+        "brokers": [{"node_id": n, "host": f"broker-{n}.example", "port": 9092, "rack": None} for n in range(3)],
+        "cluster_id": "chronik-perf-cluster",
+        "controller_id": 1,
+        "topics": [{
+            "error_code": 0, "name": f"topic-{t:04d}", "topic_id": uuid.UUID(int=t + 1), "is_internal": False,
+            "partitions": [{"error_code": 0, "partition_index": p, "leader_id": p % 3, "leader_epoch": 5,
+                            "replica_nodes": [0, 1, 2], "isr_nodes": [0, 1, 2], "offline_replicas": []}
+                           for p in range(partitions)],
+            "topic_authorized_operations": -(1 << 31),
+        } for t in range(topics)],
+    }
+
+
+def produce_body(batch=16 * 1024):
+    return {"transactional_id": None, "acks": -1, "timeout_ms": 30000,
+            "topic_data": [{"name": "bench", "partition_data": [{"index": 0, "records": os.urandom(batch)}]}]}
+
+
+def fetch_body(partitions=10, size=1 << 20):
+    return {"throttle_time_ms": 0, "error_code": 0, "session_id": 0, "responses": [{
+        "topic": "bench", "partitions": [{
+            "partition_index": p, "error_code": 0, "high_watermark": 1000, "last_stable_offset": 1000,
+            "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1,
+            "records": os.urandom(size)} for p in range(partitions)]}]}
+
+
+def kp_frame(obj, kind):
+    obj.with_header(correlation_id=1, client_id="bench") if kind == "request" else obj.with_header(correlation_id=1)
+    return bytes(obj.encode(header=True, framed=True))
+
+
+def cases():
+    md = metadata_body()
+    md_kp = to_kp(MetadataResponse, md, 12)
+    md_frame = protocol.encode_response("Metadata", 12, 1, md)
+    assert md_frame == kp_frame(md_kp, "response")
+    pr = produce_body()
+    pr_kp = to_kp(ProduceRequest, pr, 9)
+    pr_frame = protocol.encode_request("Produce", 9, pr, correlation_id=1, client_id="bench")
+    assert pr_frame == kp_frame(pr_kp, "request")
+    fe = fetch_body()
+    fe_frame = protocol.encode_response("Fetch", 12, 1, fe)
+    assert fe_frame == kp_frame(to_kp(FetchResponse, fe, 12), "response")
+    yield ("metadata response v12 1000x3 encode",
+           lambda: protocol.encode_response("Metadata", 12, 1, md),
+           lambda: md_kp.encode(header=True, framed=True))
+    yield ("metadata response v12 1000x3 decode",
+           lambda: protocol.decode_response("Metadata", 12, md_frame),
+           lambda: MetadataResponse.decode(md_frame, version=12, header=True, framed=True))
+    yield ("produce request v9 16KiB encode",
+           lambda: protocol.encode_request("Produce", 9, pr, correlation_id=1, client_id="bench"),
+           lambda: pr_kp.encode(header=True, framed=True))
+    yield ("produce request v9 16KiB decode",
+           lambda: protocol.decode_request(pr_frame),
+           lambda: ProduceRequest.decode(pr_frame, version=9, header=True, framed=True))
+    yield ("fetch response v12 10x1MiB decode",
+           lambda: protocol.decode_response("Fetch", 12, fe_frame),
+           lambda: FetchResponse.decode(fe_frame, version=12, header=True, framed=True))
+    yield ("fetch response v12 10x1MiB decode zero_copy",
+           lambda: protocol.decode_response("Fetch", 12, fe_frame, zero_copy=True),
+           lambda: FetchResponse.decode(fe_frame, version=12, header=True, framed=True))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed loops per side (best is kept)")
+    args = parser.parse_args()
+    print(f"{'case':40} {'chronik-perf':>14} {'kafka-python':>14} {'ratio':>8}")
+    for name, ours, theirs in cases():
+        t_ours, t_theirs = best_time(ours, args.repeat), best_time(theirs, args.repeat)
+        print(f"{name:40} {t_ours * 1e6:11.1f} us {t_theirs * 1e6:11.1f} us {t_theirs / t_ours:7.1f}x")
+
+
+if __name__ == "__main__":
+    main()

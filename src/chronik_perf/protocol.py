@@ -1,0 +1,195 @@
+"""Kafka wire protocol: encode and decode requests and responses of every supported API version.
+
+Frames are always size-prefixed: every ``encode_*`` returns the 4-byte big-endian size followed by the header and
+body, and every ``decode_*`` expects exactly that (the size must match the bytes after it). Bodies are dicts keyed by
+the snake_case of Apache Kafka's field names; see :mod:`chronik_perf.protocol_schema` for the messages.
+Decoded bodies are plain dicts and lists that cannot form reference cycles, so they are left untracked by the cycle
+collector (as CPython does for atom-only dicts and tuples): do not build cycles through them.
+"""
+import uuid
+
+from . import _core
+from ._core import FIELD_KINDS, ProtocolError, ProtocolProgram
+from .protocol_schema import in_range, parse_schema
+
+__all__ = ["encode_request", "decode_request", "encode_response", "decode_response", "encode_payload",
+           "decode_payload", "SUPPORTED", "pick_version", "ProtocolError"]
+
+_ARRAY = FIELD_KINDS["[]"]
+_STRUCT = FIELD_KINDS["{}"]
+_ZERO_UUID = uuid.UUID(int=0)
+
+
+def _default(field, nullable, tagged):
+    """The value a missing field takes: Kafka's default text parsed for the type, else the type's zero."""
+    text = field.default
+    if field.type == "{}":
+        return None if nullable or tagged or text == "null" else {}
+    if text == "null":
+        return None
+    if field.type.startswith("[]"):
+        return []
+    if field.type == "bool":
+        return text == "true"
+    if field.type == "string":
+        return text or ""
+    if field.type == "float64":
+        return float(text or 0)
+    if field.type == "uuid":
+        return _ZERO_UUID
+    if field.type in ("bytes", "records"):
+        return None if nullable else b""
+    return int(text or "0", 0)
+
+
+def _compile(name, fields, version, flexible):
+    """The program for one struct at one version: fields of that version, tagged ones last in tag order."""
+    untagged, tagged = [], []
+    for field in fields:
+        if not in_range(field.versions, version):
+            continue
+        is_tagged = flexible and field.tag >= 0 and in_range(field.tagged, version)
+        nullable = in_range(field.nullable, version)
+        if field.type.startswith("[]"):
+            kind, elem = _ARRAY, FIELD_KINDS[field.type[2:] or "{}"]
+        else:
+            kind, elem = FIELD_KINDS[field.type], 0
+        sub = _compile(name, field.fields, version, flexible) if field.fields else None
+        entry = (field.name, kind, elem, nullable, field.tag if is_tagged else -1,
+                 _default(field, nullable, is_tagged), sub)
+        (tagged if is_tagged else untagged).append(entry)
+    tagged.sort(key=lambda entry: entry[4])
+    return ProtocolProgram(name, version, flexible, untagged + tagged)
+
+
+class _Api:
+    """One API (or embedded payload): its compiled request and response programs for each version."""
+
+    def __init__(self, request, response):
+        self.name = request.name
+        self.key = request.api_key
+        self.min, self.max = request.versions[0], request.versions[1]
+        self.flexible = request.flexible
+        self.programs = {}
+        for message in {request.kind: request, response.kind: response}.values():
+            self.programs[message.kind] = tuple(
+                _compile(message.name, message.fields, v, in_range(message.flexible, v))
+                for v in range(self.min, self.max + 1))
+
+    def program(self, kind, version):
+        if not self.min <= version <= self.max:
+            raise ProtocolError(f"{self.name} v{version}: unsupported version (supported {self.min}-{self.max})")
+        return self.programs[kind][version - self.min]
+
+
+def _build():
+    messages = parse_schema()
+    apis, payloads = {}, {}
+    for (name, kind), message in messages.items():
+        if kind == "request":
+            api = _Api(message, messages[name, "response"])
+            apis[name] = apis[api.key] = api
+        elif kind == "data":
+            payloads[name] = _Api(message, message)
+    return apis, payloads
+
+
+_APIS, _PAYLOADS = _build()
+_API_VERSIONS_KEY = _APIS["ApiVersions"].key
+_UNSUPPORTED_VERSION = (35).to_bytes(2, "big")  # the error code, as the first body field of an ApiVersions response
+
+_REQUEST_PROGRAMS = {api.key << 16 | v: api.program("request", v)
+                     for name, api in _APIS.items() if isinstance(name, str) for v in range(api.min, api.max + 1)}
+
+SUPPORTED = {api.name: (api.min, api.max) for key, api in _APIS.items() if isinstance(key, str)}
+"""API name -> (lowest, highest) version this codec speaks."""
+
+
+def _api(api):
+    try:
+        return _APIS[api]
+    except (KeyError, TypeError):
+        raise ProtocolError(f"unknown api {api!r}") from None
+
+
+def _header_tags(api, version):
+    # Responses use header v1 in flexible versions, except ApiVersions, whose response header is always v0.
+    return api.key != _API_VERSIONS_KEY and in_range(api.flexible, version)
+
+
+def encode_request(api, version, body, *, correlation_id=0, client_id="chronik-perf"):
+    """Encode a whole request frame (size prefix, header v1/v2, body) for ``api`` (name or key) at ``version``.
+
+    >>> frame = encode_request("Metadata", 12, {"topics": [{"name": "t"}]}, correlation_id=7)
+    """
+    a = _api(api)
+    return _core.encode_request_frame(a.program("request", version), a.key, correlation_id, client_id, body)
+
+
+def decode_request(frame):
+    """Decode a size-prefixed request frame into ``(header, body)``; header has api_key, api_version,
+    correlation_id and client_id."""
+    key, version, correlation_id, client_id, body = _core.decode_request_frame(_REQUEST_PROGRAMS, frame)
+    return {"api_key": key, "api_version": version, "correlation_id": correlation_id, "client_id": client_id}, body
+
+
+def encode_response(api, version, correlation_id, body):
+    """Encode a whole response frame (size prefix, header v0/v1, body) for ``api`` at ``version``."""
+    a = _api(api)
+    return _core.encode_response_frame(a.program("response", version), correlation_id,
+                                       _header_tags(a, version), body)
+
+
+def decode_response(api, version, frame, *, zero_copy=False):
+    """Decode a size-prefixed response frame of ``api`` at ``version`` into ``(correlation_id, body)``.
+
+    Records fields are ``bytes`` (one copy each); with ``zero_copy=True`` they are read-only ``memoryview`` slices
+    of ``frame`` instead (no copy; they keep the frame alive). A broker answers an ApiVersions request of a
+    version it does not know with a v0 body carrying UNSUPPORTED_VERSION; such a body is read as v0, as Kafka's
+    clients do."""
+    a = _api(api)
+    if a.key == _API_VERSIONS_KEY and frame[8:10] == _UNSUPPORTED_VERSION:
+        version = 0
+    return _core.decode_response_frame(a.program("response", version), _header_tags(a, version), frame, zero_copy)
+
+
+def _payload(name):
+    try:
+        return _PAYLOADS[name]
+    except KeyError:
+        raise ProtocolError(f"unknown payload {name!r}") from None
+
+
+def encode_payload(name, version, body):
+    """Encode an embedded consumer-protocol payload (``ConsumerProtocolSubscription`` or
+    ``ConsumerProtocolAssignment``): int16 version, then the struct."""
+    return _core.encode_struct_bytes(_payload(name).program("data", version), version, body)
+
+
+def decode_payload(name, data):
+    """Decode an embedded consumer-protocol payload into ``(version, body)``. As in Kafka, a version newer than
+    ours is read with our newest layout (newer versions only append fields)."""
+    p = _payload(name)
+    if len(data) < 2:
+        raise ProtocolError(f"{name}: truncated: need 2 bytes for the version at byte 0")
+    version = int.from_bytes(data[:2], "big", signed=True)
+    if version < p.min:
+        raise ProtocolError(f"{name} v{version}: unsupported version at byte 0")
+    return version, _core.decode_struct_bytes(p.program("data", min(version, p.max)), data, 2)
+
+
+def pick_version(api, broker_versions):
+    """The highest version of ``api`` both we and the broker support.
+
+    ``broker_versions`` is a decoded ApiVersions response body (or its ``api_keys`` list). Raises ProtocolError
+    when the broker does not offer the api or the ranges do not overlap."""
+    a = _api(api)
+    entries = broker_versions["api_keys"] if isinstance(broker_versions, dict) else broker_versions
+    for entry in entries:
+        if entry["api_key"] == a.key:
+            low, high = max(a.min, entry["min_version"]), min(a.max, entry["max_version"])
+            if low > high:
+                raise ProtocolError(f"{a.name}: broker supports v{entry['min_version']}-{entry['max_version']}, "
+                                    f"we support v{a.min}-{a.max}")
+            return high
+    raise ProtocolError(f"{a.name}: broker does not offer api key {a.key}")
