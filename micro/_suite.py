@@ -6,12 +6,15 @@ A script registers its benchmarks on a `Suite` and calls `Suite.run()`; every py
 benchmarks whose name matches, `--list` prints the names and exits.
 """
 import argparse
+import atexit
 import importlib.metadata
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from itertools import repeat
 from pathlib import Path
@@ -71,12 +74,29 @@ def size_label(n):
     return f"{n}B"
 
 
+def count_label(n):
+    """1000 -> '1K', 1000000 -> '1M', 100 -> '100'."""
+    for unit, scale in (("M", 1_000_000), ("K", 1000)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
+
+
+def scratch_dir(prefix):
+    """A temporary directory removed when the process exits."""
+    path = tempfile.mkdtemp(prefix=f"chronik-micro-{prefix}-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 class Suite:
     """The benchmarks of one group, registered with `add`/`add_timed` and run by `run()`."""
 
-    def __init__(self, group):
+    def __init__(self, group, requires=None):
+        """`requires`: a module of chronik_perf the whole group needs; without it the group has no benchmarks."""
         self.group = group
         self._cases = []
+        self.missing = requires if requires and importlib.util.find_spec(requires) is None else None
 
     def add(self, operation, parameter, implementation, setup, *, nbytes=None, items=None, requires=None):
         """Register a benchmark timing repeated calls of the callable returned by `setup(meta)`.
@@ -92,7 +112,7 @@ class Suite:
     def add_timed(self, operation, parameter, implementation, setup, *, nbytes=None, items=None, requires=None):
         """Like `add`, but `setup(meta)` returns a pyperf time function `f(loops) -> seconds` itself, for
         operations that need fresh state per call prepared outside the timing."""
-        if requires and importlib.util.find_spec(requires) is None:
+        if self.missing or (requires and importlib.util.find_spec(requires) is None):
             return
         name = f"{self.group}/{operation}/{parameter}/{implementation}"
         if name.count("/") != 3:
@@ -111,9 +131,12 @@ class Suite:
         runner.argparser.add_argument("--list", action="store_true", help="print the benchmark names and exit")
         runner.argparser.add_argument("--environment", help=argparse.SUPPRESS)
         args = runner.parse_args()
+        if self.missing and not args.worker:
+            print(f"[{self.group}] skipped: {self.missing} is not in this build", flush=True)
         cases = [c for c in self._cases if not args.select or re.search(args.select, c[0])]
         if args.list:
-            print("\n".join(name for name, _, _ in cases))
+            if cases:
+                print("\n".join(name for name, _, _ in cases))
             return
         if not args.worker:
             args.environment = json.dumps(environment())
