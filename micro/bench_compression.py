@@ -21,8 +21,10 @@ def raw_codec(codec, level):
         return snappy.compress, snappy.decompress
     if codec == "lz4":
         import lz4.frame
-        return (lambda d: lz4.frame.compress(d, compression_level=level or 0, block_size=lz4.frame.BLOCKSIZE_MAX64KB)), \
-            lz4.frame.decompress
+
+        def compress(data):
+            return lz4.frame.compress(data, compression_level=level or 0, block_size=lz4.frame.BLOCKSIZE_MAX64KB)
+        return compress, lz4.frame.decompress
     import zstandard
     return zstandard.ZstdCompressor(level=level).compress, zstandard.ZstdDecompressor().decompress
 

@@ -102,5 +102,6 @@ if __name__ == "__main__":
             suite.add("lookup", f"{count_label(entries)}entries", impl, lookup(impl, entries), items=TARGETS)
     for impl in ("chronik_perf", "numpy"):
         suite.add("lookup_many", f"{count_label(ENTRIES[-1])}entries", impl, lookup_many(impl, ENTRIES[-1]), items=MANY)
-    suite.add_timed("append", f"{count_label(APPENDS)}entries", "chronik_perf", append, items=APPENDS, nbytes=APPENDS * 8)
+    suite.add_timed("append", f"{count_label(APPENDS)}entries", "chronik_perf", append, items=APPENDS,
+                    nbytes=APPENDS * 8)
     suite.run()

@@ -48,8 +48,9 @@ def produce_encoding(impl, count, size):
         if impl == "chronik_perf":
             from chronik_perf.protocol import encode_request
             from chronik_perf.records import build_batch
-            run = lambda: encode_request("Produce", 9, produce_body(build_batch(vals, keys, timestamps=stamps)),  # noqa: E731
-                                         correlation_id=1, client_id="bench")
+            def run():
+                records = build_batch(vals, keys, timestamps=stamps)
+                return encode_request("Produce", 9, produce_body(records), correlation_id=1, client_id="bench")
         else:
             from kafka.protocol.producer import ProduceRequest
             from kafka.record.default_records import DefaultRecordBatchBuilder
@@ -70,8 +71,8 @@ def produce_decoding(impl, count, size):
     def setup(meta):
         from chronik_perf.protocol import encode_request
         from chronik_perf.records import build_batch
-        frame = encode_request("Produce", 9, produce_body(build_batch(values(count, size), timestamps=[TIMESTAMP] * count)),
-                               correlation_id=1, client_id="bench")
+        records = build_batch(values(count, size), timestamps=[TIMESTAMP] * count)
+        frame = encode_request("Produce", 9, produce_body(records), correlation_id=1, client_id="bench")
         meta["throughput_bytes"] = len(frame)
         if impl == "chronik_perf":
             from chronik_perf.protocol import decode_request

@@ -2,9 +2,10 @@
 (os.write of the same batches; os.pread of the same byte ranges; the `crc32c` package over the same bytes, the
 checksum recover has to compute).
 
-Batches are 16 KiB (16 records of 1 KiB); append writes 64 of them (1 MiB) per call to an open segment, rolled to
-a fresh one every 128 MiB outside the timing (steady state: a fresh segment's first appends cost more); read takes 1 MiB from a random offset of a 64 MiB segment (a peer knows the position, we look
-it up in the offset index); recover rescans a 64 MiB segment (framing, CRC, offsets) and rebuilds its indexes.
+Batches are about 16 KiB (15 records of 1000 bytes). append writes 64 of them (1 MiB) per call to an open segment, rolled
+to a fresh one every 128 MiB outside the timing (steady state: a fresh segment's first appends cost more). read
+takes 1 MiB from a random offset of a 64 MiB segment (the peer is given the position, we look it up in the offset
+index). recover rescans a 64 MiB segment (framing, CRC, offsets) and rebuilds its indexes.
 Files live in a temporary directory, in the page cache: this measures the code, not the disk.
 """
 import os
@@ -12,7 +13,7 @@ import time
 
 from _suite import Suite, scratch_dir, size_label
 
-BATCH = 16 << 10
+BATCH = 16 << 10          # make_batch's target size
 APPEND_BATCHES = 64
 SEGMENT = 64 << 20
 READ = 1 << 20

@@ -7,8 +7,9 @@ new/base ratios of values) with its 95% confidence interval, a two-sided p-value
 permutations), and a verdict. As in Criterion.rs a change is called only when two gates pass: p < 0.05 and the
 whole confidence interval outside ±noise (default 2%); otherwise "no change". Rank statistics rather than means
 and a t-test, because a busy machine adds outliers. The test works for samples of unequal size and for
-constant samples, where `pyperf compare_to`'s t-test raises and it reports "significant" regardless. Exit status 1 when a regression is significant and its change exceeds --threshold
-(default 10%); benchmarks on one side only are listed, not fatal.
+constant samples, where `pyperf compare_to`'s t-test raises and it reports "significant" regardless.
+Exit status 1 when a regression is significant and its change exceeds --threshold (default 10%); benchmarks on
+one side only are listed, not fatal.
 """
 import argparse
 import sys
