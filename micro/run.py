@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FULL = ["--processes", "6"]
 ORDER = ("protocol", "varint", "crc", "records", "compression", "index", "storage")
-FAST = ["--in-process", "--processes", "3", "--values", "3", "--warmups", "1", "--min-time", "0.05"]
+FAST = ["--in-process", "--processes", "3", "--values", "3", "--warmups", "1", "--min-time", "0.03"]
 
 
 def groups():
