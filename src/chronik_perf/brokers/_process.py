@@ -73,11 +73,20 @@ def forget(folder: Path) -> None:
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """The process start time from /proc/PID/stat, or None when no live (non-zombie) process has that pid."""
+    """The process start time from /proc/PID/stat, or None when no live (non-zombie) process has that pid.
+
+    Without /proc (macOS) only liveness can be checked and every live pid reports 0.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return None
+        if Path("/proc/self").exists():
+            return None
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return 0
     fields = stat[stat.rindex(")") + 2:].split()
     if fields[0] in ("Z", "X"):
         return None
