@@ -72,6 +72,7 @@ def speedups(rows):
 
 
 def format_time(seconds):
+    seconds = float(f"{seconds:.3g}")          # round first, so 999.7 us reads "1 ms"
     for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
