@@ -6,9 +6,8 @@ Kafka's 10 MiB index limit); lookup_many maps 100K random targets to (offset, po
 empty writable 10K-entry index file (fresh for every call, created outside the timing).
 """
 import os
-import time
 
-from _suite import Suite, count_label, scratch_dir
+from _suite import Suite, count_label, now, scratch_dir
 
 ENTRIES = (1000, 1_000_000)
 TARGETS = 1000
@@ -86,10 +85,10 @@ def append(meta):
                 f.truncate(APPENDS * 8)
             index = OffsetIndex(path, 0, writable=True)
             add = index.append
-            t0 = time.perf_counter()
+            t0 = now()
             for offset, position in zip(offsets, positions):
                 add(offset, position)
-            total += time.perf_counter() - t0
+            total += now() - t0
             index.close()
         return total
     return time_func

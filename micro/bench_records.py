@@ -67,12 +67,11 @@ def parse(impl, count, size, codec):
     def setup(meta):
         meta["throughput_bytes"] = len(batch_bytes(count, size, "none"))
         data = batch_bytes(count, size, codec)
-        if impl == "chronik_perf":
+        if impl.startswith("chronik_perf"):
             from chronik_perf.records import parse_batches
+            if impl == "chronik_perf-columns":
+                return lambda: [batch.columns() for batch in parse_batches(data)]
             return lambda: [batch.records() for batch in parse_batches(data)]
-        if impl == "chronik_perf-columns":
-            from chronik_perf.records import parse_batches
-            return lambda: [batch.columns() for batch in parse_batches(data)]
         batch_class = import_module(PEERS[impl]).DefaultRecordBatch
 
         def run():

@@ -9,9 +9,8 @@ index). recover rescans a 64 MiB segment (framing, CRC, offsets) and rebuilds it
 Files live in a temporary directory, in the page cache: this measures the code, not the disk.
 """
 import os
-import time
 
-from _suite import Suite, scratch_dir, size_label
+from _suite import Suite, now, scratch_dir, size_label
 
 BATCH = 16 << 10          # make_batch's target size
 APPEND_BATCHES = 64
@@ -68,9 +67,9 @@ class Appender:
         for _ in range(loops):
             if self.target is None or self.written >= ROLL:
                 self._roll()
-            t0 = time.perf_counter()
+            t0 = now()
             self.chunk()
-            total += time.perf_counter() - t0
+            total += now() - t0
         return total
 
 
