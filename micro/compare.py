@@ -86,10 +86,18 @@ def compare_values(name, base, new, noise, rng):
     return Comparison(name, change, low, high, p_value, verdict, reason)
 
 
+def clocks(benchmarks):
+    """The --clock values (cpu, wall) the benchmarks were timed with; "wall" for files without the key."""
+    return {b.get_metadata().get("clock", "wall") for b in benchmarks.values()}
+
+
 def compare_suites(base_path, new_path, noise=2.0, seed=0):
     """(comparisons of common benchmarks, names only in base, names only in new)."""
     base = {b.get_name(): b for b in pyperf.BenchmarkSuite.load(str(base_path)).get_benchmarks()}
     new = {b.get_name(): b for b in pyperf.BenchmarkSuite.load(str(new_path)).get_benchmarks()}
+    if clocks(base) != clocks(new):
+        print(f"warning: the files were timed with different clocks: {sorted(clocks(base))} and "
+              f"{sorted(clocks(new))}", file=sys.stderr)
     rng = np.random.default_rng(seed)
     common = [n for n in base if n in new]
     results = [compare_values(n, base[n].get_values(), new[n].get_values(), noise, rng) for n in common]

@@ -32,6 +32,7 @@ class Row:
     nbytes: int = None
     items: int = None
     compression_ratio: float = None
+    clock: str = "wall"
 
     @property
     def ours(self):
@@ -54,7 +55,7 @@ def load_rows(path):
         median = statistics.median(values)
         spread = statistics.median(abs(v - median) for v in values)
         rows.append(Row(*parts, median, spread, meta.get("throughput_bytes"), meta.get("throughput_items"),
-                        meta.get("compression_ratio")))
+                        meta.get("compression_ratio"), meta.get("clock", "wall")))
     return rows
 
 
@@ -156,7 +157,9 @@ def main(argv=None):
     charts = None if args.no_charts else (args.charts or args.file.with_name(args.file.stem + "-charts"))
     if charts:
         charts.mkdir(parents=True, exist_ok=True)
-    page = [f"<h1>{html.escape(args.file.name)}</h1>"]
+    clock = ", ".join(sorted({r.clock for r in rows}))
+    print(f"{args.file.name}: times are {clock} time (--clock)\n")
+    page = [f"<h1>{html.escape(args.file.name)}</h1><p>times are {clock} time (--clock)</p>"]
     for group, members in groups.items():
         table = group_table(members, ratios)
         print(f"## {group}\n\n{markdown(table)}\n")

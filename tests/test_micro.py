@@ -52,6 +52,7 @@ def test_run_writes_a_pyperf_suite_with_metadata(suite_file):
         assert len(bench.get_values()) >= 6
         for key in ("cpu_model_name", "python_version", "chronik_perf_version", "version_crc32c", "chronik_perf_git"):
             assert meta.get(key), key
+        assert meta["clock"] == "cpu"
     shown = subprocess.run([sys.executable, "-m", "pyperf", "show", str(suite_file)], capture_output=True, text=True)
     assert shown.returncode == 0 and "crc/crc32c/1KiB/crc32c" in shown.stdout
 
@@ -103,6 +104,12 @@ def test_compare_on_a_real_run(suite_file, tmp_path):
     """Same measured values 1% slower: never a regression; 2x slower with a 150% threshold: not failing."""
     assert run_compare(suite_file, scaled(suite_file, tmp_path / "s.json", 1.01)).returncode == 0
     assert run_compare(suite_file, suite_file).stdout.count("no change (not significant)") == 2
+
+
+def test_compare_warns_when_clocks_differ(suite_file, tmp_path):
+    done = run_compare(noisy_suite(tmp_path / "wall.json"), suite_file)      # no clock key: pyperf's wall time
+    assert "different clocks: ['wall'] and ['cpu']" in done.stderr
+    assert "different clocks" not in run_compare(suite_file, suite_file).stderr
 
 
 def test_compare_gate_respects_threshold(tmp_path):
