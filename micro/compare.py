@@ -9,7 +9,8 @@ whole confidence interval outside ±noise (default 2%); otherwise "no change". R
 and a t-test, because a busy machine adds outliers. The test works for samples of unequal size and for
 constant samples, where `pyperf compare_to`'s t-test raises and it reports "significant" regardless.
 Exit status 1 when a regression is significant and its change exceeds --threshold (default 10%); benchmarks on
-one side only are listed, not fatal.
+one side only are listed, not fatal. Each of our benchmarks also shows the change of its peers in the same files:
+a control, since a change of build moves only ours while a busier machine moves the peers too.
 """
 import argparse
 import sys
@@ -20,6 +21,7 @@ import pyperf
 
 RESAMPLES = 10_000
 ALPHA = 0.05
+OURS = "chronik_perf"
 Z95 = 1.959964
 
 
@@ -104,6 +106,17 @@ def compare_suites(base_path, new_path, noise=2.0, seed=0):
     return results, [n for n in base if n not in new], [n for n in new if n not in base]
 
 
+def peer_changes(results):
+    """{our benchmark name: {peer implementation: its change, percent}} for the same group/operation/parameter:
+    a control, since a build change moves only ours while a busier machine moves the peers too."""
+    by_case = {}
+    for r in results:
+        case, impl = r.name.rsplit("/", 1)
+        by_case.setdefault(case, {})[impl] = r.change
+    return {f"{case}/{impl}": {p: c for p, c in impls.items() if not p.startswith(OURS)}
+            for case, impls in by_case.items() for impl in impls if impl.startswith(OURS)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base")
@@ -116,11 +129,14 @@ def main(argv=None):
 
     results, only_base, only_new = compare_suites(args.base, args.new, args.noise)
     width = max((len(r.name) for r in results), default=10)
+    controls = peer_changes(results)
     failing = []
     for r in results:
         p = "p = n/a " if r.p_value is None else f"p = {r.p_value:.3f}"
+        peers = controls.get(r.name)
+        control = f"  [peers: {', '.join(f'{n} {c:+.1f}%' for n, c in peers.items())}]" if peers else ""
         print(f"{r.name:<{width}}  change {r.change:+7.2f}% [{r.low:+7.2f}% {r.high:+7.2f}%] ({p})  "
-              f"{r.verdict} ({r.reason})")
+              f"{r.verdict} ({r.reason}){control}")
         if r.verdict == "regressed" and r.change > args.threshold:
             failing.append(r)
     for label, names in (("only in base", only_base), ("only in new", only_new)):

@@ -87,6 +87,7 @@ def test_compare_flags_an_injected_2x_slowdown(tmp_path):
     assert done.returncode == 1, done.stdout
     lines = {l.split()[0]: l for l in done.stdout.splitlines() if l.startswith("varint/")}
     assert "regressed" in lines["varint/encode/small/chronik_perf"]
+    assert "[peers: kafka-python " in lines["varint/encode/small/chronik_perf"]     # the control, unchanged
     assert "no change" in lines["varint/encode/small/kafka-python"]
     assert "FAIL: 1 significant regression" in done.stdout
 
