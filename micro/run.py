@@ -8,7 +8,7 @@ commit and path, peer package versions). Options run.py does not know are handed
 `-p 20`, `--affinity 1`).
 
 Without --fast each benchmark runs in 6 pyperf worker processes of 3 values (pass `-p`/`-n` to change);
---fast runs every benchmark inside its group's process (pyperf --in-process), 3 runs of 3 values of >= 50 ms:
+--fast runs every benchmark inside its group's process (pyperf --in-process), 3 runs of 3 values of >= 20 ms:
 a quick look and a rough comparison, a few minutes for all groups.
 """
 import argparse
@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FULL = ["--processes", "6"]
 ORDER = ("protocol", "varint", "crc", "records", "compression", "index", "storage")
-FAST = ["--in-process", "--processes", "3", "--values", "3", "--warmups", "1", "--min-time", "0.03"]
+FAST = ["--in-process", "--processes", "3", "--values", "3", "--warmups", "1", "--min-time", "0.02"]
 
 
 def groups():
