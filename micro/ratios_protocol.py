@@ -3,11 +3,13 @@
 Cases (from issue 3): Metadata response v12 with 1000 topics x 3 partitions (encode, decode); Produce request v9
 with one partition holding a 16 KiB batch (encode, decode); Fetch response v12 with 10 partitions x 1 MiB of
 records (decode; also with zero_copy=True, records as memoryview slices). Each side encodes from its natural
-input (our dicts, kafka-python's data objects) and decodes the same frame. Times are CPU time of this process (robust to other load on the machine), the best of several
-repeats of a calibrated loop.
+input (our dicts, kafka-python's data objects) and decodes the same frame. Each case runs in a fresh process;
+times are CPU time (robust to other load on the machine), the best of several repeats of a calibrated loop, ours
+and theirs interleaved.
 """
 import argparse
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -22,23 +24,29 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from test_protocol_peer import to_kp  # noqa: E402  (the same dict -> kafka-python adapter the tests check)
 
 
-def best_time(fn, repeat, min_time=0.2):
-    """Seconds per call: the best of ``repeat`` loops, each calibrated to run at least ``min_time``."""
+def calibrate(fn, min_time=0.2):
+    """Loops of fn that take at least min_time seconds."""
     loops = 1
     while True:
         t0 = time.process_time()
         for _ in range(loops):
             fn()
-        elapsed = time.process_time() - t0
-        if elapsed >= min_time:
-            break
+        if time.process_time() - t0 >= min_time:
+            return loops
         loops *= 2
-    best = elapsed / loops
-    for _ in range(repeat - 1):
-        t0 = time.process_time()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.process_time() - t0) / loops)
+
+
+def best_times(ours, theirs, repeat):
+    """Seconds per call of each function: the best of ``repeat`` calibrated loops, the two sides interleaved so
+    that neither alone meets a costlier process state (allocator, caches) left by the other."""
+    loops = (calibrate(ours), calibrate(theirs))
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for side, fn in enumerate((ours, theirs)):
+            t0 = time.process_time()
+            for _ in range(loops[side]):
+                fn()
+            best[side] = min(best[side], (time.process_time() - t0) / loops[side])
     return best
 
 
@@ -111,11 +119,17 @@ def cases():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed loops per side (best is kept)")
+    parser.add_argument("--case", type=int, help=argparse.SUPPRESS)  # run one case in this process
     args = parser.parse_args()
-    print(f"{'case':40} {'chronik-perf':>14} {'kafka-python':>14} {'ratio':>8}")
-    for name, ours, theirs in cases():
-        t_ours, t_theirs = best_time(ours, args.repeat), best_time(theirs, args.repeat)
-        print(f"{name:40} {t_ours * 1e6:11.1f} us {t_theirs * 1e6:11.1f} us {t_theirs / t_ours:7.1f}x")
+    if args.case is not None:
+        name, ours, theirs = list(cases())[args.case]
+        t_ours, t_theirs = best_times(ours, theirs, args.repeat)
+        print(f"{name:44} {t_ours * 1e6:11.1f} us {t_theirs * 1e6:11.1f} us {t_theirs / t_ours:7.1f}x", flush=True)
+        return
+    print(f"{'case':44} {'chronik-perf':>14} {'kafka-python':>14} {'ratio':>8}", flush=True)
+    # One fresh process per case: allocator state left by one case (e.g. 10 MiB frames) skews the next.
+    for index in range(len(list(cases()))):
+        subprocess.run([sys.executable, __file__, "--case", str(index), "--repeat", str(args.repeat)], check=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from chronik_perf.brokers import BrokerError, kafka_java, mock, start, status, stop
+from chronik_perf.brokers import BrokerError, kafka_java, mock, start, status, stop, tansu
 from chronik_perf.brokers._process import Record, free_port, port_in_use, process_start_ticks, spawn, terminate
 from conftest import fail_or_skip
 
@@ -136,6 +136,16 @@ def test_start_then_stop_frees_the_port(name, home):
     assert not port_in_use("127.0.0.1", port)
     assert process_start_ticks(broker.pid) is None
     assert not (home / f"{name}-{port}" / "state.json").exists()
+
+
+def test_start_never_takes_another_broker_for_its_own(home, tmp_path):
+    port = free_port()
+    with start("tansu", port=port):
+        second = tmp_path / "second"
+        second.mkdir()
+        with pytest.raises(BrokerError, match="exited during start-up"):
+            tansu.launch(second, host="127.0.0.1", port=port, timeout=30)
+        assert start("tansu", port=port, reuse=True).bootstrap_servers == f"127.0.0.1:{port}"
 
 
 def test_mock_in_process_closes_its_ports():

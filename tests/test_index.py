@@ -241,3 +241,31 @@ def test_lookups_interleaved_with_appends_and_truncation(tmp_path):
             j = int(reference_floor(np.array(offsets), np.array([target]))[0])
             assert idx.lookup(target) == ((offsets[j], positions[j]) if j >= 0 else (0, 0))
             assert tidx.lookup(10 * target) == ((10 * offsets[j], offsets[j]) if j >= 0 else (-1, 0))
+
+
+def test_close_while_another_thread_looks_up():
+    """close() during a GIL-free lookup_many in another thread is refused, never a crash on an unmapped file."""
+    import threading
+    idx = OffsetIndex(offset_index_bytes(np.arange(1, 200_001), np.arange(200_000) * 10), 0)
+    targets = np.random.default_rng(1).integers(0, 200_000, 2_000_000)
+    errors = []
+
+    def reader():
+        for _ in range(20):
+            try:
+                idx.lookup_many(targets)
+            except ValueError as exc:                   # closed between two calls
+                errors.append(str(exc))
+                return
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    while thread.is_alive():
+        try:
+            idx.close()
+            break
+        except ValueError as exc:
+            assert "another thread" in str(exc)
+    thread.join()
+    idx.close()
+    assert all("closed" in e for e in errors)

@@ -9,18 +9,17 @@ import time
 import uuid
 
 import pytest
-from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
-
 from chronik_perf import protocol
+from chronik_perf.records import build_batch, parse_batches
 
 BROKERS = ["kafka_broker", "tansu_broker", "mock_broker"]
 
 
 class Connection:
-    """One blocking socket speaking size-prefixed frames, with increasing correlation ids."""
+    """One blocking socket (to the first bootstrap address) speaking size-prefixed frames."""
 
     def __init__(self, bootstrap):
-        host, port = bootstrap.split(",")[0].rsplit(":", 1)   # the mock lists several brokers
+        host, port = bootstrap.split(",")[0].rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=30)
         self.correlation_id = 0
         self.versions = None
@@ -65,13 +64,6 @@ def conn(request):
     c.close()
 
 
-def one_batch(value):
-    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
-    builder.append(int(time.time() * 1000), b"key", value)
-    builder.close()
-    return bytes(builder.buffer())
-
-
 def retry(fn, ok, attempts=50):
     for _ in range(attempts):
         result = fn()
@@ -97,7 +89,7 @@ def test_create_produce_fetch_list_offsets_find_coordinator(conn):
                                                             "replication_factor": 1}], "timeout_ms": 30000})
         assert created["topics"][0]["name"] == topic and created["topics"][0]["error_code"] == 0
     else:  # librdkafka's mock has no CreateTopics; it creates topics on a Metadata request instead
-        assert conn is not None and "mock" in conn.broker_name
+        assert conn.broker_name == "mock_broker"
 
     def metadata():
         return conn.call("Metadata", {"topics": [{"name": topic}],
@@ -108,37 +100,42 @@ def test_create_produce_fetch_list_offsets_find_coordinator(conn):
     assert meta_topic["name"] == topic and meta_topic["partitions"][0]["partition_index"] == 0
     assert any(b["node_id"] == meta_topic["partitions"][0]["leader_id"] for b in md["brokers"])
     topic_id = meta_topic.get("topic_id", uuid.UUID(int=0))
-    # Produce, Fetch and ListOffsets go to the partition's leader (the mock has several brokers).
     leader = next(b for b in md["brokers"] if b["node_id"] == meta_topic["partitions"][0]["leader_id"])
     data_conn = Connection(f"{leader['host']}:{leader['port']}")
     data_conn.versions = conn.versions
+    try:
+        produce_fetch_list(data_conn, topic, topic_id)
+    finally:
+        data_conn.close()
 
+    group = f"chronik-proto-group-{uuid.uuid4().hex[:8]}"
+    fc_version, found = conn.call("FindCoordinator", {"key": group, "key_type": 0, "coordinator_keys": [group]})
+    coordinator = found["coordinators"][0] if fc_version >= 4 else found
+    assert coordinator["error_code"] == 0 and coordinator["port"] > 0 and coordinator["node_id"] >= 0
+
+
+def produce_fetch_list(conn, topic, topic_id):
+    """Produce one batch to partition 0 through its leader, fetch it back, list the end offset."""
     value = uuid.uuid4().bytes * 8
     produce_version = protocol.pick_version("Produce", conn.versions)
     ident = {"topic_id": topic_id} if produce_version >= 13 else {"name": topic}
-    _, produced = data_conn.call("Produce", {"acks": -1, "timeout_ms": 30000, "topic_data": [
-        dict(ident, partition_data=[{"index": 0, "records": one_batch(value)}])]})
+    _, produced = conn.call("Produce", {"acks": -1, "timeout_ms": 30000, "topic_data": [
+        dict(ident, partition_data=[{"index": 0, "records": build_batch([value], [b"key"])}])]})
     part = produced["responses"][0]["partition_responses"][0]
     assert part["error_code"] == 0 and part["index"] == 0 and part["base_offset"] == 0
 
     fetch_version = protocol.pick_version("Fetch", conn.versions)
     ident = {"topic_id": topic_id} if fetch_version >= 13 else {"topic": topic}
-    _, fetched = data_conn.call("Fetch", {"max_wait_ms": 500, "min_bytes": 1, "max_bytes": 1 << 20, "topics": [
+    _, fetched = conn.call("Fetch", {"max_wait_ms": 500, "min_bytes": 1, "max_bytes": 1 << 20, "topics": [
         dict(ident, partitions=[{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}])]})
     assert fetched["error_code"] == 0
     fpart = fetched["responses"][0]["partitions"][0]
     assert fpart["error_code"] == 0 and fpart["high_watermark"] == 1
     assert isinstance(fpart["records"], bytes)
-    batch = MemoryRecords(fpart["records"]).next_batch()
-    assert [(r.key, r.value) for r in batch] == [(b"key", value)]
+    (batch,) = parse_batches(fpart["records"])
+    assert [(r.key, r.value) for r in batch.records()] == [(b"key", value)]
 
-    _, offsets = data_conn.call("ListOffsets", {"replica_id": -1, "topics": [
+    _, offsets = conn.call("ListOffsets", {"replica_id": -1, "topics": [
         {"name": topic, "partitions": [{"partition_index": 0, "timestamp": -1}]}]})
     opart = offsets["topics"][0]["partitions"][0]
     assert opart["error_code"] == 0 and opart["offset"] == 1
-
-    data_conn.close()
-    group = f"chronik-proto-group-{uuid.uuid4().hex[:8]}"
-    fc_version, found = conn.call("FindCoordinator", {"key": group, "key_type": 0, "coordinator_keys": [group]})
-    coordinator = found["coordinators"][0] if fc_version >= 4 else found
-    assert coordinator["error_code"] == 0 and coordinator["port"] > 0 and coordinator["node_id"] >= 0

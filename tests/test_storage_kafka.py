@@ -176,7 +176,7 @@ def test_our_appends_are_served_by_kafka(kafka_partition):
                                              "enable.auto.commit": False})
         consumer.assign([confluent_kafka.TopicPartition(TOPIC, 0, N_RECORDS - 5)])
         seen = []
-        deadline = time.time() + 60
+        deadline = time.time() + 120
         while len(seen) < extra + 5 and time.time() < deadline:
             msg = consumer.poll(1.0)
             if msg is not None and not msg.error():

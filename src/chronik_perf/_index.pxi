@@ -96,6 +96,10 @@ cdef int _scan_slots(const uint8_t* d, Py_ssize_t slots, bint time_index,
     return SCAN_OK
 
 
+cdef extern from *:
+    void __builtin_prefetch(const void*) noexcept nogil
+
+
 cdef inline Py_ssize_t _floor_slot(const uint8_t* d, Py_ssize_t n, int64_t key, bint time_index) noexcept nogil:
     """Greatest slot whose key is <= key, or -1 (branch-free binary search over the sorted entries)."""
     cdef Py_ssize_t base = 0, length = n, half
@@ -112,45 +116,19 @@ cdef inline Py_ssize_t _floor_slot(const uint8_t* d, Py_ssize_t n, int64_t key, 
 
 
 cdef inline Py_ssize_t _floor_native(const int64_t* keys, Py_ssize_t n, int64_t key) noexcept nogil:
-    """_floor_slot over a native int64 array."""
+    """_floor_slot over a native int64 array; both keys the next step may read are prefetched, so the cache
+    misses of consecutive steps overlap."""
     cdef Py_ssize_t base = 0, length = n, half
     if n == 0:
         return -1
     while length > 1:
         half = length >> 1
+        __builtin_prefetch(keys + base + (length - half) // 2)
+        __builtin_prefetch(keys + base + half + (length - half) // 2)
         if keys[base + half] <= key:
             base += half
         length -= half
     return base if keys[base] <= key else -1
-
-
-cdef void _floor_slots(const uint8_t* d, Py_ssize_t n, const int64_t* keys, Py_ssize_t m,
-                       int64_t* slots, bint time_index) noexcept nogil:
-    """_floor_slot for many keys: LOOKUP_GROUP searches advance together so their cache misses overlap."""
-    cdef Py_ssize_t g, j, k, length, half
-    cdef Py_ssize_t base[LOOKUP_GROUP]
-    if n == 0:
-        for j in range(m):
-            slots[j] = -1
-        return
-    g = 0
-    while g < m:
-        k = min(<Py_ssize_t>LOOKUP_GROUP, m - g)
-        for j in range(k):
-            base[j] = 0
-        length = n
-        while length > 1:
-            half = length >> 1
-            for j in range(k):
-                if (_time_key(d, base[j] + half) if time_index else _offset_key(d, base[j] + half)) <= keys[g + j]:
-                    base[j] += half
-            length -= half
-        for j in range(k):
-            if (_time_key(d, base[j]) if time_index else _offset_key(d, base[j])) <= keys[g + j]:
-                slots[g + j] = base[j]
-            else:
-                slots[g + j] = -1
-        g += k
 
 
 cdef class _Index:
@@ -166,6 +144,7 @@ cdef class _Index:
     cdef bint time_index
     cdef Py_ssize_t entry_size
     cdef int64_t* summary                 # key of entry i * SUMMARY_STRIDE, built on the first lookup
+    cdef int users                        # calls reading the mapping without the GIL; close() waits for none
 
     def __init__(self, source, int64_t base_offset, *, bint writable=False,
                  Py_ssize_t max_index_size=DEFAULT_MAX_INDEX_SIZE):
@@ -258,10 +237,9 @@ cdef class _Index:
         if self.summary != NULL and i % SUMMARY_STRIDE == 0:
             self.summary[i // SUMMARY_STRIDE] = key
 
-    cdef Py_ssize_t _floor_key(self, int64_t key) except -2:
-        """Greatest slot whose key is <= key, or -1: a search of the summary (small, native, cache-resident),
-        then of one block of SUMMARY_STRIDE entries."""
-        cdef Py_ssize_t i, block
+    cdef int _ensure_summary(self) except -1:
+        """Build the summary on first use; appends keep it current afterwards."""
+        cdef Py_ssize_t i
         if self.summary == NULL:
             self.summary = <int64_t*>malloc(((self.max_slots + SUMMARY_STRIDE - 1) // SUMMARY_STRIDE + 1)
                                             * sizeof(int64_t))
@@ -269,12 +247,49 @@ cdef class _Index:
                 raise MemoryError()
             for i in range(0, self.n, SUMMARY_STRIDE):
                 self.summary[i // SUMMARY_STRIDE] = self._key(i)
+        return 0
+
+    cdef Py_ssize_t _floor_key(self, int64_t key) except -2:
+        """Greatest slot whose key is <= key, or -1: a search of the summary (small, native, cache-resident),
+        then of one block of SUMMARY_STRIDE entries."""
+        cdef Py_ssize_t i, block
+        self._ensure_summary()
         block = _floor_native(self.summary, (self.n + SUMMARY_STRIDE - 1) // SUMMARY_STRIDE, key)
         if block < 0:
             return -1
         i = block * SUMMARY_STRIDE
         return i + _floor_slot(self.data + i * self.entry_size, min(<Py_ssize_t>SUMMARY_STRIDE, self.n - i), key,
                                self.time_index)
+
+    cdef void _floor_many(self, const int64_t* keys, Py_ssize_t m, int64_t* slots) noexcept nogil:
+        """_floor_key for many keys (summary built): LOOKUP_GROUP searches walk the summary in lockstep, then
+        their blocks are prefetched together and searched, so the cache misses of a group overlap."""
+        cdef Py_ssize_t g = 0, j, k, length, half, i
+        cdef Py_ssize_t blocks = (self.n + SUMMARY_STRIDE - 1) // SUMMARY_STRIDE
+        cdef Py_ssize_t base[LOOKUP_GROUP]
+        while g < m:
+            k = min(<Py_ssize_t>LOOKUP_GROUP, m - g)
+            for j in range(k):
+                base[j] = 0
+            length = blocks
+            while length > 1:
+                half = length >> 1
+                for j in range(k):
+                    if self.summary[base[j] + half] <= keys[g + j]:
+                        base[j] += half
+                length -= half
+            for j in range(k):
+                __builtin_prefetch(self.data + base[j] * SUMMARY_STRIDE * self.entry_size)
+                __builtin_prefetch(self.data + base[j] * SUMMARY_STRIDE * self.entry_size + 64)
+            for j in range(k):
+                if blocks == 0 or self.summary[base[j]] > keys[g + j]:
+                    slots[g + j] = -1
+                else:
+                    i = base[j] * SUMMARY_STRIDE
+                    slots[g + j] = i + _floor_slot(self.data + i * self.entry_size,
+                                                   min(<Py_ssize_t>SUMMARY_STRIDE, self.n - i), keys[g + j],
+                                                   self.time_index)
+            g += k
 
     def __dealloc__(self):
         free(self.summary)
@@ -289,6 +304,8 @@ cdef class _Index:
         """Trim a writable index's file to its entries (as Kafka does on close) and release the mapping."""
         if self.closed:
             return
+        if self.users:
+            raise ValueError(f"{self._name()} is being read by another thread; close it when that call returns")
         self.closed = True
         if self.file is not None:
             if self.writable:
@@ -335,6 +352,7 @@ cdef class OffsetIndex(_Index):
 
     @property
     def is_full(self):
+        """No slot left (Kafka then rolls the segment)."""
         return self.n >= self.max_slots
 
     def lookup(self, int64_t offset, /):
@@ -348,6 +366,7 @@ cdef class OffsetIndex(_Index):
     def lookup_many(self, targets):
         """lookup() for an int64 array of offsets, in C without the GIL: (offsets, positions) int64 arrays."""
         self._check_open(False)
+        self._ensure_summary()
         cdef const int64_t[::1] t = np.ascontiguousarray(targets, dtype=np.int64)
         cdef Py_ssize_t m = t.shape[0], j, slot
         out_offsets = np.empty(m, dtype=np.int64)
@@ -356,18 +375,22 @@ cdef class OffsetIndex(_Index):
         cdef int64_t base = self.base_offset
         if m == 0:
             return out_offsets, out_positions
-        with nogil:
-            for j in range(m):      # relative keys, clamped below the base
-                offs[j] = t[j] - base if t[j] >= base else -1
-            _floor_slots(self.data, self.n, &offs[0], m, &poss[0], False)
-            for j in range(m):
-                slot = poss[j]
-                if slot < 0:
-                    offs[j] = base
-                    poss[j] = 0
-                else:
-                    offs[j] = base + _offset_key(self.data, slot)
-                    poss[j] = _offset_value(self.data, slot)
+        self.users += 1
+        try:
+            with nogil:
+                for j in range(m):      # relative keys, clamped below the base
+                    offs[j] = t[j] - base if t[j] >= base else -1
+                self._floor_many(&offs[0], m, &poss[0])
+                for j in range(m):
+                    slot = poss[j]
+                    if slot < 0:
+                        offs[j] = base
+                        poss[j] = 0
+                    else:
+                        offs[j] = base + _offset_key(self.data, slot)
+                        poss[j] = _offset_value(self.data, slot)
+        finally:
+            self.users -= 1
         return out_offsets, out_positions
 
     def arrays(self):
@@ -449,6 +472,7 @@ cdef class TimeIndex(_Index):
     def lookup_many(self, targets):
         """lookup() for an int64 array of timestamps, in C without the GIL: (timestamps, offsets) int64 arrays."""
         self._check_open(False)
+        self._ensure_summary()
         cdef const int64_t[::1] t = np.ascontiguousarray(targets, dtype=np.int64)
         cdef Py_ssize_t m = t.shape[0], j, slot
         out_timestamps = np.empty(m, dtype=np.int64)
@@ -457,16 +481,20 @@ cdef class TimeIndex(_Index):
         cdef int64_t base = self.base_offset
         if m == 0:
             return out_timestamps, out_offsets
-        with nogil:
-            _floor_slots(self.data, self.n, &t[0], m, &offs[0], True)
-            for j in range(m):
-                slot = offs[j]
-                if slot < 0:
-                    tss[j] = NO_TIMESTAMP
-                    offs[j] = base
-                else:
-                    tss[j] = _time_key(self.data, slot)
-                    offs[j] = base + _time_value(self.data, slot)
+        self.users += 1
+        try:
+            with nogil:
+                self._floor_many(&t[0], m, &offs[0])
+                for j in range(m):
+                    slot = offs[j]
+                    if slot < 0:
+                        tss[j] = NO_TIMESTAMP
+                        offs[j] = base
+                    else:
+                        tss[j] = _time_key(self.data, slot)
+                        offs[j] = base + _time_value(self.data, slot)
+        finally:
+            self.users -= 1
         return out_timestamps, out_offsets
 
     def arrays(self):

@@ -6,11 +6,11 @@ from cpython.dict cimport PyDict_Check, PyDict_SetItem
 from cpython.float cimport PyFloat_AsDouble, PyFloat_FromDouble
 from cpython.list cimport PyList_Check, PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_AsLongLong, PyLong_FromLong, PyLong_FromLongLong
-from cpython.object cimport PyObject, PyObject_IsTrue
-from cpython.ref cimport Py_INCREF
+from cpython.object cimport PyObject, PyObject_IsTrue, PyTypeObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove, memset
 
 import uuid as _uuid_mod
@@ -20,11 +20,19 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
     object _PyLong_FromByteArray(const unsigned char* b, size_t n, int little_endian, int is_signed)
     dict _PyDict_NewPresized(Py_ssize_t minused)
+    PyObject* bytes_alloc "PyBytes_FromStringAndSize"(const char* s, Py_ssize_t n) except NULL
+    char* bytes_data "PyBytes_AS_STRING"(PyObject* b)
+    int _PyBytes_Resize(PyObject** b, Py_ssize_t n) except -1
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     PyObject* dict_get_borrowed "PyDict_GetItemWithError"(object d, PyObject* key) except? NULL
     int dict_set_borrowed "PyDict_SetItem"(object d, PyObject* key, object value) except -1
     int PyGC_Enable()
     int PyGC_Disable()
+    object PyType_GenericAlloc(PyTypeObject* type, Py_ssize_t nitems)
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
     int PyObject_GC_IsTracked(object o)
     void PyObject_GC_UnTrack(object o)
 
@@ -51,10 +59,20 @@ FIELD_KINDS = {"bool": K_BOOL, "int8": K_INT8, "int16": K_INT16, "uint16": K_UIN
                "bytes": K_BYTES, "records": K_RECORDS, "{}": K_STRUCT, "[]": K_ARRAY}
 
 cdef object _UUID = _uuid_mod.UUID
-cdef object _new_object = object.__new__
-cdef object _set_uuid_int = _UUID.int.__set__
-cdef object _set_uuid_safe = _UUID.is_safe.__set__
 cdef object _UUID_SAFE_UNKNOWN = _uuid_mod.SafeUUID.unknown
+
+
+cdef Py_ssize_t slot_offset(type cls, str name):
+    """Byte offset of a __slots__ member of cls, or -1 when it is not a plain slot."""
+    descriptor = cls.__dict__.get(name)
+    if type(descriptor).__name__ != "member_descriptor":
+        return -1
+    return (<PyMemberDescrObject*><PyObject*>descriptor).d_member.offset
+
+
+# uuid.UUID keeps its value in two __slots__: decoded UUIDs are made by filling them directly.
+cdef Py_ssize_t UUID_INT_AT = slot_offset(_UUID, "int")
+cdef Py_ssize_t UUID_SAFE_AT = slot_offset(_UUID, "is_safe")
 cdef object ZERO_UUID = _UUID(int=0)
 cdef str UNKNOWN_TAGS = "_unknown_tagged_fields"
 
@@ -75,13 +93,17 @@ cdef class ProtocolProgram:
     cdef dict tag_slot         # tag -> field index
     cdef readonly str name
     cdef readonly int version
+    cdef readonly int api_key          # of a whole message; -1 for nested structs and payloads
+    cdef readonly bint header_tags     # a response header with tagged fields (v1)
 
-    def __cinit__(self, str name, int version, bint flexible, list fields):
+    def __cinit__(self, str name, int version, bint flexible, list fields, int api_key=-1, bint header_tags=False):
         """fields: (key, kind, elem_kind, nullable, tag or -1, default, sub_program) in wire order."""
         cdef int count = len(fields), i
         self.name = name
         self.version = version
         self.flexible = flexible
+        self.api_key = api_key
+        self.header_tags = header_tags
         self.kind = <int*>malloc(sizeof(int) * (count + 1))
         self.elem = <int*>malloc(sizeof(int) * (count + 1))
         self.nullable = <int*>malloc(sizeof(int) * (count + 1))
@@ -121,21 +143,42 @@ cdef class ProtocolProgram:
 # ---------------------------------------------------------------- encoding
 
 cdef struct Writer:
-    uint8_t* buf
+    PyObject* out      # the bytes object being filled, grown in place (owned; NULL once handed over)
+    uint8_t* buf       # its data
     Py_ssize_t len
     Py_ssize_t cap
+
+
+cdef int wr_open(Writer* w, Py_ssize_t cap) except -1:
+    w.out = bytes_alloc(NULL, cap)
+    w.buf = <uint8_t*>bytes_data(w.out)
+    w.len = 0
+    w.cap = cap
+    return 0
 
 
 cdef int wr_grow(Writer* w, Py_ssize_t need) except -1:
     cdef Py_ssize_t cap = w.cap * 2
     if cap < w.len + need:
         cap = w.len + need + 256
-    cdef uint8_t* p = <uint8_t*>realloc(w.buf, cap)
-    if p == NULL:
-        raise MemoryError()
-    w.buf = p
+    _PyBytes_Resize(&w.out, cap)  # on failure w.out is freed and set to NULL
+    w.buf = <uint8_t*>bytes_data(w.out)
     w.cap = cap
     return 0
+
+
+cdef bytes wr_finish(Writer* w):
+    """The bytes written so far, handed over to the caller."""
+    _PyBytes_Resize(&w.out, w.len)
+    result = <bytes>w.out
+    Py_XDECREF(w.out)
+    w.out = NULL
+    return result
+
+
+cdef inline void wr_close(Writer* w):
+    Py_XDECREF(w.out)
+    w.out = NULL
 
 
 cdef inline uint8_t* wr_reserve(Writer* w, Py_ssize_t n) except NULL:
@@ -355,7 +398,7 @@ cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
 
 cdef bytes finish_frame(Writer* w):
     store_be32(w.buf, <uint32_t>(w.len - 4))
-    return PyBytes_FromStringAndSize(<char*>w.buf, w.len)
+    return wr_finish(w)
 
 
 cdef object encode_checked(ProtocolProgram p, Writer* w, object body):
@@ -365,16 +408,14 @@ cdef object encode_checked(ProtocolProgram p, Writer* w, object body):
         raise ProtocolError(f"{p.name} v{p.version}: {exc}") from None
 
 
-def encode_request_frame(ProtocolProgram p, int api_key, int correlation_id, client_id, object body):
+def encode_request_frame(ProtocolProgram p, int correlation_id, client_id, object body):
     """A size-prefixed request: header v1 (v2 when flexible; client_id is never compact) then the body."""
     cdef Writer w
-    w.buf = NULL
-    w.len = 0
-    w.cap = 0
+    w.out = NULL
     try:
-        wr_grow(&w, 4096)
+        wr_open(&w, 4096)
         wr_reserve(&w, 4)
-        store_be16(wr_reserve(&w, 2), <uint16_t>api_key)
+        store_be16(wr_reserve(&w, 2), <uint16_t>p.api_key)
         store_be16(wr_reserve(&w, 2), <uint16_t>p.version)
         store_be32(wr_reserve(&w, 4), <uint32_t>correlation_id)
         try:
@@ -386,40 +427,36 @@ def encode_request_frame(ProtocolProgram p, int api_key, int correlation_id, cli
         encode_checked(p, &w, body)
         return finish_frame(&w)
     finally:
-        free(w.buf)
+        wr_close(&w)
 
 
-def encode_response_frame(ProtocolProgram p, int correlation_id, bint header_tags, object body):
-    """A size-prefixed response: header v0 (v1 with tagged fields when header_tags) then the body."""
+def encode_response_frame(ProtocolProgram p, int correlation_id, object body):
+    """A size-prefixed response: header v0 (v1 with tagged fields when p.header_tags) then the body."""
     cdef Writer w
-    w.buf = NULL
-    w.len = 0
-    w.cap = 0
+    w.out = NULL
     try:
-        wr_grow(&w, 4096)
+        wr_open(&w, 4096)
         wr_reserve(&w, 4)
         store_be32(wr_reserve(&w, 4), <uint32_t>correlation_id)
-        if header_tags:
+        if p.header_tags:
             wr_tags_none(&w)
         encode_checked(p, &w, body)
         return finish_frame(&w)
     finally:
-        free(w.buf)
+        wr_close(&w)
 
 
 def encode_struct_bytes(ProtocolProgram p, int prefix_version, object body):
     """An embedded payload: int16 version then the struct (the consumer protocol's layout)."""
     cdef Writer w
-    w.buf = NULL
-    w.len = 0
-    w.cap = 0
+    w.out = NULL
     try:
-        wr_grow(&w, 256)
+        wr_open(&w, 256)
         store_be16(wr_reserve(&w, 2), <uint16_t>prefix_version)
         encode_checked(p, &w, body)
-        return PyBytes_FromStringAndSize(<char*>w.buf, w.len)
+        return wr_finish(&w)
     finally:
-        free(w.buf)
+        wr_close(&w)
 
 
 # ---------------------------------------------------------------- decoding
@@ -481,10 +518,15 @@ cdef object make_uuid(const uint8_t* p):
     memcpy(&lo, p + 8, 8)
     if hi == 0 and lo == 0:
         return ZERO_UUID
-    u = _new_object(_UUID)
-    _set_uuid_int(u, _PyLong_FromByteArray(p, 16, 0, 0))
-    _set_uuid_safe(u, _UUID_SAFE_UNKNOWN)
+    value = _PyLong_FromByteArray(p, 16, 0, 0)
+    if UUID_INT_AT < 0 or UUID_SAFE_AT < 0:
+        return _UUID(int=value)
+    u = PyType_GenericAlloc(<PyTypeObject*>_UUID, 0)
     PyObject_GC_UnTrack(u)  # holds an int and an enum member: never part of a cycle
+    Py_INCREF(value)
+    (<PyObject**>(<char*><PyObject*>u + UUID_INT_AT))[0] = <PyObject*>value
+    Py_INCREF(_UUID_SAFE_UNKNOWN)
+    (<PyObject**>(<char*><PyObject*>u + UUID_SAFE_AT))[0] = <PyObject*>_UUID_SAFE_UNKNOWN
     return u
 
 
@@ -689,17 +731,21 @@ cdef object dec_body(Reader* r, ProtocolProgram p):
             PyGC_Enable()
 
 
-def decode_request_frame(dict programs, frame):
-    """(api_key, api_version, correlation_id, client_id, body) of a size-prefixed request; ``programs`` maps
-    api_key << 16 | api_version to the request program."""
+def decode_request_frame(dict programs, frame, bint zero_copy=False):
+    """(header, body) of a size-prefixed request; ``programs`` maps api_key << 16 | api_version to the request
+    program. With zero_copy, records fields are read-only memoryview slices of frame."""
     cdef Reader r
     cdef Py_buffer held
     cdef ProtocolProgram p = None
     cdef int16_t key, version
     cdef const uint8_t* head
+    cdef object view = None
     held.len = -1  # not holding a buffer
     try:
         rd_open(&r, frame, &held, True)
+        if zero_copy:
+            view = memoryview(frame).toreadonly()
+            r.records_view = <PyObject*>view
         head = rd_take(&r, 8)
         key = <int16_t>load_be16(head)
         version = <int16_t>load_be16(head + 2)
@@ -710,14 +756,16 @@ def decode_request_frame(dict programs, frame):
         client_id = dec_value(&r, K_STRING, 0, None, False)
         if p.flexible:
             skip_tags(&r)
-        return key, version, <int32_t>load_be32(head + 4), client_id, dec_body(&r, p)
+        header = {"api_key": key, "api_version": version, "correlation_id": <int32_t>load_be32(head + 4),
+                  "client_id": client_id}
+        return header, dec_body(&r, p)
     except ProtocolError as exc:
         raise ProtocolError(f"request: {exc}" if p is None else f"{p.name} v{p.version}: {exc}") from None
     finally:
         rd_close(&held)
 
 
-def decode_response_frame(ProtocolProgram p, bint header_tags, frame, bint zero_copy=False):
+def decode_response_frame(ProtocolProgram p, frame, bint zero_copy=False):
     """(correlation_id, body) of a size-prefixed response decoded with program p; with zero_copy, records fields
     are read-only memoryview slices of frame instead of bytes copies."""
     cdef Reader r
@@ -730,7 +778,7 @@ def decode_response_frame(ProtocolProgram p, bint header_tags, frame, bint zero_
             view = memoryview(frame).toreadonly()
             r.records_view = <PyObject*>view
         correlation_id = <int32_t>load_be32(rd_take(&r, 4))
-        if header_tags:
+        if p.header_tags:
             skip_tags(&r)
         return correlation_id, dec_body(&r, p)
     except ProtocolError as exc:

@@ -149,6 +149,7 @@ cdef class LogSegment:
     cdef bint closed
     cdef Py_ssize_t max_index_size
     cdef readonly object damage
+    cdef int users                        # scans running without the GIL; close() waits for none
 
     def __init__(self, directory, int64_t base_offset, *, Py_ssize_t index_interval_bytes=DEFAULT_INDEX_INTERVAL_BYTES,
                  Py_ssize_t max_bytes=DEFAULT_SEGMENT_BYTES, bint create=False,
@@ -198,8 +199,13 @@ cdef class LogSegment:
         index entry tells the truth about the .log (so a lookup can never send a read to the wrong place)."""
         cdef SegmentScan scan
         self._map_log()
-        with nogil:
-            _scan_segment(self.log.data, self.log_size, self.base_offset, self.offset_index, self.time_index, &scan)
+        self._enter()
+        try:
+            with nogil:
+                _scan_segment(self.log.data, self.log_size, self.base_offset, self.offset_index, self.time_index,
+                              &scan)
+        finally:
+            self._leave()
         if scan.problem == SEG_FRAME:
             raise CorruptLogError(f"{self.log_path}: {frame_problem(scan.frame)} at byte {scan.position}")
         if scan.problem == SEG_ORDER:
@@ -215,6 +221,17 @@ cdef class LogSegment:
         self.max_ts, self.offset_of_max_ts = scan.max_timestamp, scan.offset_of_max_timestamp
         self.bytes_since_index_entry = 0
         return 0
+
+    cdef void _enter(self) noexcept:
+        """Mark the .log and index mappings in use by a scan that releases the GIL."""
+        self.users += 1
+        self.offset_index.users += 1
+        self.time_index.users += 1
+
+    cdef void _leave(self) noexcept:
+        self.users -= 1
+        self.offset_index.users -= 1
+        self.time_index.users -= 1
 
     cdef int _map_log(self) except -1:
         if self.log.length != self.log_size:
@@ -253,14 +270,17 @@ cdef class LogSegment:
 
     @property
     def log_path(self):
+        """Path of the .log file."""
         return os.path.join(self.directory, segment_file_name(self.base_offset, ".log"))
 
     @property
     def offset_index_path(self):
+        """Path of the .index file."""
         return os.path.join(self.directory, segment_file_name(self.base_offset, ".index"))
 
     @property
     def time_index_path(self):
+        """Path of the .timeindex file."""
         return os.path.join(self.directory, segment_file_name(self.base_offset, ".timeindex"))
 
     @property
@@ -455,17 +475,21 @@ cdef class LogSegment:
         cdef BatchHead head
         cdef int rc = 0
         cdef const uint8_t* data = self.log.data
-        with nogil:
-            while pos < size:
-                if read_batch_head(data, size, pos, True, &head) != FRAME_OK:
-                    break
-                if head.base_offset < next_offset or head.last_offset - self.base_offset > INT32_MAX:
-                    break
-                rc = self._note_batch(pos, head.size, head.last_offset, head.max_timestamp)
-                if rc < 0:
-                    break
-                next_offset = head.last_offset + 1
-                pos += head.size
+        self._enter()
+        try:
+            with nogil:
+                while pos < size:
+                    if read_batch_head(data, size, pos, True, &head) != FRAME_OK:
+                        break
+                    if head.base_offset < next_offset or head.last_offset - self.base_offset > INT32_MAX:
+                        break
+                    rc = self._note_batch(pos, head.size, head.last_offset, head.max_timestamp)
+                    if rc < 0:
+                        break
+                    next_offset = head.last_offset + 1
+                    pos += head.size
+        finally:
+            self._leave()
         self._raise_index(rc, next_offset)
         self.log.unmap()
         if pos < size:
@@ -503,6 +527,8 @@ cdef class LogSegment:
         also what Kafka does to a segment that stops being the active one."""
         if self.closed:
             return
+        if self.users:
+            raise ValueError(f"{self.log_path} is being scanned by another thread; close it when that call returns")
         if self.writable and self.max_ts >= 0 and self.damage is None:
             self.time_index._put(self.max_ts, self.offset_of_max_ts, True)
         self.offset_index.close()
@@ -612,10 +638,12 @@ class Log:
         return removed
 
     def flush(self):
+        """Flush every segment to disk."""
         for segment in self.segments:
             segment.flush()
 
     def close(self):
+        """Close every segment (the active one gets its final time index entry and trimmed indexes)."""
         for segment in self.segments:
             segment.close()
 

@@ -42,7 +42,7 @@ def _default(field, nullable, tagged):
     return int(text or "0", 0)
 
 
-def _compile(name, fields, version, flexible):
+def _compile(name, fields, version, flexible, api_key=-1, header_tags=False):
     """The program for one struct at one version: fields of that version, tagged ones last in tag order."""
     untagged, tagged = [], []
     for field in fields:
@@ -59,7 +59,7 @@ def _compile(name, fields, version, flexible):
                  _default(field, nullable, is_tagged), sub)
         (tagged if is_tagged else untagged).append(entry)
     tagged.sort(key=lambda entry: entry[4])
-    return ProtocolProgram(name, version, flexible, untagged + tagged)
+    return ProtocolProgram(name, version, flexible, untagged + tagged, api_key, header_tags)
 
 
 class _Api:
@@ -72,9 +72,13 @@ class _Api:
         self.flexible = request.flexible
         self.programs = {}
         for message in {request.kind: request, response.kind: response}.values():
-            self.programs[message.kind] = tuple(
-                _compile(message.name, message.fields, v, in_range(message.flexible, v))
-                for v in range(self.min, self.max + 1))
+            self.programs[message.kind] = tuple(self._compile(message, v) for v in range(self.min, self.max + 1))
+
+    def _compile(self, message, version):
+        flexible = in_range(message.flexible, version)
+        # Responses use header v1 in flexible versions, except ApiVersions, whose response header is always v0.
+        header_tags = flexible and message.kind == "response" and message.name != "ApiVersions"
+        return _compile(message.name, message.fields, version, flexible, self.key, header_tags)
 
     def program(self, kind, version):
         if not self.min <= version <= self.max:
@@ -98,6 +102,9 @@ _APIS, _PAYLOADS = _build()
 _API_VERSIONS_KEY = _APIS["ApiVersions"].key
 _UNSUPPORTED_VERSION = (35).to_bytes(2, "big")  # the error code, as the first body field of an ApiVersions response
 
+# (api name or key, version) -> program, for the calls; api_key << 16 | version -> program, for decode_request
+_BY_CALL = {kind: {(api_id, v): api.program(kind, v) for api_id, api in _APIS.items()
+                   for v in range(api.min, api.max + 1)} for kind in ("request", "response")}
 _REQUEST_PROGRAMS = {api.key << 16 | v: api.program("request", v)
                      for name, api in _APIS.items() if isinstance(name, str) for v in range(api.min, api.max + 1)}
 
@@ -112,9 +119,11 @@ def _api(api):
         raise ProtocolError(f"unknown api {api!r}") from None
 
 
-def _header_tags(api, version):
-    # Responses use header v1 in flexible versions, except ApiVersions, whose response header is always v0.
-    return api.key != _API_VERSIONS_KEY and in_range(api.flexible, version)
+def _program(kind, api, version):
+    try:
+        return _BY_CALL[kind][api, version]
+    except (KeyError, TypeError):
+        return _api(api).program(kind, version)  # raises the precise error
 
 
 def encode_request(api, version, body, *, correlation_id=0, client_id="chronik-perf"):
@@ -122,22 +131,19 @@ def encode_request(api, version, body, *, correlation_id=0, client_id="chronik-p
 
     >>> frame = encode_request("Metadata", 12, {"topics": [{"name": "t"}]}, correlation_id=7)
     """
-    a = _api(api)
-    return _core.encode_request_frame(a.program("request", version), a.key, correlation_id, client_id, body)
+    return _core.encode_request_frame(_program("request", api, version), correlation_id, client_id, body)
 
 
-def decode_request(frame):
+def decode_request(frame, *, zero_copy=False):
     """Decode a size-prefixed request frame into ``(header, body)``; header has api_key, api_version,
-    correlation_id and client_id."""
-    key, version, correlation_id, client_id, body = _core.decode_request_frame(_REQUEST_PROGRAMS, frame)
-    return {"api_key": key, "api_version": version, "correlation_id": correlation_id, "client_id": client_id}, body
+    correlation_id and client_id. Records fields are ``bytes``, or with ``zero_copy=True`` read-only
+    ``memoryview`` slices of ``frame``."""
+    return _core.decode_request_frame(_REQUEST_PROGRAMS, frame, zero_copy)
 
 
 def encode_response(api, version, correlation_id, body):
     """Encode a whole response frame (size prefix, header v0/v1, body) for ``api`` at ``version``."""
-    a = _api(api)
-    return _core.encode_response_frame(a.program("response", version), correlation_id,
-                                       _header_tags(a, version), body)
+    return _core.encode_response_frame(_program("response", api, version), correlation_id, body)
 
 
 def decode_response(api, version, frame, *, zero_copy=False):
@@ -145,12 +151,15 @@ def decode_response(api, version, frame, *, zero_copy=False):
 
     Records fields are ``bytes`` (one copy each); with ``zero_copy=True`` they are read-only ``memoryview`` slices
     of ``frame`` instead (no copy; they keep the frame alive). A broker answers an ApiVersions request of a
-    version it does not know with a v0 body carrying UNSUPPORTED_VERSION; such a body is read as v0, as Kafka's
-    clients do."""
-    a = _api(api)
-    if a.key == _API_VERSIONS_KEY and frame[8:10] == _UNSUPPORTED_VERSION:
-        version = 0
-    return _core.decode_response_frame(a.program("response", version), _header_tags(a, version), frame, zero_copy)
+    version it does not know with a v0 body carrying UNSUPPORTED_VERSION; such a body is read as v0 when it parses
+    as v0, as Kafka's clients do."""
+    program = _program("response", api, version)
+    if program.api_key == _API_VERSIONS_KEY and version and frame[8:10] == _UNSUPPORTED_VERSION:
+        try:
+            return _core.decode_response_frame(_program("response", api, 0), frame, zero_copy)
+        except ProtocolError:
+            pass
+    return _core.decode_response_frame(program, frame, zero_copy)
 
 
 def _payload(name):

@@ -137,15 +137,17 @@ def log_cause(log_file: str | Path) -> str:
 
 
 def wait_ready(proc: subprocess.Popen, ready, timeout: float, name: str, log_file: Path) -> None:
-    """Poll ready() until it is true. If proc exits, the timeout passes or we are interrupted, proc is stopped
+    """Poll ready() while proc runs until it is true. If proc exits, the timeout passes or we are interrupted, proc is stopped
     (nothing is left running) and BrokerError (or the interruption) is raised."""
     deadline = time.monotonic() + timeout
     try:
-        while not ready():
+        while True:
             code = proc.poll()
             if code is not None:
                 raise BrokerError(f"{name} exited during start-up (exit code {code}): "
                                   f"{log_cause(log_file) or 'no output'} (log: {log_file})")
+            if ready():
+                return
             if time.monotonic() > deadline:
                 raise BrokerError(f"{name} did not answer within {timeout:g} s and was stopped; "
                                   f"see its log {log_file} or raise --timeout")
