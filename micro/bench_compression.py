@@ -1,0 +1,60 @@
+"""Kafka's codecs through chronik_perf.compression against the raw library calls (zlib, python-snappy, lz4.frame,
+zstandard): compress and decompress of text, random and zero payloads, 1 KiB .. 1 MiB, each codec at its default
+level and a few other levels. Parameters read `<codec><level>-<payload>-<size>`; the compression ratio
+(input/output bytes) is recorded as metadata. chronik_perf's snappy writes Kafka's xerial framing, the raw peer
+plain snappy; its lz4 writes an LZ4 frame of 64 KiB independent blocks as Kafka's producer does."""
+from _suite import Suite, payload, size_label
+
+DEFAULT = {"gzip": 6, "snappy": None, "lz4": None, "zstd": 3}      # None: the library's default (lz4: 0)
+PAYLOADS = (("text", 1024), ("text", 64 << 10), ("text", 1 << 20), ("random", 64 << 10), ("zeros", 64 << 10))
+EXTRA_LEVELS = (("gzip", 1), ("zstd", 1), ("zstd", 9))        # measured on text-64KiB
+EXTRA_PAYLOAD = ("text", 64 << 10)
+
+
+def raw_codec(codec, level):
+    """(compress, decompress) with the library's own API and Kafka's container for that codec."""
+    if codec == "gzip":
+        import zlib
+        return (lambda d: zlib.compress(d, level, wbits=31)), (lambda c: zlib.decompress(c, wbits=47))
+    if codec == "snappy":
+        import snappy
+        return snappy.compress, snappy.decompress
+    if codec == "lz4":
+        import lz4.frame
+
+        def compress(data):
+            return lz4.frame.compress(data, compression_level=level or 0, block_size=lz4.frame.BLOCKSIZE_MAX64KB)
+        return compress, lz4.frame.decompress
+    import zstandard
+    return zstandard.ZstdCompressor(level=level).compress, zstandard.ZstdDecompressor().decompress
+
+
+def our_codec(codec, level):
+    from chronik_perf.compression import compress, decompress
+    return (lambda d: compress(codec, d, level)), (lambda c: decompress(codec, c))
+
+
+def case(impl, operation, codec, level, kind, size):
+    def setup(meta):
+        data = payload(kind, size)
+        compress, decompress = (our_codec if impl == "chronik_perf" else raw_codec)(codec, level)
+        packed = compress(data)
+        if decompress(packed) != data:
+            raise AssertionError(f"{impl} {codec} does not round-trip")
+        meta["compression_ratio"] = round(len(data) / len(packed), 3)
+        return (lambda: compress(data)) if operation == "compress" else (lambda: decompress(packed))
+    return setup
+
+
+if __name__ == "__main__":
+    suite = Suite("compression")
+    configs = [(codec, level, kind, size) for kind, size in PAYLOADS for codec, level in DEFAULT.items()]
+    configs += [(codec, level, *EXTRA_PAYLOAD) for codec, level in EXTRA_LEVELS]
+    for codec, level, kind, size in configs:
+        param = f"{codec}{'' if level is None else level}-{kind}-{size_label(size)}"
+        for operation in ("compress", "decompress"):
+            suite.add(operation, param, "chronik_perf", case("chronik_perf", operation, codec, level, kind, size),
+                      nbytes=size)
+            suite.add(operation, param, "raw", case("raw", operation, codec, level, kind, size), nbytes=size,
+                      requires={"gzip": "zlib", "snappy": "snappy", "lz4": "lz4", "zstd": "zstandard"}[codec])
+    suite.run()

@@ -1,0 +1,31 @@
+"""CRC32C over 64 B .. 16 MiB: chronik_perf (hardware-dispatched and portable table) against the `crc32c`
+package, aiokafka's Cython checksum and kafka-python's pure-Python one (small sizes only)."""
+from functools import partial
+from importlib import import_module
+
+from _suite import Suite, payload, size_label
+
+SIZES = (64, 1024, 64 << 10, 1 << 20, 16 << 20)
+# implementation, module, function, largest size measured (kafka-python's table loop runs at a few MB/s)
+IMPLEMENTATIONS = (
+    ("chronik_perf", "chronik_perf.records", "crc32c", None),
+    ("chronik_perf-software", "chronik_perf.records", "crc32c_software", None),
+    ("crc32c", "crc32c", "crc32c", None),
+    ("aiokafka", "aiokafka.record._crecords", "crc32c_cython", None),
+    ("kafka-python", "kafka.record._crc32c", "crc", 1024),
+)
+
+
+def checksum(module, function, size):
+    """The setup of one benchmark: the function bound to `size` random bytes."""
+    return lambda meta: partial(getattr(import_module(module), function), payload("random", size))
+
+
+if __name__ == "__main__":
+    suite = Suite("crc")
+    for size in SIZES:
+        for impl, module, function, largest in IMPLEMENTATIONS:
+            if largest is None or size <= largest:
+                suite.add("crc32c", size_label(size), impl, checksum(module, function, size), nbytes=size,
+                          requires=module.split(".")[0])
+    suite.run()

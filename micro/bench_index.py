@@ -1,0 +1,106 @@
+"""Kafka's offset index (.index): single floor lookups, bulk `lookup_many` and appends, chronik_perf's OffsetIndex
+against numpy.searchsorted (and the standard library's bisect for single lookups) over the same offsets.
+
+Lookups run over 1000 random targets per call (items = 1000) on indexes of 1K and 1M entries (the latter close to
+Kafka's 10 MiB index limit); lookup_many maps 100K random targets to (offset, position) arrays; append fills an
+empty writable 10K-entry index file (fresh for every call, created outside the timing).
+"""
+import os
+
+from _suite import Suite, count_label, now, scratch_dir
+
+ENTRIES = (1000, 1_000_000)
+TARGETS = 1000
+MANY = 100_000
+APPENDS = 10_000
+
+
+def index_and_targets(entries, count):
+    """(raw index bytes, relative offsets as an int64 array, random target offsets as an int64 array)."""
+    import numpy as np
+    from ratios_storage import sample_index
+    data, rel = sample_index(entries)
+    targets = np.random.default_rng(3).integers(0, int(rel[-1]) + 1, count)
+    return data, rel, targets
+
+
+def lookup(impl, entries):
+    def setup(meta):
+        data, rel, targets = index_and_targets(entries, TARGETS)
+        targets = targets.tolist()
+        if impl == "chronik_perf":
+            from chronik_perf.index import OffsetIndex
+            find = OffsetIndex(data, 0).lookup
+        elif impl == "numpy":
+            import numpy as np
+            positions = np.frombuffer(data, dtype=">i4")[1::2].astype(np.int64)
+            search = np.searchsorted
+
+            def find(t):
+                i = search(rel, t, "right") - 1
+                return (int(rel[i]), int(positions[i])) if i >= 0 else (0, 0)
+        else:
+            import bisect
+            import numpy as np
+            keys = rel.tolist()
+            positions = np.frombuffer(data, dtype=">i4")[1::2].tolist()
+            right = bisect.bisect_right
+
+            def find(t):
+                i = right(keys, t) - 1
+                return (keys[i], positions[i]) if i >= 0 else (0, 0)
+        return lambda: [find(t) for t in targets]
+    return setup
+
+
+def lookup_many(impl, entries):
+    def setup(meta):
+        import numpy as np
+        data, rel, targets = index_and_targets(entries, MANY)
+        if impl == "chronik_perf":
+            from chronik_perf.index import OffsetIndex
+            index = OffsetIndex(data, 0)
+            return lambda: index.lookup_many(targets)
+        positions = np.frombuffer(data, dtype=">i4")[1::2].astype(np.int64)
+
+        def run():
+            i = np.searchsorted(rel, targets, side="right") - 1
+            found = i >= 0
+            safe = np.where(found, i, 0)
+            return np.where(found, rel[safe], 0), np.where(found, positions[safe], 0)
+        return run
+    return setup
+
+
+def append(meta):
+    from chronik_perf.index import OffsetIndex
+    path = os.path.join(scratch_dir("index"), "00000000000000000000.index")
+    offsets = [3 * i for i in range(APPENDS)]
+    positions = [4096 * i for i in range(APPENDS)]
+
+    def time_func(loops):
+        total = 0.0
+        for _ in range(loops):
+            with open(path, "wb") as f:
+                f.truncate(APPENDS * 8)
+            index = OffsetIndex(path, 0, writable=True)
+            add = index.append
+            t0 = now()
+            for offset, position in zip(offsets, positions):
+                add(offset, position)
+            total += now() - t0
+            index.close()
+        return total
+    return time_func
+
+
+if __name__ == "__main__":
+    suite = Suite("index", requires="chronik_perf.index")
+    for entries in ENTRIES:
+        for impl in ("chronik_perf", "numpy", "bisect"):
+            suite.add("lookup", f"{count_label(entries)}entries", impl, lookup(impl, entries), items=TARGETS)
+    for impl in ("chronik_perf", "numpy"):
+        suite.add("lookup_many", f"{count_label(ENTRIES[-1])}entries", impl, lookup_many(impl, ENTRIES[-1]), items=MANY)
+    suite.add_timed("append", f"{count_label(APPENDS)}entries", "chronik_perf", append, items=APPENDS,
+                    nbytes=APPENDS * 8)
+    suite.run()

@@ -1,0 +1,183 @@
+"""Kafka wire protocol, the seed's criterion groups on the Cython codec, against kafka-python 3's protocol classes.
+
+- produce_request_encoding: records -> record batch -> framed Produce v9 request, by record size (100x100B,
+  100x1KiB, 100x10KiB) and by records per batch (10x100B, 100x100B, 1000x100B); kafka-python builds its batch with
+  its DefaultRecordBatchBuilder.
+- produce_request_decoding: framed request -> body -> records (CRC checked), by record size.
+- metadata_encoding / metadata_decoding: Metadata v12 response, 10/100/1000 topics of 3 partitions.
+- fetch_request_encoding: Fetch v12 request, 1/10/100 partitions.
+- fetch_response_decoding: Fetch v12 response of 10 partitions x 64 KiB of records; also with zero_copy=True
+  (records as memoryview slices of the frame) as implementation chronik_perf-zero_copy.
+Inputs are our body dicts; kafka-python gets the same bodies as its own data objects, converted outside the
+timing except where building the request is the operation.
+"""
+from _suite import Suite, payload, size_label
+
+RECORD_SIZES = ((100, 100), (100, 1024), (100, 10240))
+BATCH_SIZES = ((10, 100), (1000, 100))
+TOPICS = (10, 100, 1000)
+PARTITIONS = (1, 10, 100)
+FETCH_SHAPE = (10, 64 << 10)
+TIMESTAMP = 1_760_000_000_000
+VERSIONS = {"Produce": 9, "Fetch": 12, "Metadata": 12}
+
+
+def produce_body(records):
+    return {"transactional_id": None, "acks": -1, "timeout_ms": 30000,
+            "topic_data": [{"name": "bench", "partition_data": [{"index": 0, "records": records}]}]}
+
+
+def fetch_request_body(partitions):
+    return {"replica_id": -1, "max_wait_ms": 500, "min_bytes": 1, "max_bytes": 52428800, "isolation_level": 0,
+            "session_id": 0, "session_epoch": -1, "rack_id": "", "forgotten_topics_data": [],
+            "topics": [{"topic": "bench", "partitions": [
+                {"partition": p, "current_leader_epoch": 5, "fetch_offset": 1000 * p, "last_fetched_epoch": -1,
+                 "log_start_offset": -1, "partition_max_bytes": 1 << 20} for p in range(partitions)]}]}
+
+
+def values(count, size):
+    text = payload("text", count * size, seed=count)
+    return [text[i * size:(i + 1) * size] for i in range(count)]
+
+
+def produce_encoding(impl, count, size):
+    def setup(meta):
+        vals = values(count, size)
+        keys = [b"key-%04d" % i for i in range(count)]
+        stamps = [TIMESTAMP + i for i in range(count)]
+        if impl == "chronik_perf":
+            from chronik_perf.protocol import encode_request
+            from chronik_perf.records import build_batch
+            def run():
+                records = build_batch(vals, keys, timestamps=stamps)
+                return encode_request("Produce", 9, produce_body(records), correlation_id=1, client_id="bench")
+        else:
+            from kafka.protocol.producer import ProduceRequest
+            from kafka.record.default_records import DefaultRecordBatchBuilder
+            from ratios_protocol import kp_frame, to_kp
+            rows = list(zip(range(count), stamps, keys, vals))
+
+            def run():
+                builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, 1 << 30)
+                for offset, ts, key, value in rows:
+                    builder.append(offset, ts, key, value, [])
+                return kp_frame(to_kp(ProduceRequest, produce_body(bytes(builder.build())), 9), "request")
+        meta["throughput_bytes"] = len(run())
+        return run
+    return setup
+
+
+def produce_decoding(impl, count, size):
+    def setup(meta):
+        from chronik_perf.protocol import encode_request
+        from chronik_perf.records import build_batch
+        records = build_batch(values(count, size), timestamps=[TIMESTAMP] * count)
+        frame = encode_request("Produce", 9, produce_body(records), correlation_id=1, client_id="bench")
+        meta["throughput_bytes"] = len(frame)
+        if impl == "chronik_perf":
+            from chronik_perf.protocol import decode_request
+            from chronik_perf.records import parse_batches
+
+            def run():
+                _, body = decode_request(frame)
+                return [b.records() for t in body["topic_data"] for p in t["partition_data"]
+                        for b in parse_batches(p["records"])]
+            return run
+        from kafka.protocol.producer import ProduceRequest
+        from kafka.record.default_records import DefaultRecordBatch
+
+        def run():
+            request = ProduceRequest.decode(frame, version=9, header=True, framed=True)
+            out = []
+            for topic in request.topic_data:
+                for part in topic.partition_data:
+                    batch = DefaultRecordBatch(part.records)
+                    if not batch.validate_crc():
+                        raise ValueError("CRC mismatch")
+                    out.append(list(batch))
+            return out
+        return run
+    return setup
+
+
+def metadata(impl, operation, topics):
+    def setup(meta):
+        from chronik_perf import protocol
+        from ratios_protocol import metadata_body
+        body = metadata_body(topics, 3)
+        frame = protocol.encode_response("Metadata", 12, 1, body)
+        meta["throughput_bytes"] = len(frame)
+        if impl == "chronik_perf":
+            if operation == "metadata_encoding":
+                return lambda: protocol.encode_response("Metadata", 12, 1, body)
+            return lambda: protocol.decode_response("Metadata", 12, frame)
+        from kafka.protocol.metadata import MetadataResponse
+        from ratios_protocol import kp_frame, to_kp
+        if operation == "metadata_encoding":
+            kp = to_kp(MetadataResponse, body, 12)
+            if kp_frame(kp, "response") != frame:
+                raise AssertionError("kafka-python encodes a different Metadata frame")
+            return lambda: kp.encode(header=True, framed=True)
+        return lambda: MetadataResponse.decode(frame, version=12, header=True, framed=True)
+    return setup
+
+
+def fetch_request(impl, partitions):
+    def setup(meta):
+        from chronik_perf import protocol
+        body = fetch_request_body(partitions)
+        meta["throughput_bytes"] = len(protocol.encode_request("Fetch", 12, body, correlation_id=1, client_id="b"))
+        if impl == "chronik_perf":
+            return lambda: protocol.encode_request("Fetch", 12, body, correlation_id=1, client_id="bench")
+        from kafka.protocol.consumer import FetchRequest
+        from ratios_protocol import to_kp
+        kp = to_kp(FetchRequest, body, 12)
+        kp.with_header(correlation_id=1, client_id="bench")
+        return lambda: kp.encode(header=True, framed=True)
+    return setup
+
+
+def fetch_response(impl, partitions, size):
+    def setup(meta):
+        from chronik_perf import protocol
+        from ratios_protocol import fetch_body
+        frame = protocol.encode_response("Fetch", 12, 1, fetch_body(partitions, size))
+        meta["throughput_bytes"] = len(frame)
+        if impl == "chronik_perf":
+            return lambda: protocol.decode_response("Fetch", 12, frame)
+        if impl == "chronik_perf-zero_copy":
+            return lambda: protocol.decode_response("Fetch", 12, frame, zero_copy=True)
+        from kafka.protocol.consumer import FetchResponse
+        return lambda: FetchResponse.decode(frame, version=12, header=True, framed=True)
+    return setup
+
+
+def peer_module(impl):
+    return "kafka" if impl == "kafka-python" else None
+
+
+if __name__ == "__main__":
+    suite = Suite("protocol")
+    impls = ("chronik_perf", "kafka-python")
+    for count, size in RECORD_SIZES + BATCH_SIZES:
+        for impl in impls:
+            suite.add("produce_request_encoding", f"{count}x{size_label(size)}", impl,
+                      produce_encoding(impl, count, size), items=count, requires=peer_module(impl))
+    for count, size in RECORD_SIZES:
+        for impl in impls:
+            suite.add("produce_request_decoding", f"{count}x{size_label(size)}", impl,
+                      produce_decoding(impl, count, size), items=count, requires=peer_module(impl))
+    for operation in ("metadata_encoding", "metadata_decoding"):
+        for topics in TOPICS:
+            for impl in impls:
+                suite.add(operation, f"{topics}topics", impl, metadata(impl, operation, topics), items=topics,
+                          requires=peer_module(impl))
+    for partitions in PARTITIONS:
+        for impl in impls:
+            suite.add("fetch_request_encoding", f"{partitions}partitions", impl, fetch_request(impl, partitions),
+                      items=partitions, requires=peer_module(impl))
+    partitions, size = FETCH_SHAPE
+    for impl in ("chronik_perf", "chronik_perf-zero_copy", "kafka-python"):
+        suite.add("fetch_response_decoding", f"{partitions}x{size_label(size)}", impl,
+                  fetch_response(impl, partitions, size), items=partitions, requires=peer_module(impl))
+    suite.run()

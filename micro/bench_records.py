@@ -1,0 +1,97 @@
+"""Record batches (magic v2): build (bulk `build_batch` and record-by-record `BatchBuilder`) and parse (Record
+objects and numpy columns), chronik_perf against aiokafka's Cython records and kafka-python 3's records.
+
+Parameters are `<records>x<value size>` with 8-byte keys and log-like text values, uncompressed, plus one shape
+(100 x 1 KiB) under every codec as `100x1KiB-<codec>`. Peers parse as their consumers do by default
+(check_crcs=True): validate the CRC, then iterate the records; chronik_perf's parse_batches checks the CRC too.
+Throughput bytes are those of the uncompressed batch.
+"""
+from importlib import import_module
+
+from _suite import Suite, payload, size_label
+
+SHAPES = ((100, 10), (100, 100), (100, 1024), (100, 10240), (1, 100), (10, 100), (1000, 100))
+CODEC_SHAPE = (100, 1024)
+CODECS = ("gzip", "snappy", "lz4", "zstd")
+PEER_CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+PEERS = {"aiokafka": "aiokafka.record._crecords", "kafka-python": "kafka.record.default_records"}
+TIMESTAMP = 1_760_000_000_000
+
+
+def records(count, size):
+    """(keys, values, timestamps) of a batch: distinct slices of one text payload."""
+    text = payload("text", count * size, seed=count)
+    values = [text[i * size:(i + 1) * size] for i in range(count)]
+    keys = [b"key-%04d" % (i % 10000) for i in range(count)]
+    return keys, values, [TIMESTAMP + i for i in range(count)]
+
+
+def batch_bytes(count, size, codec):
+    from chronik_perf.records import build_batch
+    keys, values, timestamps = records(count, size)
+    return build_batch(values, keys, timestamps=timestamps, compression=codec)
+
+
+def build(impl, count, size, codec):
+    def setup(meta):
+        meta["throughput_bytes"] = len(batch_bytes(count, size, "none"))
+        keys, values, timestamps = records(count, size)
+        rows = list(zip(range(count), timestamps, keys, values))
+        if impl == "chronik_perf":
+            from chronik_perf.records import build_batch
+            return lambda: build_batch(values, keys, timestamps=timestamps, compression=codec)
+        if impl == "chronik_perf-append":
+            from chronik_perf.records import BatchBuilder
+
+            def run():
+                builder = BatchBuilder(codec, max_bytes=1 << 30)
+                append = builder.append
+                for _, ts, key, value in rows:
+                    append(value, key, ts)
+                return builder.build()
+            return run
+        builder_class = import_module(PEERS[impl]).DefaultRecordBatchBuilder
+        codec_id = PEER_CODEC_IDS[codec]
+
+        def run():
+            builder = builder_class(2, codec_id, 0, -1, -1, -1, 1 << 30)
+            append = builder.append
+            for offset, ts, key, value in rows:
+                append(offset, ts, key, value, [])
+            return builder.build()
+        return run
+    return setup
+
+
+def parse(impl, count, size, codec):
+    def setup(meta):
+        meta["throughput_bytes"] = len(batch_bytes(count, size, "none"))
+        data = batch_bytes(count, size, codec)
+        if impl.startswith("chronik_perf"):
+            from chronik_perf.records import parse_batches
+            if impl == "chronik_perf-columns":
+                return lambda: [batch.columns() for batch in parse_batches(data)]
+            return lambda: [batch.records() for batch in parse_batches(data)]
+        batch_class = import_module(PEERS[impl]).DefaultRecordBatch
+
+        def run():
+            batch = batch_class(data)
+            if not batch.validate_crc():
+                raise ValueError("CRC mismatch")
+            return list(batch)
+        return run
+    return setup
+
+
+if __name__ == "__main__":
+    suite = Suite("records")
+    shapes = [(count, size, "none") for count, size in SHAPES] + [(*CODEC_SHAPE, codec) for codec in CODECS]
+    for count, size, codec in shapes:
+        param = f"{count}x{size_label(size)}" + ("" if codec == "none" else f"-{codec}")
+        for impl in ("chronik_perf", "chronik_perf-append", "aiokafka", "kafka-python"):
+            suite.add("build", param, impl, build(impl, count, size, codec), items=count,
+                      requires=PEERS.get(impl, "chronik_perf").split(".")[0])
+        for impl in ("chronik_perf", "chronik_perf-columns", "aiokafka", "kafka-python"):
+            suite.add("parse", param, impl, parse(impl, count, size, codec), items=count,
+                      requires=PEERS.get(impl, "chronik_perf").split(".")[0])
+    suite.run()

@@ -1,0 +1,71 @@
+"""Run the micro-benchmark groups (micro/bench_<group>.py) into one pyperf suite JSON.
+
+    python micro/run.py [-o FILE] [--fast] [--group G ...] [--select REGEX] [pyperf options...]
+
+Default output: micro/results/<UTC timestamp>.json, readable by `python -m pyperf show/compare_to` and by
+micro/report.py and micro/compare.py. Every run carries the environment metadata (CPU, Python, chronik_perf's git
+commit and path, peer package versions). Options run.py does not know are handed to pyperf (e.g. `--rigorous`,
+`-p 20`, `--affinity 1`).
+
+Without --fast each benchmark runs in 6 pyperf worker processes of 3 values (pass `-p`/`-n` to change);
+--fast runs every benchmark inside its group's process (pyperf --in-process), 3 runs of 3 values of >= 20 ms:
+a quick look and a rough comparison, a few minutes for all groups.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FULL = ["--processes", "6"]
+ORDER = ("protocol", "varint", "crc", "records", "compression", "index", "storage")
+FAST = ["--in-process", "--processes", "3", "--values", "3", "--warmups", "1", "--min-time", "0.02"]
+
+
+def groups():
+    """Group names in the issue's order, then any other bench_<group>.py alphabetically."""
+    found = sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
+    order = [g for g in ORDER if g in found]
+    return order + [g for g in found if g not in order]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--output", type=Path, help="suite JSON to write (must not exist)")
+    parser.add_argument("--fast", action="store_true", help="in-process, fewer values: minutes, not an hour")
+    parser.add_argument("--group", action="append", choices=groups(), help="run only this group (repeatable)")
+    parser.add_argument("--select", metavar="REGEX", help="run only benchmarks whose name matches")
+    args, pyperf_args = parser.parse_known_args(argv)
+
+    output = args.output or HERE / "results" / (datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")
+    if output.exists():
+        parser.error(f"{output} exists: choose another -o")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    partial.unlink(missing_ok=True)
+
+    chosen = args.group or groups()
+    options = (FAST if args.fast else FULL) + pyperf_args + ["--quiet", "--append", str(partial)]
+    if args.select:
+        options += ["--select", args.select]
+    start = time.monotonic()
+    for number, group in enumerate(chosen, 1):
+        print(f"== group {group} ({number}/{len(chosen)}) ==", flush=True)
+        cmd = [sys.executable, str(HERE / f"bench_{group}.py"), *options]
+        result = subprocess.run(cmd, env=os.environ)
+        if result.returncode:
+            print(f"group {group} failed (exit {result.returncode}); partial results in {partial}", file=sys.stderr)
+            return result.returncode
+    if not partial.exists():
+        print("no benchmark matched", file=sys.stderr)
+        return 2
+    partial.rename(output)
+    print(f"wrote {output} in {time.monotonic() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

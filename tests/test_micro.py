@@ -1,0 +1,190 @@
+"""The micro-benchmark tools: run.py writes a valid pyperf suite, compare.py gates regressions, report.py computes
+peer ratios. No assertion on absolute speed."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyperf
+import pytest
+
+MICRO = Path(__file__).resolve().parent.parent / "micro"
+sys.path.insert(0, str(MICRO))
+
+import compare  # noqa: E402
+import report  # noqa: E402
+
+SELECTED = "^crc/crc32c/1KiB/(chronik_perf|crc32c)$"
+
+
+@pytest.fixture(scope="module")
+def suite_file(tmp_path_factory):
+    """Two real benchmarks measured by `run.py --fast`."""
+    out = tmp_path_factory.mktemp("micro") / "base.json"
+    done = subprocess.run([sys.executable, str(MICRO / "run.py"), "--fast", "--group", "crc", "--select", SELECTED,
+                           "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[crc 1/2] crc/crc32c/1KiB/chronik_perf" in done.stdout     # progress names the running benchmark
+    return out
+
+
+def scaled(src, dst, factor, only=None):
+    """Copy a suite with the values of every benchmark (or of `only`) multiplied by factor."""
+    data = json.loads(Path(src).read_text())
+    for bench in data["benchmarks"]:
+        name = bench.get("metadata", {}).get("name") or bench["runs"][0]["metadata"]["name"]
+        if only is None or name == only:
+            for run in bench["runs"]:
+                if "values" in run:
+                    run["values"] = [v * factor for v in run["values"]]
+    Path(dst).write_text(json.dumps(data))
+    return dst
+
+
+def test_run_writes_a_pyperf_suite_with_metadata(suite_file):
+    suite = pyperf.BenchmarkSuite.load(str(suite_file))
+    names = sorted(b.get_name() for b in suite.get_benchmarks())
+    assert names == ["crc/crc32c/1KiB/chronik_perf", "crc/crc32c/1KiB/crc32c"]
+    for bench in suite.get_benchmarks():
+        meta = bench.get_metadata()
+        assert meta["throughput_bytes"] == 1024
+        assert len(bench.get_values()) >= 6
+        for key in ("cpu_model_name", "python_version", "chronik_perf_version", "version_crc32c", "chronik_perf_git"):
+            assert meta.get(key), key
+        assert meta["clock"] == "cpu"
+    shown = subprocess.run([sys.executable, "-m", "pyperf", "show", str(suite_file)], capture_output=True, text=True)
+    assert shown.returncode == 0 and "crc/crc32c/1KiB/crc32c" in shown.stdout
+
+
+def noisy_suite(path, seed=0):
+    """Two benchmarks whose 60 values each scatter like this machine's (5% noise, a few outliers)."""
+    rng = np.random.default_rng(seed)
+    medians = {"varint/encode/small/chronik_perf": 2e-7, "varint/encode/small/kafka-python": 7e-7}
+    benches = []
+    for name, median in medians.items():
+        runs = []
+        for _ in range(20):
+            values = median * rng.lognormal(0, 0.05, 3)
+            values[rng.random(3) < 0.05] *= 3
+            runs.append(pyperf.Run(values.tolist(), warmups=[(1, median)], metadata={"name": name, "loops": 1},
+                                   collect_metadata=False))
+        benches.append(pyperf.Benchmark(runs))
+    pyperf.BenchmarkSuite(benches).dump(str(path))
+    return path
+
+
+def run_compare(base, new, *options):
+    return subprocess.run([sys.executable, str(MICRO / "compare.py"), str(base), str(new), *options],
+                          capture_output=True, text=True)
+
+
+def test_compare_flags_an_injected_2x_slowdown(tmp_path):
+    base = noisy_suite(tmp_path / "base.json")
+    slow = scaled(noisy_suite(tmp_path / "again.json", seed=1), tmp_path / "slow.json", 2.0,
+                  only="varint/encode/small/chronik_perf")
+    done = run_compare(base, slow)
+    assert done.returncode == 1, done.stdout
+    lines = {l.split()[0]: l for l in done.stdout.splitlines() if l.startswith("varint/")}
+    assert "regressed" in lines["varint/encode/small/chronik_perf"]
+    assert "[peers: kafka-python " in lines["varint/encode/small/chronik_perf"]     # the control, unchanged
+    assert "no change" in lines["varint/encode/small/kafka-python"]
+    assert "FAIL: 1 significant regression" in done.stdout
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_compare_calls_a_1_percent_change_no_change(tmp_path, seed):
+    base = noisy_suite(tmp_path / "base.json")
+    slightly = scaled(noisy_suite(tmp_path / "again.json", seed=seed), tmp_path / "slightly.json", 1.01)
+    done = run_compare(base, slightly)
+    assert done.returncode == 0, done.stdout
+    assert "2 compared: 0 regressed, 0 improved, 2 no change" in done.stdout
+
+
+def test_compare_on_a_real_run(suite_file, tmp_path):
+    """Same measured values 1% slower: never a regression; 2x slower with a 150% threshold: not failing."""
+    assert run_compare(suite_file, scaled(suite_file, tmp_path / "s.json", 1.01)).returncode == 0
+    assert run_compare(suite_file, suite_file).stdout.count("no change (not significant)") == 2
+
+
+def test_compare_warns_when_clocks_differ(suite_file, tmp_path):
+    done = run_compare(noisy_suite(tmp_path / "wall.json"), suite_file)      # no clock key: pyperf's wall time
+    assert "different clocks: ['wall'] and ['cpu']" in done.stderr
+    assert "different clocks" not in run_compare(suite_file, suite_file).stderr
+
+
+def test_compare_gate_respects_threshold(tmp_path):
+    base = noisy_suite(tmp_path / "base.json")
+    slow = scaled(noisy_suite(tmp_path / "again.json", seed=1), tmp_path / "slow.json", 1.5)
+    assert run_compare(base, slow, "--threshold", "60").returncode == 0
+    assert run_compare(base, slow, "--threshold", "40").returncode == 1
+
+
+def test_compare_handles_unequal_and_constant_samples():
+    rng = np.random.default_rng(1)
+    same = compare.compare_values("x", [1.0] * 9, [1.0] * 20, 2.0, rng)       # pyperf's t-test raises here
+    assert (same.verdict, same.p_value) == ("no change", 1.0)
+    base = list(1.0 + 0.01 * rng.standard_normal(9))
+    slower = compare.compare_values("x", base, list(2.0 + 0.02 * rng.standard_normal(30)), 2.0, rng)
+    assert slower.verdict == "regressed" and slower.p_value < 0.05 and slower.low > 90
+    faster = compare.compare_values("x", base, [0.5] * 5, 2.0, rng)
+    assert faster.verdict == "improved"
+    lone = compare.compare_values("x", [1.0], [2.0], 2.0, rng)
+    assert lone.p_value is None and lone.verdict == "no change"
+
+
+def test_compare_lists_one_sided_benchmarks(suite_file, tmp_path):
+    data = json.loads(Path(suite_file).read_text())
+    data["benchmarks"] = data["benchmarks"][:1]
+    fewer = tmp_path / "fewer.json"
+    fewer.write_text(json.dumps(data))
+    results, only_base, only_new = compare.compare_suites(suite_file, fewer)
+    assert len(results) == 1 and len(only_base) == 1 and only_new == []
+
+
+def fixture_suite(path, medians):
+    """A pyperf suite whose benchmarks have the given medians (5 values each, median in the middle)."""
+    benches = []
+    for name, median in medians.items():
+        values = [median * f for f in (0.9, 0.95, 1.0, 1.05, 1.3)]
+        run = pyperf.Run(values, warmups=[(1, median)],
+                         metadata={"name": name, "loops": 1, "throughput_bytes": 1000, "throughput_items": 10},
+                         collect_metadata=False)
+        benches.append(pyperf.Benchmark([run]))
+    pyperf.BenchmarkSuite(benches).dump(str(path))
+    return path
+
+
+def test_report_peer_ratios(tmp_path):
+    path = fixture_suite(tmp_path / "fixture.json", {
+        "records/build/10x100B/chronik_perf": 2e-6,
+        "records/build/10x100B/chronik_perf-append": 4e-6,
+        "records/build/10x100B/aiokafka": 8e-6,
+        "records/build/10x100B/kafka-python": 1e-4,
+        "records/parse/10x100B/chronik_perf": 5e-6,
+        "records/parse/10x100B/aiokafka": 2.5e-6,
+        "crc/crc32c/64B/chronik_perf": 1e-7,
+    })
+    rows = report.load_rows(path)
+    assert [r.median for r in rows][:2] == [2e-6, 4e-6]
+    ratios = report.speedups(rows)
+    assert ratios[("records", "build", "10x100B", "chronik_perf")] == pytest.approx(
+        {"aiokafka": 4.0, "kafka-python": 50.0})
+    assert ratios[("records", "build", "10x100B", "chronik_perf-append")] == pytest.approx(
+        {"aiokafka": 2.0, "kafka-python": 25.0})
+    assert ratios[("records", "parse", "10x100B", "chronik_perf")] == pytest.approx({"aiokafka": 0.5})
+    assert ratios[("crc", "crc32c", "64B", "chronik_perf")] == {}
+    assert not any(key[3] == "aiokafka" for key in ratios)
+    first = rows[0]
+    assert report.format_throughput(first) == "500.0 MB/s, 5.00 M items/s"
+
+
+def test_report_cli_tables_and_charts(tmp_path):
+    path = fixture_suite(tmp_path / "fixture.json", {"varint/encode/small/chronik_perf": 1e-7,
+                                                     "varint/encode/small/kafka-python": 3e-7})
+    done = subprocess.run([sys.executable, str(MICRO / "report.py"), str(path), "--html", str(tmp_path / "r.html"),
+                           "--charts", str(tmp_path / "charts")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "## varint" in done.stdout and "3.00x vs kafka-python" in done.stdout
+    assert (tmp_path / "charts" / "varint.png").read_bytes()[:4] == b"\x89PNG"
+    assert "data:image/png;base64" in (tmp_path / "r.html").read_text()
