@@ -1,4 +1,5 @@
 # Kafka varints: unsigned LEB128 (uvarint) and zigzag-signed (varint/varlong).
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 
 
@@ -40,27 +41,33 @@ def encode_varint(n):
     return (<char*>tmp)[:k]
 
 
+cdef uint64_t decode_at(object buf, Py_ssize_t pos, Py_ssize_t* next_pos) except? 0:
+    """The uvarint at buf[pos] of any contiguous buffer, read without copying."""
+    cdef Py_buffer view
+    cdef uint64_t v = 0
+    cdef int rc
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        if pos < 0 or pos > view.len:
+            raise CorruptRecordError(f"position {pos} outside buffer of {view.len} bytes")
+        next_pos[0] = pos
+        rc = read_uvarint(<const uint8_t*>view.buf, view.len, next_pos, &v)
+        if rc:
+            raise CorruptRecordError(f"{varint_problem(rc)} at byte {pos}")
+    finally:
+        PyBuffer_Release(&view)
+    return v
+
+
 def decode_uvarint(buf, Py_ssize_t pos=0):
     """Decode an unsigned varint at buf[pos]; return (value, next_pos)."""
-    cdef const uint8_t[::1] view = as_bytes_view(buf)
-    cdef uint64_t v
-    cdef Py_ssize_t p = pos
-    if pos < 0 or pos > view.shape[0]:
-        raise CorruptRecordError(f"position {pos} outside buffer of {view.shape[0]} bytes")
-    cdef int rc = read_uvarint(&view[0] if view.shape[0] else NULL, view.shape[0], &p, &v)
-    if rc:
-        raise CorruptRecordError(f"{varint_problem(rc)} at byte {pos}")
+    cdef Py_ssize_t p
+    cdef uint64_t v = decode_at(buf, pos, &p)
     return v, p
 
 
 def decode_varint(buf, Py_ssize_t pos=0):
     """Decode a zigzag varint at buf[pos]; return (value, next_pos)."""
-    cdef const uint8_t[::1] view = as_bytes_view(buf)
-    cdef int64_t v
-    cdef Py_ssize_t p = pos
-    if pos < 0 or pos > view.shape[0]:
-        raise CorruptRecordError(f"position {pos} outside buffer of {view.shape[0]} bytes")
-    cdef int rc = read_varint(&view[0] if view.shape[0] else NULL, view.shape[0], &p, &v)
-    if rc:
-        raise CorruptRecordError(f"{varint_problem(rc)} at byte {pos}")
+    cdef Py_ssize_t p
+    cdef int64_t v = zigzag_decode(decode_at(buf, pos, &p))
     return v, p
