@@ -137,4 +137,5 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                     console.print(f"[yellow]could not delete topics:[/yellow] {'; '.join(errors)}")
             out = save()
             console.print(f"[dim]results: {out}[/dim]")
+            ctx.admin = admin = None  # close the admin client before a broker we started stops
         return results_mod.load(out), path
