@@ -1,6 +1,8 @@
 """CRC32C and varints: against the crc32c package and Kafka's varint rules."""
 import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -26,6 +28,22 @@ def test_crc32c_matches_package_on_mebibytes(size):
     assert records.crc32c_software(data) == crc32c_pkg.crc32c(data)
 
 
+def test_crc32c_without_folding_matches_package():
+    """The CRC-instruction path alone (what a CPU without VPCLMULQDQ runs), in a fresh process."""
+    script = (
+        "import os, random, crc32c\n"
+        "from chronik_perf import records\n"
+        "rng = random.Random(2)\n"
+        "data = bytes(rng.getrandbits(8) for _ in range(70000))\n"
+        "for n in list(range(0, 1100, 7)) + [24576, 24583, 70000]:\n"
+        "    assert records.crc32c(data[:n]) == crc32c.crc32c(data[:n]), n\n"
+        "print(records.crc32c_implementation())\n"
+    )
+    env = dict(os.environ, CHRONIK_PERF_NO_FOLD_CRC32C="1")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() in ("sse4.2", "armv8-crc", "software")
+
+
 def test_crc32c_software_fallback_matches_on_short_lengths():
     data = os.urandom(300)
     for n in range(300):
@@ -40,7 +58,7 @@ def test_crc32c_accepts_any_buffer_and_continues():
     assert records.crc32c(np.frombuffer(data, dtype=np.uint16)) == expected
     assert records.crc32c(data[5000:], records.crc32c(data[:5000])) == expected
     assert records.crc32c(b"") == 0
-    assert records.crc32c_implementation() in ("sse4.2", "armv8-crc", "software")
+    assert records.crc32c_implementation() in ("sse4.2+vpclmulqdq", "sse4.2", "armv8-crc", "software")
 
 
 def test_crc32c_rejects_non_contiguous():

@@ -152,6 +152,93 @@ HW_TARGET static uint32_t crc_hw(uint32_t crc32, const uint8_t *buf, size_t len)
     return (uint32_t)crc;
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_FOLD 1
+#define FOLD_TARGET __attribute__((target("avx512f,vpclmulqdq,pclmul,sse4.2")))
+#define FOLD_MIN 256
+
+/* Carry-less multiply folding (AVX-512 VPCLMULQDQ), 256 bytes per step.
+ *
+ * Reflected domain: a 16-byte lane read little-endian holds bit i as the coefficient of
+ * x^(127-i), so lane = l(x)*x^64 + h(x) (l the low quadword). A carry-less product of two
+ * reflected quadwords is x*a*b as a reflected 128-bit lane. Moving a lane D bits further,
+ * lane*x^D = l*x^(D+64) + h*x^D, is therefore clmul(l, x^(D+63) mod P) ^ clmul(h, x^(D-1) mod P):
+ * congruent mod P, and of degree < 96, so it fits a lane. The register value is xored into the
+ * first four bytes; the folded 16 bytes then give the register with two CRC instructions from 0,
+ * and the tail (under 64 bytes) goes through crc_hw. */
+static uint64_t fold_k[2][2];    /* {x^(D+63), x^(D-1)} mod P for D = 2048 and 512 (whole vectors) */
+static uint64_t fold_k128[3][2]; /* ... and D = 384, 256, 128 (the lanes of the last vector) */
+
+static uint64_t xpow_mod(unsigned n) {
+    uint32_t v = 0x80000000u; /* x^0, reflected */
+    while (n--) v = (v & 1) ? (v >> 1) ^ POLY : v >> 1;
+    return (uint64_t)v << 32; /* as a reflected quadword: degree d at bit 63-d */
+}
+
+static void fold_pair(uint64_t out[2], unsigned d) {
+    out[0] = xpow_mod(d + 63);
+    out[1] = xpow_mod(d - 1);
+}
+
+FOLD_TARGET static inline __m512i fold512(__m512i a, __m512i k, __m512i next) {
+    return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(a, k, 0x00),
+                                     _mm512_clmulepi64_epi128(a, k, 0x11), next, 0x96);
+}
+
+FOLD_TARGET static inline __m512i bcast_k(const uint64_t k[2]) {
+    return _mm512_broadcast_i32x4(_mm_set_epi64x((long long)k[1], (long long)k[0]));
+}
+
+FOLD_TARGET static inline __m128i fold128(__m128i a, const uint64_t k[2], __m128i next) {
+    __m128i kv = _mm_set_epi64x((long long)k[1], (long long)k[0]);
+    return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(a, kv, 0x00), _mm_clmulepi64_si128(a, kv, 0x11)), next);
+}
+
+FOLD_TARGET static uint32_t crc_fold(uint32_t crc, const uint8_t *buf, size_t len) {
+    if (len < FOLD_MIN) return crc_hw(crc, buf, len);
+    __m512i x0 = _mm512_loadu_si512((const void *)buf);
+    __m512i x1 = _mm512_loadu_si512((const void *)(buf + 64));
+    __m512i x2 = _mm512_loadu_si512((const void *)(buf + 128));
+    __m512i x3 = _mm512_loadu_si512((const void *)(buf + 192));
+    x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)crc)));
+    buf += 256;
+    len -= 256;
+    __m512i k = bcast_k(fold_k[0]);
+    while (len >= 256) {
+        x0 = fold512(x0, k, _mm512_loadu_si512((const void *)buf));
+        x1 = fold512(x1, k, _mm512_loadu_si512((const void *)(buf + 64)));
+        x2 = fold512(x2, k, _mm512_loadu_si512((const void *)(buf + 128)));
+        x3 = fold512(x3, k, _mm512_loadu_si512((const void *)(buf + 192)));
+        buf += 256;
+        len -= 256;
+    }
+    k = bcast_k(fold_k[1]);
+    x0 = fold512(x0, k, x1);
+    x0 = fold512(x0, k, x2);
+    x0 = fold512(x0, k, x3);
+    while (len >= 64) {
+        x0 = fold512(x0, k, _mm512_loadu_si512((const void *)buf));
+        buf += 64;
+        len -= 64;
+    }
+    __m128i a = _mm512_extracti32x4_epi32(x0, 3);
+    a = fold128(_mm512_extracti32x4_epi32(x0, 0), fold_k128[0], a);
+    a = fold128(_mm512_extracti32x4_epi32(x0, 1), fold_k128[1], a);
+    a = fold128(_mm512_extracti32x4_epi32(x0, 2), fold_k128[2], a);
+    uint64_t r = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(a));
+    r = _mm_crc32_u64(r, (uint64_t)_mm_extract_epi64(a, 1));
+    _mm256_zeroupper(); /* clean upper state: legacy SSE code after this must not pay for it */
+    return crc_hw((uint32_t)r, buf, len);
+}
+
+static int cpu_has_fold(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq") &&
+           __builtin_cpu_supports("pclmul");
+}
+#endif
+
 static int cpu_has_hw(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
@@ -180,6 +267,17 @@ void cp_crc32c_init(void) {
     if (cpu_has_hw() && !getenv("CHRONIK_PERF_SOFTWARE_CRC32C")) {
         impl_fn = crc_hw;
         impl_name = HW_NAME;
+#ifdef HAVE_FOLD
+        if (cpu_has_fold() && !getenv("CHRONIK_PERF_NO_FOLD_CRC32C")) {
+            fold_pair(fold_k[0], 2048);
+            fold_pair(fold_k[1], 512);
+            fold_pair(fold_k128[0], 384);
+            fold_pair(fold_k128[1], 256);
+            fold_pair(fold_k128[2], 128);
+            impl_fn = crc_fold;
+            impl_name = "sse4.2+vpclmulqdq";
+        }
+#endif
     }
 #endif
     initialised = 1;
