@@ -16,13 +16,7 @@ from .consumer import EARLIEST, LATEST, Consumer
 from .errors import (BrokerUnavailableError, KafkaClientError, MemberIdRequiredError, RebalanceInProgressError,
                      check, error_for)
 
-_REJOIN_CODES = (22, 25, 27)          # ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS
 _COORDINATOR_CODES = (14, 15, 16)     # loading, not available, not coordinator
-# The last versions before the flexible encoding. librdkafka's mock cluster advertises flexible versions of the group
-# APIs but drops the connection on JoinGroup v6 / SyncGroup v4 and answers LeaveGroup v3-4 with malformed bodies; a
-# coordinator that fails a flexible-version request that way is asked again at these versions from then on.
-_LAST_RIGID = {"JoinGroup": 5, "SyncGroup": 3, "Heartbeat": 3, "LeaveGroup": 2, "OffsetCommit": 7, "OffsetFetch": 5}
-
 
 def range_assign(members, partitions):
     """Kafka's RangeAssignor. members: {member_id: [topics]}; partitions: {topic: count}
@@ -85,7 +79,6 @@ class GroupConsumer:
         self.assignment = []                  # [(topic, partition)]
         self.rebalances = []
         self._coordinator = None
-        self._rigid = False
         self._rejoin = threading.Event()
         self._rejoin.set()
         self._rejoin_since = None
@@ -114,16 +107,10 @@ class GroupConsumer:
     def _call(self, api, body, timeout=None):
         """A request to the coordinator; a lost or moved coordinator is looked up again by the caller's retry."""
         conn = self._coord()
-        version = conn.version(api)
-        if self._rigid:
-            version = min(version, _LAST_RIGID[api])
         try:
-            answer = conn.call(api, body, version=version, timeout=timeout)
+            answer = conn.call(api, body, timeout=timeout)
         except (BrokerUnavailableError, ProtocolError):
             conn.close()
-            if not self._rigid and version > _LAST_RIGID[api]:
-                self._rigid = True
-                return self._call(api, body, timeout)
             raise
         code = answer.get("error_code", 0)
         if code in _COORDINATOR_CODES:
@@ -188,13 +175,14 @@ class GroupConsumer:
                                         "protocol_type": "consumer", "protocol_name": self.assignor,
                                         "assignments": assignments})
         code = sync["error_code"]
-        if code in _REJOIN_CODES:
-            if code == 25:
-                self.member_id = ""
-            raise RebalanceInProgressError(f"SyncGroup {self.group_id}")
         if code in _COORDINATOR_CODES:
             raise error_for(code, "SyncGroup")
-        check(code, f"SyncGroup {self.group_id}")
+        if code:
+            # A failed sync leaves the member without an assignment: rejoining is the only way on (as librdkafka
+            # does). librdkafka's mock answers INVALID_REQUEST to a sync that arrives after it gave up waiting.
+            if code == 25:
+                self.member_id = ""
+            raise RebalanceInProgressError(f"SyncGroup {self.group_id}: {error_for(code)}")
         if not sync["assignment"]:
             return {}
         _, assigned = protocol.decode_payload("ConsumerProtocolAssignment", sync["assignment"])

@@ -224,6 +224,11 @@ class Producer:
             self._linger = threading.Thread(target=self._linger_loop, name="producer-linger", daemon=True)
             self._linger.start()
 
+    @property
+    def sent(self):
+        """The Delivery of the send() calls since the last flush (updated as batches are acknowledged)."""
+        return self._pending
+
     def _new_builder(self, topic, partition):
         return BatchBuilder(self.compression, max_bytes=self.batch_size, compression_level=self.compression_level,
                             producer_id=self.producer_id, producer_epoch=self.producer_epoch,
