@@ -10,7 +10,8 @@ import threading
 import time
 
 from .connection import Connection
-from .errors import BrokerUnavailableError, KafkaClientError, check, error_for
+from .errors import (BrokerUnavailableError, ConnectionLostError, KafkaClientError, RequestTimedOutError, check,
+                     error_for)
 
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 1.0
 
@@ -50,6 +51,7 @@ class Cluster:
         self.topics = {}             # name -> TopicInfo
         self._conns = {}             # node id (or ("bootstrap", i)) -> Connection
         self._lock = threading.RLock()
+        self._gave_up = {}           # target -> when it was last found unreachable for a whole deadline
         self._any = self._connect_bootstrap()
         self.refresh_metadata()
 
@@ -60,15 +62,26 @@ class Cluster:
                           connect_timeout=self.connect_timeout, request_timeout=self.request_timeout)
 
     def _with_backoff(self, what, attempt):
-        """Run attempt() until it succeeds, sleeping with jittered exponential backoff up to the deadline."""
-        deadline = time.monotonic() + self.reconnect_deadline
+        """Run attempt() until it succeeds, sleeping with jittered exponential backoff up to the deadline.
+
+        Once a target stayed unreachable for a whole deadline, later calls within the next deadline try once and
+        fail at once, so a dead broker costs one deadline, not one per request."""
+        now = time.monotonic()
+        deadline = now + self.reconnect_deadline
+        gave_up = self._gave_up.get(what)
+        if gave_up is not None and now - gave_up < self.reconnect_deadline:
+            deadline = now
         delay, last = _BACKOFF_MIN, None
         while True:
             try:
-                return attempt()
+                result = attempt()
+                self._gave_up.pop(what, None)
+                return result
             except BrokerUnavailableError as exc:
                 last = exc
             if time.monotonic() + delay > deadline:
+                if gave_up is None or now - gave_up >= self.reconnect_deadline:
+                    self._gave_up[what] = time.monotonic()
                 raise BrokerUnavailableError(f"{what}: unreachable for {self.reconnect_deadline:g} s: {last}")
             time.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, _BACKOFF_MAX)
@@ -140,16 +153,17 @@ class Cluster:
 
     def refresh_metadata(self, topics=None, allow_auto_create=False):
         """Ask a broker for metadata of ``topics`` (None: every topic); updates brokers, controller and topics."""
-        def attempt():
+        body = {"topics": None if topics is None else [{"name": t} for t in topics],
+                "allow_auto_topic_creation": allow_auto_create}
+        for tries in range(3):                 # a connection lost mid-call: reconnect (with backoff) and ask again
             conn = self.any_connection()
-            body = {"topics": None if topics is None else [{"name": t} for t in topics],
-                    "allow_auto_topic_creation": allow_auto_create}
             try:
-                return conn.call("Metadata", body)
-            except BrokerUnavailableError:
+                answer = conn.call("Metadata", body)
+                break
+            except (ConnectionLostError, RequestTimedOutError):
                 conn.close()
-                raise
-        answer = self._with_backoff("metadata", attempt)
+                if tries == 2:
+                    raise
         with self._lock:
             self.brokers = {b["node_id"]: (b["host"], b["port"]) for b in answer["brokers"]}
             self.controller_id = answer.get("controller_id", -1)

@@ -143,8 +143,10 @@ class Connection:
                 self._sock.sendall(frame)
         except OSError as exc:
             error = ConnectionLostError(f"{self}: send failed: {exc}")
-            self.close(error)
-            raise error from exc
+            self.close(error)            # fails every pending request, this one included, exactly once
+            if response is None:
+                raise error from exc
+            return response
         except BaseException:
             if response is not None and (cid is None or self._pending.pop(cid, None) is not None):
                 self._window.release()

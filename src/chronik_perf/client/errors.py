@@ -13,13 +13,13 @@ class KafkaClientError(Exception):
 
 
 class BrokerUnavailableError(KafkaClientError):
-    """No connection to a broker could be made (or kept) before the deadline."""
-
-    retriable = True
+    """No connection to a broker could be made: reconnecting with backoff until the deadline already failed."""
 
 
 class ConnectionLostError(BrokerUnavailableError):
-    """The broker closed the connection (or it broke) while requests were in flight."""
+    """The broker closed the connection (or it broke) while requests were in flight; a reconnect may succeed."""
+
+    retriable = True
 
 
 class RequestTimedOutError(KafkaClientError):
