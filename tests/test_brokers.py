@@ -1,6 +1,7 @@
 """chronik_perf.brokers: real brokers start, speak Kafka, carry 1000 messages, stop; bad input fails cleanly."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,7 +16,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from chronik_perf.brokers import BrokerError, mock, start, status, stop
+from chronik_perf.brokers import BrokerError, kafka_java, mock, start, status, stop, tansu
 from chronik_perf.brokers._process import Record, free_port, port_in_use, process_start_ticks, spawn, terminate
 from conftest import fail_or_skip
 
@@ -96,7 +97,7 @@ def test_fixture_broker_carries_messages(fixture, request):
 
 def test_kafka_fixture_exposes_its_partition_dirs_with_small_segments(kafka_broker):
     if not kafka_broker.log_dirs:
-        fail_or_skip("the Kafka at 127.0.0.1:9095 was not started by chronik-perf, so its data dir is unknown")
+        pytest.skip("the Kafka at 127.0.0.1:9095 was not started from this state folder: its data dir is unknown")
     topic = f"seg-{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
     config = {"internal.segment.bytes": "16384", "index.interval.bytes": "128"}
@@ -135,6 +136,16 @@ def test_start_then_stop_frees_the_port(name, home):
     assert not port_in_use("127.0.0.1", port)
     assert process_start_ticks(broker.pid) is None
     assert not (home / f"{name}-{port}" / "state.json").exists()
+
+
+def test_start_never_takes_another_broker_for_its_own(home, tmp_path):
+    port = free_port()
+    with start("tansu", port=port):
+        second = tmp_path / "second"
+        second.mkdir()
+        with pytest.raises(BrokerError, match="exited during start-up"):
+            tansu.launch(second, host="127.0.0.1", port=port, timeout=30)
+        assert start("tansu", port=port, reuse=True).bootstrap_servers == f"127.0.0.1:{port}"
 
 
 def test_mock_in_process_closes_its_ports():
@@ -222,6 +233,11 @@ def test_cli_port_in_use_is_one_line_exit_2(home):
         code, out, err = cli("start", "tansu", "--port", str(port))
     assert code == 2 and out == "" and "already in use" in _one_error_line(err)
     assert not (home / f"tansu-{port}" / "state.json").exists()
+
+
+def test_cli_kafka_only_option_for_tansu_is_one_line_exit_2(home):
+    code, out, err = cli("start", "tansu", "--port", str(free_port()), "--property", "a=b")
+    assert code == 2 and out == "" and "tansu does not take --property (kafka only)" in _one_error_line(err)
 
 
 def test_stale_pid_record_is_detected(home):
@@ -330,3 +346,12 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path):
         time.sleep(0.05)
     assert terminate(proc.pid, timeout=0.5, proc=proc) is True
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_kafka_perf_tools_run_from_the_cached_classpath(kafka_broker):
+    cmd = kafka_java().command("org.apache.kafka.tools.ProducerPerformance", "--topic", f"pp-{uuid.uuid4().hex[:8]}",
+                               "--num-records", "1000", "--record-size", "100", "--throughput", "-1",
+                               "--producer-props", f"bootstrap.servers={kafka_broker.bootstrap_servers}")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"^1000 records sent, [\d.]+ records/sec", done.stdout, re.M), done.stdout

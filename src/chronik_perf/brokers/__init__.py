@@ -141,7 +141,12 @@ def start(name: str, *, port: int | None = None, host: str = "127.0.0.1", reuse:
         if name == "kafka":
             options["fresh"] = fresh  # Tansu keeps nothing on disk: each of its starts is fresh
         module = kafka if name == "kafka" else tansu
-        record, proc = module.launch(folder, host=host, port=port, timeout=timeout, **options)
+        try:
+            record, proc = module.launch(folder, host=host, port=port, timeout=timeout, **options)
+        except BrokerError:
+            if reuse and answers(bootstrap):  # another process's broker took the port while ours started
+                return Broker(name, bootstrap, "external")
+            raise
         record.save(folder)
     return Broker._from_record(record, folder, owned=True, proc=proc)
 

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _start(args) -> None:
+    kafka_only = [flag for flag, used in (("--fresh", args.fresh), ("--property", args.property),
+                                           ("--heap", args.heap != DEFAULT_HEAP)) if used]
+    if args.name != "kafka" and kafka_only:
+        raise BrokerError(f"{args.name} does not take {', '.join(kafka_only)} (kafka only)")
     existing = running(args.name, args.port)
     if existing is not None:
         print(f"{args.name} is already running at {existing.bootstrap_servers} (pid {existing.pid})", file=sys.stderr)

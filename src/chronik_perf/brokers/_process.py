@@ -73,11 +73,20 @@ def forget(folder: Path) -> None:
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """The process start time from /proc/PID/stat, or None when no live (non-zombie) process has that pid."""
+    """The process start time from /proc/PID/stat, or None when no live (non-zombie) process has that pid.
+
+    Without /proc (macOS) only liveness can be checked and every live pid reports 0.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return None
+        if Path("/proc/self").exists():
+            return None
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return 0
     fields = stat[stat.rindex(")") + 2:].split()
     if fields[0] in ("Z", "X"):
         return None
@@ -128,15 +137,17 @@ def log_cause(log_file: str | Path) -> str:
 
 
 def wait_ready(proc: subprocess.Popen, ready, timeout: float, name: str, log_file: Path) -> None:
-    """Poll ready() until it is true. If proc exits, the timeout passes or we are interrupted, proc is stopped
+    """Poll ready() while proc runs until it is true. If proc exits, the timeout passes or we are interrupted, proc is stopped
     (nothing is left running) and BrokerError (or the interruption) is raised."""
     deadline = time.monotonic() + timeout
     try:
-        while not ready():
+        while True:
             code = proc.poll()
             if code is not None:
                 raise BrokerError(f"{name} exited during start-up (exit code {code}): "
                                   f"{log_cause(log_file) or 'no output'} (log: {log_file})")
+            if ready():
+                return
             if time.monotonic() > deadline:
                 raise BrokerError(f"{name} did not answer within {timeout:g} s and was stopped; "
                                   f"see its log {log_file} or raise --timeout")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ._process import BrokerError, Record, cause_line, free_port, home, process_start_ticks, spawn, wait_ready
-from .probe import answers
+from .probe import cluster_id
 
 DEFAULT_PORT = 9095
 DEFAULT_HEAP = "512m"
@@ -135,6 +135,15 @@ def _cluster_id() -> str:
             return cid
 
 
+def _stored_cluster_id(meta: Path) -> str | None:
+    """The cluster id in a formatted data dir's meta.properties, if any."""
+    try:
+        match = re.search(r"^cluster\.id=(\S+)", meta.read_text(errors="replace"), re.M)
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
 def server_properties(*, host: str, port: int, controller_port: int, data_dir: Path,
                       advertised_host: str, advertised_port: int, properties: dict | None) -> dict[str, str]:
     """The single-node KRaft configuration; `properties` entries override ours."""
@@ -179,9 +188,11 @@ def launch(folder: Path, *, host: str, port: int, timeout: float, fresh: bool = 
     log_file = folder / "kafka.log"
     common = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true", *_LOCALE,
               f"-Dlog4j2.configurationFile={log4j}", *(jvm_options or [])]
-    if not (data_dir / "meta.properties").exists():
+    meta = data_dir / "meta.properties"
+    cid = _stored_cluster_id(meta) or _cluster_id()
+    if not meta.exists():
         fmt = subprocess.run([jv.java, "-Xmx256m", *common, "-cp", jv.classpath, "kafka.tools.StorageTool",
-                              "format", "-t", _cluster_id(), "-c", str(config)],
+                              "format", "-t", cid, "-c", str(config)],
                              capture_output=True, text=True, timeout=300)
         if fmt.returncode != 0:
             cause = cause_line(fmt.stdout + fmt.stderr) or "no output"
@@ -189,7 +200,7 @@ def launch(folder: Path, *, host: str, port: int, timeout: float, fresh: bool = 
     proc = spawn([jv.java, f"-Xms{heap}", f"-Xmx{heap}", *common, "-cp", jv.classpath, "kafka.Kafka", str(config)],
                  log_file, cwd=folder)
     bootstrap = f"{host}:{port}"
-    wait_ready(proc, lambda: answers(bootstrap), timeout, "kafka", log_file)
+    wait_ready(proc, lambda: cluster_id(bootstrap) == cid, timeout, "kafka", log_file)
     record = Record("kafka", bootstrap, jv.version, proc.pid, process_start_ticks(proc.pid), str(log_file),
                     [str(data_dir)])
     return record, proc

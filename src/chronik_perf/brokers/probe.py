@@ -22,6 +22,15 @@ def metadata(bootstrap_servers: str, timeout: float = 2.0):
     return md if md.brokers else None
 
 
+def cluster_id(bootstrap_servers: str, timeout: float = 2.0) -> str | None:
+    """The cluster id the broker at bootstrap_servers reports, or None when nothing answers.
+
+    Start-up waits compare it with the id we gave our broker, so another broker that grabbed the port first is
+    never mistaken for ours."""
+    md = metadata(bootstrap_servers, timeout)
+    return md.cluster_id if md is not None else None
+
+
 def answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:
     """True when a broker at bootstrap_servers answers a Metadata request within timeout seconds."""
     return metadata(bootstrap_servers, timeout) is not None

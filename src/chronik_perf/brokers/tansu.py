@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 
 from ._process import BrokerError, Record, process_start_ticks, spawn, wait_ready
-from .probe import answers
+from .probe import cluster_id
 
 DEFAULT_PORT = 9093
 
@@ -29,9 +30,10 @@ def launch(folder: Path, *, host: str, port: int, timeout: float,
     exe, version = binary()
     advertised = f"tcp://{advertised_host or host}:{advertised_port or port}"
     log_file = folder / "tansu.log"
-    cmd = [exe, "broker", "--listener-url", f"tcp://{host}:{port}", "--advertised-listener-url", advertised,
+    cid = f"chronik-perf-{uuid.uuid4().hex[:12]}"
+    cmd = [exe, "broker", "--cluster-id", cid, "--listener-url", f"tcp://{host}:{port}", "--advertised-listener-url", advertised,
            "--storage-engine", "memory://tansu/"]
     proc = spawn(cmd, log_file, cwd=folder)
     bootstrap = f"{host}:{port}"
-    wait_ready(proc, lambda: answers(bootstrap), timeout, "tansu", log_file)
+    wait_ready(proc, lambda: cluster_id(bootstrap) == cid, timeout, "tansu", log_file)
     return Record("tansu", bootstrap, version, proc.pid, process_start_ticks(proc.pid), str(log_file)), proc

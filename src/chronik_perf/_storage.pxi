@@ -1,0 +1,626 @@
+# Kafka log segments on disk: <20-digit base offset>.log (record batches back to back) with its .index and
+# .timeindex, and a partition directory of such segments. Offsets, index entries and recovery follow Kafka's
+# LogSegment: an index entry (last offset of the batch, its position) whenever more than index_interval_bytes were
+# appended since the last entry, and the time index tracks (largest timestamp so far, last offset of its batch).
+from bisect import bisect_right
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport INT64_MAX
+from posix.types cimport off_t
+from posix.uio cimport iovec, pwritev
+
+cdef enum:
+    DEFAULT_INDEX_INTERVAL_BYTES = 4096
+    DEFAULT_SEGMENT_BYTES = 1073741824
+
+    # outcomes of reading one batch's framing
+    FRAME_OK = 0
+    FRAME_TRUNCATED = 1
+    FRAME_BAD_LENGTH = 2
+    FRAME_BAD_MAGIC = 3
+    FRAME_BAD_CRC = 4
+    FRAME_BAD_OFFSETS = 5
+
+    # outcomes of scanning a segment against its indexes
+    SEG_OK = 0
+    SEG_FRAME = 1
+    SEG_ORDER = 2
+    SEG_OFFSET_ENTRY = 3
+    SEG_TIME_ENTRY = 4
+
+
+cdef struct BatchHead:
+    int64_t base_offset
+    int64_t last_offset
+    int64_t max_timestamp
+    Py_ssize_t size             # whole batch, LOG_OVERHEAD included
+
+
+cdef int read_batch_head(const uint8_t* d, Py_ssize_t end, Py_ssize_t pos, bint check_crc,
+                         BatchHead* out) noexcept nogil:
+    """Frame the v2 batch at d[pos]: bounds, length, magic, offsets and (optionally) its CRC32C."""
+    cdef int64_t length, delta
+    cdef const uint8_t* p = d + pos
+    if end - pos < BATCH_HEADER_SIZE:
+        return FRAME_TRUNCATED
+    length = <int32_t>load_be32(p + BATCH_LENGTH)
+    if length < BATCH_MIN_LENGTH:
+        return FRAME_BAD_LENGTH
+    if end - pos - LOG_OVERHEAD < length:
+        return FRAME_TRUNCATED
+    if p[BATCH_MAGIC] != CURRENT_MAGIC:
+        return FRAME_BAD_MAGIC
+    out.base_offset = <int64_t>load_be64(p + BATCH_BASE_OFFSET)
+    delta = <int32_t>load_be32(p + BATCH_LAST_OFFSET_DELTA)
+    if out.base_offset < 0 or delta < 0 or out.base_offset > INT64_MAX - delta:
+        return FRAME_BAD_OFFSETS
+    out.last_offset = out.base_offset + delta
+    out.max_timestamp = <int64_t>load_be64(p + BATCH_MAX_TIMESTAMP)
+    out.size = <Py_ssize_t>(length + LOG_OVERHEAD)
+    if check_crc and cp_crc32c(0, p + BATCH_ATTRIBUTES, <size_t>(out.size - BATCH_ATTRIBUTES)) != load_be32(p + BATCH_CRC):
+        return FRAME_BAD_CRC
+    return FRAME_OK
+
+
+cdef str frame_problem(int rc):
+    return {FRAME_TRUNCATED: "a truncated batch", FRAME_BAD_LENGTH: "a batch length below the minimum",
+            FRAME_BAD_MAGIC: "a magic byte other than 2", FRAME_BAD_CRC: "a CRC32C mismatch",
+            FRAME_BAD_OFFSETS: "negative or overflowing offsets"}[rc]
+
+
+cdef struct SegmentScan:
+    int problem                   # SEG_*
+    int frame                     # the FRAME_* code when problem is SEG_FRAME
+    Py_ssize_t position           # byte of the offending batch
+    Py_ssize_t entry              # slot of the offending index entry
+    int64_t next_offset
+    int64_t max_timestamp
+    int64_t offset_of_max_timestamp
+
+
+cdef void _scan_segment(const uint8_t* log, Py_ssize_t size, int64_t base_offset, OffsetIndex offsets,
+                        TimeIndex times, SegmentScan* out) noexcept nogil:
+    """Walk every batch header of a .log. Offset index entries must sit on batch starts, at a batch whose base
+    offset is <= the entry's offset; a time index entry (T, O) must name the batch holding O, whose max timestamp
+    is T and above every earlier batch's (Kafka's rule). Every entry must be used up by the end of the log."""
+    cdef Py_ssize_t pos = 0, oi = 0, ti = 0
+    cdef BatchHead head
+    cdef int64_t prefix_max = INT64_MIN
+    out.problem = SEG_OK
+    out.next_offset = base_offset
+    out.max_timestamp = NO_TIMESTAMP
+    out.offset_of_max_timestamp = base_offset
+    while pos < size:
+        out.position = pos
+        out.frame = read_batch_head(log, size, pos, False, &head)
+        if out.frame != FRAME_OK:
+            out.problem = SEG_FRAME
+            return
+        if head.base_offset < out.next_offset:
+            out.problem = SEG_ORDER
+            return
+        while oi < offsets.n and _offset_value(offsets.data, oi) <= pos:
+            if _offset_value(offsets.data, oi) < pos or base_offset + _offset_key(offsets.data, oi) < head.base_offset:
+                out.problem, out.entry = SEG_OFFSET_ENTRY, oi
+                return
+            oi += 1
+        while ti < times.n and base_offset + _time_value(times.data, ti) <= head.last_offset:
+            if (base_offset + _time_value(times.data, ti) < head.base_offset
+                    or _time_key(times.data, ti) != head.max_timestamp or prefix_max >= head.max_timestamp):
+                out.problem, out.entry = SEG_TIME_ENTRY, ti
+                return
+            ti += 1
+        if head.max_timestamp > prefix_max:
+            prefix_max = head.max_timestamp
+        if head.max_timestamp > out.max_timestamp:
+            out.max_timestamp, out.offset_of_max_timestamp = head.max_timestamp, head.last_offset
+        out.next_offset = head.last_offset + 1
+        pos += head.size
+    if oi < offsets.n:
+        out.problem, out.entry = SEG_OFFSET_ENTRY, oi
+    elif ti < times.n:
+        out.problem, out.entry = SEG_TIME_ENTRY, ti
+
+
+def segment_file_name(int64_t base_offset, str suffix):
+    """Kafka's file name for a segment file: the base offset as 20 zero-padded digits plus the suffix."""
+    return f"{base_offset:020d}{suffix}"
+
+
+cdef class LogSegment:
+    """One Kafka log segment: <base>.log, <base>.index and <base>.timeindex in `directory`.
+
+    An existing segment opens read-only and becomes writable on the first append or recover(); create=True makes
+    new empty files. max_bytes bounds the .log size (a batch always fits an empty segment).
+    """
+    cdef readonly object directory
+    cdef readonly int64_t base_offset
+    cdef readonly Py_ssize_t index_interval_bytes
+    cdef readonly Py_ssize_t max_bytes
+    cdef readonly OffsetIndex offset_index
+    cdef readonly TimeIndex time_index
+    cdef MappedFile log
+    cdef Py_ssize_t log_size
+    cdef int64_t next_offset_
+    cdef Py_ssize_t bytes_since_index_entry
+    cdef int64_t max_ts
+    cdef int64_t offset_of_max_ts
+    cdef bint writable
+    cdef bint closed
+    cdef Py_ssize_t max_index_size
+    cdef readonly object damage
+
+    def __init__(self, directory, int64_t base_offset, *, Py_ssize_t index_interval_bytes=DEFAULT_INDEX_INTERVAL_BYTES,
+                 Py_ssize_t max_bytes=DEFAULT_SEGMENT_BYTES, bint create=False,
+                 Py_ssize_t max_index_size=DEFAULT_MAX_INDEX_SIZE):
+        if base_offset < 0:
+            raise ValueError(f"base_offset must not be negative, got {base_offset}")
+        if not 0 < max_bytes <= INT32_MAX:
+            raise ValueError(f"max_bytes must be in 1..2^31-1 (index positions are int32), got {max_bytes}")
+        self.directory = os.fspath(directory)
+        self.base_offset = base_offset
+        self.index_interval_bytes = index_interval_bytes
+        self.max_bytes = max_bytes
+        self.max_index_size = max_index_size
+        if create:
+            if os.path.exists(self.log_path) and os.path.getsize(self.log_path):
+                raise FileExistsError(f"{self.log_path} already holds data")
+            for path in (self.offset_index_path, self.time_index_path):
+                if os.path.exists(path):
+                    os.remove(path)
+            self.log = MappedFile(self.log_path, True, True)
+            self.writable = True
+            self.offset_index = OffsetIndex(self.offset_index_path, base_offset, writable=True,
+                                            max_index_size=max_index_size)
+            self.time_index = TimeIndex(self.time_index_path, base_offset, writable=True,
+                                        max_index_size=max_index_size)
+        else:
+            self.log = MappedFile(self.log_path)
+        self.log_size = self.log.file_size()
+        if self.log_size > INT32_MAX:
+            raise CorruptLogError(f"{self.log_path}: {self.log_size} bytes exceeds int32 positions")
+        try:
+            if not create:
+                self.offset_index = self._open_index(OffsetIndex, self.offset_index_path)
+                self.time_index = self._open_index(TimeIndex, self.time_index_path)
+            self._load_state()
+        except CorruptLogError as exc:
+            # like Kafka, a damaged segment still opens: reads refuse until recover() repairs it
+            self.damage = str(exc)
+            self.offset_index, self.time_index = OffsetIndex(b"", base_offset), TimeIndex(b"", base_offset)
+
+    cdef _open_index(self, cls, str path):
+        """An existing index file, or an empty in-memory one when it is missing (lookups then scan the log)."""
+        return cls(path if os.path.exists(path) else b"", self.base_offset)
+
+    cdef int _load_state(self) except -1:
+        """Next offset and largest timestamp from a scan of every batch header, checking on the way that each
+        index entry tells the truth about the .log (so a lookup can never send a read to the wrong place)."""
+        cdef SegmentScan scan
+        self._map_log()
+        with nogil:
+            _scan_segment(self.log.data, self.log_size, self.base_offset, self.offset_index, self.time_index, &scan)
+        if scan.problem == SEG_FRAME:
+            raise CorruptLogError(f"{self.log_path}: {frame_problem(scan.frame)} at byte {scan.position}")
+        if scan.problem == SEG_ORDER:
+            raise CorruptLogError(f"{self.log_path}: batch at byte {scan.position} has a base offset below the "
+                                  f"offsets before it")
+        if scan.problem == SEG_OFFSET_ENTRY:
+            raise CorruptLogError(f"{self.offset_index_path}: entry {scan.entry} does not point at a batch holding "
+                                  f"an offset at or below its own")
+        if scan.problem == SEG_TIME_ENTRY:
+            raise CorruptLogError(f"{self.time_index_path}: entry {scan.entry} is not the largest timestamp so far "
+                                  f"of the batch holding its offset")
+        self.next_offset_ = scan.next_offset
+        self.max_ts, self.offset_of_max_ts = scan.max_timestamp, scan.offset_of_max_timestamp
+        self.bytes_since_index_entry = 0
+        return 0
+
+    cdef int _map_log(self) except -1:
+        if self.log.length != self.log_size:
+            self.log.map(self.log_size)
+        return 0
+
+    cdef int _check_open(self, bint repairing=False) except -1:
+        if self.closed:
+            raise ValueError(f"{self.log_path} is closed")
+        if self.damage is not None and not repairing:
+            raise CorruptLogError(f"{self.damage}; recover() repairs the segment")
+        return 0
+
+    cdef int _make_writable(self, bint reset_indexes=False) except -1:
+        """Reopen a read-only segment's files for writing, indexes preallocated (Kafka's active segment);
+        reset_indexes empties the index files first (recovery rebuilds them)."""
+        if self.writable:
+            return 0
+        log = MappedFile(self.log_path, True)
+        if reset_indexes:
+            for path in (self.offset_index_path, self.time_index_path):
+                if os.path.exists(path):
+                    os.truncate(path, 0)
+        offset_index = OffsetIndex(self.offset_index_path, self.base_offset, writable=True,
+                                   max_index_size=self.max_index_size)
+        time_index = TimeIndex(self.time_index_path, self.base_offset, writable=True,
+                               max_index_size=self.max_index_size)
+        if not reset_indexes and (offset_index.n != self.offset_index.n or time_index.n != self.time_index.n):
+            raise CorruptLogError(f"{self.log_path}: index files changed while the segment was open")
+        self.log.close()
+        self.offset_index.close()
+        self.time_index.close()
+        self.log, self.offset_index, self.time_index = log, offset_index, time_index
+        self.writable = True
+        return 0
+
+    @property
+    def log_path(self):
+        return os.path.join(self.directory, segment_file_name(self.base_offset, ".log"))
+
+    @property
+    def offset_index_path(self):
+        return os.path.join(self.directory, segment_file_name(self.base_offset, ".index"))
+
+    @property
+    def time_index_path(self):
+        return os.path.join(self.directory, segment_file_name(self.base_offset, ".timeindex"))
+
+    @property
+    def size(self):
+        """Bytes in the .log file."""
+        return self.log_size
+
+    @property
+    def next_offset(self):
+        """The offset the next appended record gets."""
+        return self.next_offset_
+
+    @property
+    def max_timestamp(self):
+        """Largest batch max timestamp seen so far (-1 when none)."""
+        return self.max_ts
+
+    cdef int _note_batch(self, Py_ssize_t position, Py_ssize_t size, int64_t last_offset,
+                         int64_t max_timestamp) noexcept nogil:
+        """Kafka's per-batch index rule, shared by append and recover; returns a PUT_* error or 0."""
+        cdef int rc
+        if max_timestamp > self.max_ts:
+            self.max_ts = max_timestamp
+            self.offset_of_max_ts = last_offset
+        if self.bytes_since_index_entry > self.index_interval_bytes:
+            rc = self.offset_index._put(last_offset, position)
+            if rc < 0:
+                return rc
+            rc = self.time_index._put(self.max_ts, self.offset_of_max_ts, False)
+            if rc < 0:
+                return rc
+            self.bytes_since_index_entry = 0
+        self.bytes_since_index_entry += size
+        return 0
+
+    cdef int _raise_index(self, int rc, int64_t offset) except -1:
+        if rc == PUT_FULL:
+            raise ValueError(f"{self.log_path}: an index is full at offset {offset}; roll a new segment")
+        if rc < 0:
+            raise CorruptLogError(f"{self.log_path}: index entry for offset {offset} breaks the index rules")
+        return 0
+
+    def can_append(self, batch):
+        """Whether this batch fits (max_bytes, index room, int32 relative offsets); if not, roll a new segment."""
+        cdef const uint8_t[::1] view = as_bytes_view(batch)
+        cdef int64_t delta = 0
+        if view.shape[0] >= BATCH_HEADER_SIZE:
+            delta = max(<int32_t>load_be32(&view[0] + BATCH_LAST_OFFSET_DELTA), 0)
+        return self._fits(view.shape[0], delta)
+
+    cdef bint _fits(self, Py_ssize_t size, int64_t last_offset_delta):
+        if self.log_size and self.log_size + size > self.max_bytes:
+            return False
+        if self.writable and (self.offset_index.is_full or self.time_index.is_full):
+            return False
+        return self.next_offset_ + last_offset_delta - self.base_offset <= INT32_MAX
+
+    def append(self, batch):
+        """Append one v2 record batch, assigning its offsets; return (first_offset, last_offset).
+
+        Only the base offset field is rewritten (it is outside the CRC-covered bytes).
+        """
+        self._check_open()
+        cdef const uint8_t[::1] view = as_bytes_view(batch)
+        cdef Py_ssize_t n = view.shape[0], written = 0, position = self.log_size
+        cdef BatchHead head
+        cdef int rc
+        cdef uint8_t base_field[8]
+        cdef iovec iov[2]
+        cdef ssize_t w
+        if n == 0:
+            raise CorruptRecordError("empty batch")
+        with nogil:
+            rc = read_batch_head(&view[0], n, 0, True, &head)
+        if rc != FRAME_OK:
+            raise CorruptRecordError(f"cannot append: {frame_problem(rc)}")
+        if head.size != n:
+            raise CorruptRecordError(f"cannot append: buffer holds {n} bytes but the batch is {head.size}")
+        if not self._fits(n, head.last_offset - head.base_offset):
+            raise ValueError(f"{self.log_path}: batch of {n} bytes does not fit this segment; roll a new one")
+        self._make_writable()
+        cdef int64_t first = self.next_offset_
+        cdef int64_t last = first + (head.last_offset - head.base_offset)
+        store_be64(base_field, <uint64_t>first)
+        with nogil:
+            while written < n:
+                if written < 8:
+                    iov[0].iov_base = base_field + written
+                    iov[0].iov_len = 8 - written
+                    iov[1].iov_base = <void*>(&view[0] + 8)
+                    iov[1].iov_len = n - 8
+                    w = pwritev(self.log.fd, iov, 2, <off_t>(position + written))
+                else:
+                    iov[0].iov_base = <void*>(&view[0] + written)
+                    iov[0].iov_len = n - written
+                    w = pwritev(self.log.fd, iov, 1, <off_t>(position + written))
+                if w <= 0:
+                    break
+                written += w
+        if written < n:
+            raise OSError(errno, os.strerror(errno), self.log_path)
+        self.log_size += n
+        self.next_offset_ = last + 1
+        self._raise_index(self._note_batch(position, n, last, head.max_timestamp), last)
+        return first, last
+
+    cdef Py_ssize_t _position_for(self, int64_t offset) except -1:
+        """Position of the first batch whose last offset is >= offset (Kafka's translateOffset), or the log size.
+        The index entry it starts from was checked against the .log when the segment was opened."""
+        cdef Py_ssize_t pos = self.offset_index.lookup(offset)[1]
+        cdef BatchHead head
+        cdef int rc
+        self._map_log()
+        while pos < self.log_size:
+            rc = read_batch_head(self.log.data, self.log_size, pos, False, &head)
+            if rc != FRAME_OK:
+                raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {pos}")
+            if head.last_offset >= offset:
+                return pos
+            pos += head.size
+        return self.log_size
+
+    def read(self, int64_t offset, Py_ssize_t max_bytes=1048576):
+        """Whole batches from the one holding `offset`: at least one batch, more while they fit in max_bytes.
+
+        Returns b"" when no batch holds an offset >= `offset`.
+        """
+        self._check_open()
+        cdef Py_ssize_t start = self._position_for(offset), end
+        cdef BatchHead head
+        cdef int rc
+        end = start
+        while end < self.log_size:
+            rc = read_batch_head(self.log.data, self.log_size, end, False, &head)
+            if rc != FRAME_OK:
+                raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {end}")
+            if end > start and end + head.size - start > max_bytes:
+                break
+            end += head.size
+        return PyBytes_FromStringAndSize(<char*>self.log.data + start, end - start) if end > start else b""
+
+    def batch_positions(self):
+        """(position, base_offset, last_offset, max_timestamp) of every batch, by a linear scan of the .log."""
+        self._check_open()
+        self._map_log()
+        cdef Py_ssize_t pos = 0
+        cdef BatchHead head
+        cdef int rc
+        out = []
+        while pos < self.log_size:
+            rc = read_batch_head(self.log.data, self.log_size, pos, False, &head)
+            if rc != FRAME_OK:
+                raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {pos}")
+            out.append((pos, head.base_offset, head.last_offset, head.max_timestamp))
+            pos += head.size
+        return out
+
+    def find_offset_for_timestamp(self, int64_t timestamp, int64_t starting_offset=0):
+        """Offset of the first record with timestamp >= `timestamp` (and offset >= starting_offset), else None."""
+        self._check_open()
+        cdef Py_ssize_t pos
+        cdef BatchHead head
+        cdef int rc
+        indexed_offset = self.time_index.lookup(timestamp)[1]
+        pos = self._position_for(max(indexed_offset, starting_offset))
+        while pos < self.log_size:
+            rc = read_batch_head(self.log.data, self.log_size, pos, False, &head)
+            if rc != FRAME_OK:
+                raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {pos}")
+            if head.max_timestamp >= timestamp and head.last_offset >= starting_offset:
+                found = _first_record_at_or_after(
+                    PyBytes_FromStringAndSize(<char*>self.log.data + pos, head.size), timestamp, starting_offset)
+                if found is not None:
+                    return found
+            pos += head.size
+        return None
+
+    def recover(self):
+        """Rescan the .log: check every batch's framing, CRC and offsets, truncate from the first bad byte,
+        rebuild both indexes (Kafka's LogSegment.recover). Returns the number of bytes truncated."""
+        self._check_open(True)
+        self._make_writable(True)
+        self.damage = None
+        self.log_size = self.log.file_size()
+        self.log.map(self.log_size, True)       # the whole file is read: fault it in at once
+        self.offset_index._truncate_entries(0)
+        self.time_index._truncate_entries(0)
+        self.max_ts, self.offset_of_max_ts = NO_TIMESTAMP, self.base_offset
+        self.bytes_since_index_entry = 0
+        cdef Py_ssize_t pos = 0, size = self.log_size
+        cdef int64_t next_offset = self.base_offset
+        cdef BatchHead head
+        cdef int rc = 0
+        cdef const uint8_t* data = self.log.data
+        with nogil:
+            while pos < size:
+                if read_batch_head(data, size, pos, True, &head) != FRAME_OK:
+                    break
+                if head.base_offset < next_offset or head.last_offset - self.base_offset > INT32_MAX:
+                    break
+                rc = self._note_batch(pos, head.size, head.last_offset, head.max_timestamp)
+                if rc < 0:
+                    break
+                next_offset = head.last_offset + 1
+                pos += head.size
+        self._raise_index(rc, next_offset)
+        self.log.unmap()
+        if pos < size:
+            self.log.resize(pos)
+        self.log_size = pos
+        self.next_offset_ = next_offset
+        if self.max_ts >= 0:
+            self._raise_index(self.time_index._put(self.max_ts, self.offset_of_max_ts, True), self.offset_of_max_ts)
+        return size - pos
+
+    def truncate_to(self, int64_t offset):
+        """Drop every batch from the one holding `offset` on (Kafka truncates whole batches); return bytes cut."""
+        self._check_open()
+        self._make_writable()
+        cdef Py_ssize_t pos = self._position_for(offset)
+        cdef Py_ssize_t cut = self.log_size - pos
+        self.offset_index.truncate_to(offset)
+        self.time_index.truncate_to(offset)
+        self.log.unmap()
+        self.log.resize(pos)
+        self.log_size = pos
+        self._load_state()
+        return cut
+
+    def flush(self):
+        """fsync the .log and msync both indexes."""
+        self._check_open()
+        if self.writable:
+            os.fsync(self.log.fd)
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def close(self):
+        """Add the final time index entry and trim the indexes (if written to), then release the files; this is
+        also what Kafka does to a segment that stops being the active one."""
+        if self.closed:
+            return
+        if self.writable and self.max_ts >= 0 and self.damage is None:
+            self.time_index._put(self.max_ts, self.offset_of_max_ts, True)
+        self.offset_index.close()
+        self.time_index.close()
+        self.log.close()
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return (f"LogSegment({self.directory!r}, base_offset={self.base_offset}, size={self.log_size}, "
+                f"next_offset={self.next_offset_})")
+
+
+cdef object _first_record_at_or_after(bytes batch, int64_t timestamp, int64_t starting_offset):
+    """Offset of the first record of one batch with timestamp >= timestamp and offset >= starting_offset."""
+    columns = parse_batches(batch)[0].columns()
+    hits = np.flatnonzero((columns["timestamp"] >= timestamp) & (columns["offset"] >= starting_offset))
+    return int(columns["offset"][hits[0]]) if len(hits) else None
+
+
+class Log:
+    """A Kafka partition directory: segments named by base offset, rolled at segment_bytes, last one active."""
+
+    def __init__(self, directory, *, segment_bytes=DEFAULT_SEGMENT_BYTES,
+                 index_interval_bytes=DEFAULT_INDEX_INTERVAL_BYTES, create=False):
+        self.directory = os.fspath(directory)
+        self.segment_bytes = segment_bytes
+        self.index_interval_bytes = index_interval_bytes
+        if create:
+            os.makedirs(self.directory, exist_ok=True)
+        bases = sorted(int(name[:-4]) for name in os.listdir(self.directory)
+                       if name.endswith(".log") and len(name) == 24 and name[:20].isdigit())
+        self.segments = [self._segment(base, False) for base in bases]
+        for before, after in zip(self.segments, self.segments[1:]):
+            if before.next_offset > after.base_offset:
+                raise CorruptLogError(f"{before.log_path} runs to offset {before.next_offset - 1}, "
+                                      f"past the next segment's base offset {after.base_offset}")
+
+    def _segment(self, base, create):
+        return LogSegment(self.directory, base, index_interval_bytes=self.index_interval_bytes,
+                          max_bytes=self.segment_bytes, create=create)
+
+    @property
+    def log_start_offset(self):
+        """Base offset of the first segment (0 for an empty log)."""
+        return self.segments[0].base_offset if self.segments else 0
+
+    @property
+    def log_end_offset(self):
+        """The offset the next appended record gets."""
+        return self.segments[len(self.segments) - 1].next_offset if self.segments else 0
+
+    def append(self, batch):
+        """Append one v2 record batch, rolling a new segment when the active one is full; (first, last) offsets."""
+        if not self.segments:
+            self.segments.append(self._segment(0, True))
+        last = len(self.segments) - 1          # (the core is compiled without negative indexing)
+        if not self.segments[last].can_append(batch):
+            active = self.segments[last]
+            active.close()
+            self.segments[last] = self._segment(active.base_offset, False)
+            self.segments.append(self._segment(active.next_offset, True))
+            last += 1
+        return self.segments[last].append(batch)
+
+    def _segment_index(self, offset):
+        return max(bisect_right([s.base_offset for s in self.segments], offset) - 1, 0)
+
+    def read(self, offset, max_bytes=1048576):
+        """Whole batches from the one holding `offset`, crossing into later segments when one has none."""
+        for segment in self.segments[self._segment_index(offset):]:
+            data = segment.read(offset, max_bytes)
+            if data:
+                return data
+        return b""
+
+    def find_offset_for_timestamp(self, timestamp):
+        """Offset of the first record whose timestamp is >= timestamp, or None."""
+        for segment in self.segments:
+            if segment.max_timestamp >= timestamp:
+                found = segment.find_offset_for_timestamp(timestamp)
+                if found is not None:
+                    return found
+        return None
+
+    def recover(self):
+        """recover() every segment; after a segment that lost bytes, later segments are deleted as Kafka does.
+
+        Returns the total number of bytes removed."""
+        removed = 0
+        for i, segment in enumerate(self.segments):
+            truncated = segment.recover()
+            removed += truncated
+            if truncated and i + 1 < len(self.segments):
+                for later in self.segments[i + 1:]:
+                    removed += later.size
+                    later.close()
+                    for path in (later.log_path, later.offset_index_path, later.time_index_path):
+                        os.remove(path)
+                del self.segments[i + 1:]
+                break
+        return removed
+
+    def flush(self):
+        for segment in self.segments:
+            segment.flush()
+
+    def close(self):
+        for segment in self.segments:
+            segment.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,240 @@
+"""What the five benchmarks share: the run context, topics, client settings, waiting, result entries."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+from confluent_kafka.admin import AdminClient, NewTopic
+from hdrh.histogram import HdrHistogram
+
+from ..config import BenchConfig
+from ..drivers.base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
+from ..payload import message_key, partition_of, run_length_for
+from ..verify import Expected, Stream, verify
+
+HIST_MAX_US = 3600 * 1_000_000  # an hour, in microseconds: nothing real overflows it
+HIST_DIGITS = 3
+
+
+class TestFailed(RuntimeError):
+    """A benchmark could not complete; the message says why."""
+
+
+@dataclass
+class Filled:
+    """A topic holding what a producer wrote and was acknowledged for."""
+
+    topic: str
+    partitions: int
+    expected: list[Expected]
+
+    @property
+    def acked(self) -> int:
+        return sum(e.acked for e in self.expected)
+
+
+@dataclass
+class RunContext:
+    cfg: BenchConfig
+    bootstrap_servers: str
+    driver: Driver
+    admin: AdminClient
+    progress: object | None = None  # a rich.progress.Progress while running interactively
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    topics: list[str] = field(default_factory=list)
+    filled: Filled | None = None
+    histograms: dict[str, str] = field(default_factory=dict)  # test -> encoded HDR histogram
+    auto_create_partitions: int | None = None  # brokers without CreateTopics (the mock) auto-create this many
+
+    def run_length(self) -> int:
+        return run_length_for(self.cfg.message_size, self.cfg.batch_size)
+
+    def partition_of(self, partitions: int):
+        """partition_of(pid, seq) for messages produced by this run's producers to a topic of `partitions`."""
+        kp, rl = self.cfg.key_pattern, self.run_length()
+        return lambda pid, seq: partition_of(message_key(kp, pid, seq), pid, seq, partitions, rl)
+
+
+def create_topic(ctx: RunContext, label: str, partitions: int) -> tuple[str, int]:
+    """Create a uniquely named topic and wait until every partition has a leader.
+
+    Returns (name, partitions): on a broker that only auto-creates topics (librdkafka's mock) the topic
+    gets the broker's partition count instead of the one asked for."""
+    name = f"chronik-perf-{ctx.run_id}-{label}"
+    if ctx.auto_create_partitions:
+        ctx.admin.list_topics(name, timeout=10)  # a Metadata request for it creates it
+        return _await_leaders(ctx, name, ctx.auto_create_partitions)
+    futures = ctx.admin.create_topics([NewTopic(name, partitions, ctx.cfg.replication_factor)],
+                                      operation_timeout=30, request_timeout=30)
+    try:
+        futures[name].result(timeout=35)
+    except Exception as exc:
+        raise TestFailed(f"cannot create topic {name}: {exc}") from exc
+    ctx.topics.append(name)
+    return _await_leaders(ctx, name, partitions)
+
+
+def _await_leaders(ctx: RunContext, name: str, partitions: int) -> tuple[str, int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        md = ctx.admin.list_topics(name, timeout=5).topics.get(name)
+        if md and not md.error and len(md.partitions) == partitions and all(
+                p.leader >= 0 for p in md.partitions.values()):
+            return name, partitions
+        time.sleep(0.1)
+    raise TestFailed(f"topic {name} has no leader for every partition after 30 s")
+
+
+def delete_topics(ctx: RunContext) -> list[str]:
+    """Delete every topic this run created; returns the errors."""
+    if not ctx.topics:
+        return []
+    errors = []
+    futures = ctx.admin.delete_topics(list(ctx.topics), operation_timeout=15, request_timeout=15)
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=20)
+            ctx.topics.remove(name)
+        except Exception as exc:
+            errors.append(f"{name}: {exc}")
+    return errors
+
+
+def _split(config: dict[str, str], role: str) -> dict[str, str]:
+    """-X options: 'producer.k=v' / 'consumer.k=v' go to one role, anything else to both."""
+    out = {}
+    for k, v in config.items():
+        head, _, rest = k.partition(".")
+        if head in ("producer", "consumer"):
+            if head == role:
+                out[rest] = v
+        else:
+            out[k] = v
+    return out
+
+
+def producer_settings(cfg: BenchConfig, latency: bool = False) -> dict:
+    """Client settings (Kafka property names, shared by librdkafka and the Java client)."""
+    out = {"acks": "all" if cfg.acks == "-1" else cfg.acks, "compression.type": cfg.compression}
+    if cfg.batch_size is not None:
+        out["batch.size"] = cfg.batch_size
+    linger = cfg.linger_ms if cfg.linger_ms is not None else (0 if latency else 5)
+    out["linger.ms"] = int(linger) if float(linger).is_integer() else linger  # Java parses linger.ms as a long
+    out.update(_split(cfg.client_config, "producer"))
+    return out
+
+
+def consumer_settings(cfg: BenchConfig) -> dict:
+    return _split(cfg.client_config, "consumer")
+
+
+def producer_spec(ctx: RunContext, topic: str, partitions: int, pid: int, n: int,
+                  rate: float | None = None, latency: bool = False) -> ProducerSpec:
+    cfg = ctx.cfg
+    return ProducerSpec(ctx.bootstrap_servers, topic, pid, n, cfg.message_size, cfg.payload, cfg.key_pattern,
+                        partitions, ctx.run_length(), producer_settings(cfg, latency), rate,
+                        timeout_s=max(120.0, n / 1000))
+
+
+def consumer_spec(ctx: RunContext, topic: str, partitions: int, expected: int | None, **kw) -> ConsumerSpec:
+    return ConsumerSpec(ctx.bootstrap_servers, topic, consumer_settings(ctx.cfg), expected,
+                        group_protocol=ctx.cfg.group_protocol, partitions=list(range(partitions)), **kw)
+
+
+def wait_for(ctx: RunContext, label: str, workers: list[Worker], total: int, timeout: float) -> list[dict]:
+    """Show progress until every worker finished; return their results or raise TestFailed."""
+    task = ctx.progress.add_task(label, total=total) if ctx.progress else None
+    deadline = time.monotonic() + timeout
+    try:
+        while not all([w.done() for w in workers]) and time.monotonic() < deadline:
+            if task is not None:
+                ctx.progress.update(task, completed=sum(w.progress() for w in workers))
+        results = []
+        for w in workers:
+            try:
+                results.append(w.result(timeout=max(1.0, deadline - time.monotonic())))
+            except WorkerError as exc:
+                for other in workers:
+                    other.kill()
+                raise TestFailed(str(exc)) from exc
+        if task is not None:
+            ctx.progress.update(task, completed=sum(w.progress() for w in workers))
+        return results
+    finally:
+        if task is not None:
+            ctx.progress.remove_task(task)
+
+
+def wait_ready(workers: list[Worker], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(w.ready() for w in workers):
+        if time.monotonic() > deadline:
+            raise TestFailed(f"workers not ready after {timeout:.0f} s")
+        dead = [w for w in workers if not w.alive() and not w.ready()]
+        if dead:
+            try:
+                dead[0].result(timeout=2)
+            except WorkerError as exc:
+                raise TestFailed(str(exc)) from exc
+        time.sleep(0.02)
+
+
+def produce_to(ctx: RunContext, topic: str, partitions: int, label: str) -> Filled:
+    """Untimed fill: one producer writes num_messages to the topic."""
+    n = ctx.cfg.num_messages
+    w = ctx.driver.start_producer(producer_spec(ctx, topic, partitions, 0, n))
+    (r,) = wait_for(ctx, label, [w], n, timeout=max(300.0, n / 500))
+    return Filled(topic, partitions, [expected_of(r)])
+
+
+def read_back(ctx: RunContext, topic: str, partitions: int, expected: list[Expected], label: str) -> dict:
+    """Untimed: read the whole topic with one consumer and verify it against what was acknowledged."""
+    total = sum(e.acked for e in expected)
+    spec = consumer_spec(ctx, topic, partitions, total, idle_timeout_s=15.0, worker_id=0)
+    (r,) = wait_for(ctx, label, [ctx.driver.start_consumer(spec)], total, timeout=max(120.0, total / 2000))
+    out = verify(expected, [Stream(r["partition"], r["pid"], r["seq"])], ctx.partition_of(partitions))
+    out["method"] = "read back after the test (untimed)"
+    return out
+
+
+def expected_of(r: dict) -> Expected:
+    return Expected(r["pid"], r["sent"], set(r["failed"]))
+
+
+def entry(test: str, ctx: RunContext, messages: int, nbytes: int, duration_s: float, **extra) -> dict:
+    """One element of results.json's `results` list."""
+    out = {"test": test, "driver": ctx.driver.name, "messages": int(messages), "bytes": int(nbytes),
+           "duration_s": round(duration_s, 6),
+           "throughput_msgs_s": messages / duration_s if duration_s > 0 else None,
+           "throughput_mb_s": nbytes / duration_s / 1e6 if duration_s > 0 else None,
+           "latency_ms": None, "verification": None, "errors": []}
+    out.update(extra)
+    return out
+
+
+def latency_summary(latency_ns: np.ndarray) -> tuple[dict, HdrHistogram]:
+    """min/avg/p50/p95/p99/p99.9/max in ms from an HDR histogram of microsecond values."""
+    hist = HdrHistogram(1, HIST_MAX_US, HIST_DIGITS)
+    us = np.clip((latency_ns + 500) // 1000, 1, HIST_MAX_US)
+    values, counts = np.unique(us, return_counts=True)
+    for v, c in zip(values.tolist(), counts.tolist()):
+        hist.record_value(v, c)
+    pct = {f"p{str(p).replace('.', '')}": hist.get_value_at_percentile(p) / 1000 for p in (50, 95, 99, 99.9)}
+    summary = {"min": hist.get_min_value() / 1000, "avg": hist.get_mean_value() / 1000, **pct,
+               "max": hist.get_max_value() / 1000, "count": int(hist.get_total_count()),
+               "negative_clipped": int((latency_ns <= 0).sum())}
+    return summary, hist
+
+
+def timeline_rates(timeline: list[tuple[int, int]]) -> list[list[float]]:
+    """[(t_ns, cumulative count)] -> [[t_s, msgs/s in the interval ending at t]]."""
+    out = []
+    prev_t, prev_n = 0, 0
+    for t, n in timeline:
+        if t > prev_t:
+            out.append([round(t / 1e9, 3), (n - prev_n) / ((t - prev_t) / 1e9)])
+            prev_t, prev_n = t, n
+    return out

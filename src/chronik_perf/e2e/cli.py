@@ -1,0 +1,176 @@
+"""python -m chronik_perf.e2e [options] | compare RESULTS.json... | check-regression --baseline B --current C"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from rich.console import Console
+
+from .config import COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, TARGET_ADDRESSES, build_config, load_workload
+
+EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
+
+
+def _client_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _tests(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m chronik_perf.e2e", argument_default=argparse.SUPPRESS,
+        description="End-to-end benchmarks against a live Kafka-compatible broker. Subcommands: "
+                    "'compare RESULTS.json...' and 'check-regression --baseline B --current C'.")
+    where = p.add_argument_group("where to run")
+    where.add_argument("--target", help=f"one of {', '.join(TARGET_ADDRESSES)}")
+    where.add_argument("--targets", help="several targets, comma-separated; ends with a comparison")
+    where.add_argument("--bootstrap-servers", help="host:port[,host:port...] of any other broker")
+    where.add_argument("--start", action="store_true", help="start the target (kafka, tansu, mock) and stop it after")
+    w = p.add_argument_group("workload (names follow Kafka's perf tools)")
+    w.add_argument("--workload", help="YAML file of these options")
+    w.add_argument("--tests", type=_tests, help="comma-separated: producer,consumer,latency,concurrent,groups")
+    w.add_argument("--num-messages", type=int)
+    w.add_argument("--message-size", type=int, help="bytes per value (at least 20)")
+    w.add_argument("--num-partitions", type=int)
+    w.add_argument("--replication-factor", type=int)
+    w.add_argument("--compression", choices=COMPRESSIONS)
+    w.add_argument("--acks", choices=("0", "1", "all", "-1"))
+    w.add_argument("--batch-size", type=int)
+    w.add_argument("--linger-ms", type=float, help="default 5 (0 in the latency test)")
+    w.add_argument("--producers", type=int, help="processes in the concurrent test")
+    w.add_argument("--consumers", type=int, help="group members in the groups test")
+    w.add_argument("--rate", type=int, help="messages/s of the latency test's fixed schedule")
+    w.add_argument("--duration", type=float, help="seconds of the latency test")
+    w.add_argument("--warmup", type=float, help="seconds at the start of the latency test left out of the histogram")
+    w.add_argument("--key-pattern", choices=KEY_PATTERNS)
+    w.add_argument("--payload", choices=PAYLOADS)
+    w.add_argument("--group-protocol", choices=("classic", "consumer"), help="consumer = KIP-848")
+    w.add_argument("-X", dest="client_config", action="append", type=_client_option, metavar="KEY=VALUE",
+                   help="client property (prefix producer. or consumer. for one role); repeatable")
+    run = p.add_argument_group("run")
+    run.add_argument("--driver", choices=DRIVERS)
+    run.add_argument("--results-dir")
+    run.add_argument("--quick", action="store_true", help="small sizes: about a minute against the embedded broker")
+    run.add_argument("--keep-topics", action="store_true")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    return p
+
+
+def run_main(argv: list[str]) -> int:
+    parser = run_parser()
+    args = vars(parser.parse_args(argv))
+    console = _console()
+    target = args.pop("target", None)
+    targets = args.pop("targets", None)
+    bootstrap = args.pop("bootstrap_servers", None)
+    start = args.pop("start", False)
+    workload = args.pop("workload", None)
+    if "client_config" in args:
+        args["client_config"] = dict(args["client_config"])
+    if targets and (target or bootstrap):
+        parser.error("--targets cannot be combined with --target or --bootstrap-servers")
+    try:
+        cfg = build_config(load_workload(workload) if workload else {}, args)
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+    from . import charts, report
+    from .runner import Unreachable, resolve, run_target
+
+    names = [t.strip() for t in targets.split(",")] if targets else [target]
+    try:
+        resolved = [resolve(name, bootstrap, start) for name in names]
+    except ValueError as exc:
+        parser.error(str(exc))
+    docs = []
+    for tgt, announcement in resolved:
+        if announcement:
+            console.print(announcement)
+        try:
+            doc, out_dir = run_target(tgt, cfg, console)
+        except Unreachable as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            return EXIT_SETUP
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted: partial results written, topics deleted[/yellow]")
+            return 130
+        except Exception as exc:  # a broker that cannot start, a driver that cannot run
+            console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+            return EXIT_SETUP
+        charts.run_charts(doc, out_dir)
+        docs.append(doc)
+    report.print_results(console, docs)
+    if len(docs) > 1:
+        out = charts.comparison_chart(docs, os.path.join(cfg.results_dir, "comparison.png"))
+        console.print(f"[dim]comparison chart: {out}[/dim]")
+    failed = any(r.get("failed") for d in docs for r in d["results"])
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def compare_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m chronik_perf.e2e compare",
+                                description="Side-by-side table of several runs, with ratios against the first.")
+    p.add_argument("results", nargs="+", help="results.json files or run directories")
+    p.add_argument("--chart", default="comparison.png", help="where to write the comparison chart")
+    args = p.parse_args(argv)
+    from . import charts, report
+    from .results import load
+    try:
+        docs = [load(path) for path in args.results]
+    except (OSError, ValueError) as exc:
+        p.error(str(exc))
+    console = _console()
+    report.print_results(console, docs)
+    console.print(f"[dim]comparison chart: {charts.comparison_chart(docs, args.chart)}[/dim]")
+    return EXIT_OK
+
+
+def check_regression_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m chronik_perf.e2e check-regression",
+                                description="Exit 1 when throughput drops or p99 latency rises by more than "
+                                            "--threshold percent in any test measured in both files.")
+    p.add_argument("--baseline", required=True)
+    p.add_argument("--current", required=True)
+    p.add_argument("--threshold", type=float, default=10.0, help="percent (default 10)")
+    args = p.parse_args(argv)
+    from .regression import regressions
+    from .results import load
+    try:
+        baseline, current = load(args.baseline), load(args.current)
+    except (OSError, ValueError) as exc:
+        p.error(str(exc))
+    failures, notes = regressions(baseline, current, args.threshold)
+    for line in notes:
+        print(f"ok          {line}")
+    for line in failures:
+        print(f"REGRESSION  {line}")
+    print(f"{len(failures)} regression(s) beyond {args.threshold:g}%" if failures
+          else f"no regression beyond {args.threshold:g}%")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _console() -> Console:
+    """Wide enough for the seven-column table when the output is not a terminal (logs, CI)."""
+    return Console() if sys.stdout.isatty() else Console(width=170)
+
+
+SUBCOMMANDS = {"compare": compare_main, "check-regression": check_regression_main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    if argv and argv[0] == "run":
+        argv = argv[1:]
+    return run_main(argv)

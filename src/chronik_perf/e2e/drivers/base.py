@@ -1,0 +1,205 @@
+"""The driver interface: how a benchmark starts producers and consumers without knowing the client.
+
+A driver starts *workers* — separate processes — that produce or consume one workload and report
+their progress while running and a result dict when done. Benchmarks only talk to `Worker` and
+`Driver`, so a client (librdkafka, Kafka's Java tools, our native core) slots in by implementing
+`start_producer` and `start_consumer` (and optionally `start_latency`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class ProducerSpec:
+    """One producer's workload."""
+
+    bootstrap_servers: str
+    topic: str
+    pid: int
+    num_messages: int
+    message_size: int
+    payload: str
+    key_pattern: str
+    num_partitions: int
+    run_length: int
+    client_config: dict[str, Any]
+    rate: float | None = None  # messages/s on a fixed schedule; None = as fast as acknowledged
+    timeout_s: float = 120.0
+
+
+@dataclass
+class ConsumerSpec:
+    """One consumer's workload: read `expected` messages (None = until stopped)."""
+
+    bootstrap_servers: str
+    topic: str
+    client_config: dict[str, Any]
+    expected: int | None = None
+    group: str | None = None  # subscribe as a member of this group; None = assign all partitions
+    group_protocol: str = "classic"
+    partitions: list[int] = field(default_factory=list)
+    record_latency: bool = False
+    idle_timeout_s: float = 30.0
+    worker_id: int = 0
+
+
+class Control:
+    """The worker's side of the channel to the benchmark process."""
+
+    def __init__(self, counter, ready, go, stop, events):
+        self._counter, self._ready, self._go, self._stop, self._events = counter, ready, go, stop, events
+
+    def progress(self, n: int) -> None:
+        self._counter.value = n
+
+    def set_ready(self) -> None:
+        self._ready.set()
+
+    def wait_go(self, timeout: float = 120.0) -> None:
+        """Block until the benchmark starts all workers of a test together (returns at once if not gated)."""
+        if not self._go.wait(timeout):
+            raise RuntimeError("no start signal from the benchmark process")
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def emit(self, kind: str, **data) -> None:
+        self._events.put((kind, time.monotonic_ns(), data))
+
+
+class Worker:
+    """A running producer or consumer, seen from the benchmark process."""
+
+    def progress(self) -> int: ...
+    def ready(self) -> bool: ...
+    def go(self) -> None: ...
+    def alive(self) -> bool: ...
+    def done(self) -> bool: ...
+    def events(self) -> list[tuple]: ...
+    def stop(self) -> None: ...
+    def result(self, timeout: float) -> dict: ...
+    def kill(self) -> None: ...
+
+
+_CTX = mp.get_context("spawn")  # librdkafka's threads do not survive fork()
+
+
+def _run(fn, spec, ctl, results):
+    try:
+        t0 = os.times()
+        out = fn(spec, ctl)
+        t1 = os.times()
+        out["cpu_s"] = (t1.user - t0.user) + (t1.system - t0.system)
+        results.put(("ok", out))
+    except BaseException as exc:  # reported to the parent, which decides what failed
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class ProcessWorker(Worker):
+    """Runs fn(spec, control) -> dict in a fresh Python process; gated workers wait for go()."""
+
+    def __init__(self, fn: Callable[[Any, Control], dict], spec, gated: bool = False):
+        self._counter = _CTX.Value("q", 0, lock=False)
+        self._ready = _CTX.Event()
+        self._go = _CTX.Event()
+        if not gated:
+            self._go.set()
+        self._stop = _CTX.Event()
+        self._events = _CTX.Queue()
+        self._results = _CTX.Queue()
+        ctl = Control(self._counter, self._ready, self._go, self._stop, self._events)
+        self._proc = _CTX.Process(target=_run, args=(fn, spec, ctl, self._results), daemon=True)
+        self._proc.start()
+        self._outcome = None
+
+    def progress(self) -> int:
+        return self._counter.value
+
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def go(self) -> None:
+        self._go.set()
+
+    def alive(self) -> bool:
+        return self._proc.is_alive()
+
+    def events(self) -> list[tuple]:
+        out = []
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def done(self) -> bool:
+        """True once the worker has handed over its result (or died). Reading the result here also
+        lets a worker with a large result exit: its queue cannot flush until someone reads it."""
+        if self._outcome is None:
+            try:
+                self._outcome = self._results.get(timeout=0.05)
+            except queue.Empty:
+                if not self._proc.is_alive():
+                    try:
+                        self._outcome = self._results.get(timeout=1.0)
+                    except queue.Empty:
+                        self._outcome = ("error", f"worker process died (exit code {self._proc.exitcode})")
+        return self._outcome is not None
+
+    def result(self, timeout: float) -> dict:
+        """Wait for the worker's result; raises WorkerError if it failed, died or timed out."""
+        deadline = time.monotonic() + timeout
+        while not self.done():
+            if time.monotonic() > deadline:
+                self.kill()
+                raise WorkerError(f"worker did not finish within {timeout:.0f} s")
+        self._proc.join(5)
+        status, payload = self._outcome
+        if status != "ok":
+            raise WorkerError(payload)
+        return payload
+
+    def kill(self) -> None:
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5)
+
+
+class WorkerError(RuntimeError):
+    """A producer or consumer worker failed; the message says why."""
+
+
+class Driver:
+    """Base of all drivers. Subclasses set `name` and implement the start_* methods."""
+
+    name = "base"
+    verifies = True  # workers report (producer id, sequence) of what they read
+
+    def describe(self) -> dict:
+        """Name and version of the client library this driver uses."""
+        raise NotImplementedError
+
+    def unsupported(self, test: str) -> str | None:
+        """Why this driver cannot run `test`, or None."""
+        return None
+
+    def start_producer(self, spec: ProducerSpec, gated: bool = False) -> Worker:
+        """Start a producer; a gated one connects, reports ready, and waits for Worker.go()."""
+        raise NotImplementedError
+
+    def start_consumer(self, spec: ConsumerSpec) -> Worker:
+        raise NotImplementedError
+
+    def start_latency(self, spec: ProducerSpec, consumer: ConsumerSpec) -> Worker | None:
+        """A driver whose tool measures latency on its own returns its worker; None = use producer + consumer."""
+        return None

@@ -1,0 +1,220 @@
+"""The confluent driver: confluent-kafka (librdkafka) producers and consumers in worker processes.
+
+Tuned for benchmarking: no per-message Python callback on success (delivery.report.only.error, so
+the only callbacks are for failed messages and every message not reported failed once flush()
+returns was acknowledged), explicit partitions, batched consume() calls, header parsing in numpy.
+"""
+
+from __future__ import annotations
+
+import time
+
+import confluent_kafka
+import numpy as np
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from ..payload import HEADER, MessageFactory, parse_headers
+from .base import ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec
+
+SAMPLE_EVERY_NS = 250_000_000
+CLIENT_LOG_LEVEL = 3  # syslog "error": librdkafka's info lines (idle disconnects) are not results; -X log_level=7 to see
+FATAL_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION}
+
+
+class _ErrorLog:
+    """Collects client errors; remembers whether the cluster became unreachable."""
+
+    def __init__(self):
+        self.messages: list[str] = []
+        self.fatal: str | None = None
+
+    def __call__(self, err):
+        if len(self.messages) < 20:
+            self.messages.append(str(err))
+        if err.code() in FATAL_CODES or err.fatal():
+            self.fatal = str(err)
+
+
+def produce(spec: ProducerSpec, ctl: Control) -> dict:
+    """Produce spec.num_messages; unthrottled, or on the fixed schedule of spec.rate stamping intended times."""
+    errors = _ErrorLog()
+    failed: list[int] = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append(HEADER.unpack_from(msg.value())[1])
+            if len(errors.messages) < 20:
+                errors.messages.append(f"delivery failed: {err}")
+
+    conf = {"bootstrap.servers": spec.bootstrap_servers, "delivery.report.only.error": True,
+            "on_delivery": on_delivery, "error_cb": errors, "message.timeout.ms": 60000,
+            "client.id": f"chronik-perf-p{spec.pid}", "log_level": CLIENT_LOG_LEVEL}
+    conf.update(spec.client_config)
+    producer = Producer(conf)
+    factory = MessageFactory(spec.pid, spec.message_size, spec.payload, spec.key_pattern,
+                             spec.num_partitions, spec.run_length)
+    producer.list_topics(spec.topic, timeout=10)  # connect and learn the leader before the clock starts
+    ctl.set_ready()
+    ctl.wait_go()
+    topic, now = spec.topic, time.monotonic_ns
+    interval = 1e9 / spec.rate if spec.rate else 0.0
+    timeline = []
+    start = now()
+    next_sample = start + SAMPLE_EVERY_NS
+    seq = 0
+    n = spec.num_messages
+    while seq < n:
+        if errors.fatal:
+            break
+        if interval:
+            intended = start + int(seq * interval)
+            wait = intended - now()
+            if wait > 200_000:
+                time.sleep(wait / 1e9)
+            ts = intended
+        else:
+            ts = now()
+        key = factory.key(seq)
+        try:
+            producer.produce(topic, factory.value(seq, ts), key, partition=factory.partition(seq, key))
+        except BufferError:
+            producer.poll(0.01)
+            continue
+        seq += 1
+        if interval or not seq & 1023:
+            producer.poll(0)
+            t = now()
+            if t >= next_sample:
+                acked = seq - len(producer) - len(failed)
+                timeline.append((t - start, acked))
+                ctl.progress(acked)
+                next_sample = t + SAMPLE_EVERY_NS
+    deadline = time.monotonic() + spec.timeout_s
+    while len(producer) and time.monotonic() < deadline and not errors.fatal:
+        producer.flush(0.25)
+        t = now()
+        acked = seq - len(producer) - len(failed)
+        timeline.append((t - start, acked))
+        ctl.progress(acked)
+    end = now()
+    unfinished = len(producer)
+    if errors.fatal:
+        raise RuntimeError(f"broker unreachable: {errors.fatal}")
+    if unfinished:
+        raise RuntimeError(f"{unfinished} messages still unacknowledged after {spec.timeout_s:.0f} s")
+    acked = seq - len(failed)
+    timeline.append((end - start, acked))
+    ctl.progress(acked)
+    return {"pid": spec.pid, "sent": seq, "acked": acked, "failed": sorted(set(failed)),
+            "bytes": acked * spec.message_size, "start_ns": start, "end_ns": end,
+            "timeline": timeline, "errors": errors.messages}
+
+
+def consume(spec: ConsumerSpec, ctl: Control) -> dict:
+    """Read until spec.expected messages arrived (or stopped, or idle too long); report what arrived."""
+    errors = _ErrorLog()
+    conf = {"bootstrap.servers": spec.bootstrap_servers, "group.id": spec.group or f"chronik-perf-{spec.topic}",
+            "enable.auto.commit": bool(spec.group), "auto.offset.reset": "earliest", "error_cb": errors,
+            "enable.partition.eof": False, "client.id": f"chronik-perf-c{spec.worker_id}",
+            "log_level": CLIENT_LOG_LEVEL}
+    if spec.group and spec.group_protocol == "consumer":
+        conf["group.protocol"] = "consumer"
+    conf.update(spec.client_config)
+    consumer = Consumer(conf)
+    if spec.group:
+        def on_assign(c, parts):
+            ctl.emit("assigned", worker=spec.worker_id, partitions=[p.partition for p in parts])
+
+        def on_revoke(c, parts):
+            ctl.emit("revoked", worker=spec.worker_id, partitions=[p.partition for p in parts])
+            try:
+                c.commit(asynchronous=False)
+            except confluent_kafka.KafkaException:
+                pass  # nothing consumed yet, or the group already moved on
+
+        ctl.emit("joining", worker=spec.worker_id)
+        consumer.subscribe([spec.topic], on_assign=on_assign, on_revoke=on_revoke)
+    else:
+        consumer.list_topics(spec.topic, timeout=10)
+        consumer.assign([TopicPartition(spec.topic, p, confluent_kafka.OFFSET_BEGINNING) for p in spec.partitions])
+    ctl.set_ready()
+    heads: list[bytes] = []
+    parts: list[int] = []
+    arrivals: list[tuple[int, int]] = []  # (arrival ns, messages in that batch) for latency
+    timeline = []
+    received = nbytes = 0
+    start = time.monotonic_ns()
+    first = last = None
+    last_activity = time.monotonic()
+    next_sample = start + SAMPLE_EVERY_NS
+    timed_out = False
+    while spec.expected is None or received < spec.expected:
+        if ctl.should_stop() or errors.fatal:
+            break
+        # poll() returns as soon as one message is there; consume(n, timeout) would wait for n or the timeout,
+        # delaying every arrival by up to the timeout. Whatever else is already fetched is drained at once.
+        first_msg = consumer.poll(0.1)
+        batch = [] if first_msg is None else [first_msg, *consumer.consume(999, timeout=0)]
+        t = time.monotonic_ns()
+        got = 0
+        for m in batch:
+            if m.error():
+                if m.error().code() != KafkaError._PARTITION_EOF and len(errors.messages) < 20:
+                    errors.messages.append(str(m.error()))
+                continue
+            v = m.value()
+            heads.append(v[:HEADER.size])
+            parts.append(m.partition())
+            nbytes += len(v)
+            got += 1
+        if got:
+            if first is None:
+                first = t
+            last = t
+            received += got
+            last_activity = time.monotonic()
+            if spec.record_latency:
+                arrivals.append((t, got))
+        elif spec.expected is not None and time.monotonic() - last_activity > spec.idle_timeout_s:
+            timed_out = True
+            break
+        if t >= next_sample:
+            timeline.append((t - start, received))
+            ctl.progress(received)
+            next_sample = t + SAMPLE_EVERY_NS
+    ctl.progress(received)
+    timeline.append((time.monotonic_ns() - start, received))
+    ctl.emit("closing", worker=spec.worker_id)
+    consumer.close()
+    if errors.fatal:
+        raise RuntimeError(f"broker unreachable: {errors.fatal}")
+    if any(len(h) != HEADER.size for h in heads):
+        raise RuntimeError("a message shorter than the 20-byte benchmark header arrived: not our topic?")
+    header = parse_headers(heads)
+    out = {"worker": spec.worker_id, "received": received, "bytes": nbytes, "start_ns": start,
+           "first_ns": first, "last_ns": last, "timeline": timeline, "errors": errors.messages,
+           "partition": np.asarray(parts, dtype=np.int32), "pid": header["pid"].astype(np.int64),
+           "seq": header["seq"].astype(np.int64)}
+    if timed_out:
+        out["errors"].append(f"no message for {spec.idle_timeout_s:.0f} s; stopped at {received} of {spec.expected}")
+    if spec.record_latency:
+        arrival = np.repeat(np.array([a for a, _ in arrivals], dtype=np.int64),
+                            np.array([n for _, n in arrivals], dtype=np.int64))
+        out["latency_ns"] = arrival - header["ts"].astype(np.int64)
+    return out
+
+
+class ConfluentDriver(Driver):
+    """confluent-kafka (librdkafka) in worker processes."""
+
+    name = "confluent"
+
+    def describe(self) -> dict:
+        return {"driver": self.name, "client": "confluent-kafka", "version": confluent_kafka.version()[0],
+                "librdkafka": confluent_kafka.libversion()[0]}
+
+    def start_producer(self, spec: ProducerSpec, gated: bool = False) -> ProcessWorker:
+        return ProcessWorker(produce, spec, gated)
+
+    def start_consumer(self, spec: ConsumerSpec) -> ProcessWorker:
+        return ProcessWorker(consume, spec)

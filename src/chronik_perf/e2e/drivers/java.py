@@ -1,0 +1,252 @@
+"""The java driver: Kafka's own ProducerPerformance, ConsumerPerformance and EndToEndLatency.
+
+The reference every other driver is judged against. The tools run as separate JVM processes on the
+same workload (topic, counts, sizes, acks, compression, batching) and their output is parsed into the
+same result schema. They write their own payloads without our (producer id, sequence) header, so
+delivery is checked by counting (log end offsets) instead of per message; their producer latency is
+acknowledgement latency, kept apart as `ack_latency_ms`; EndToEndLatency sends one message at a time
+and waits for it (a closed loop, not a fixed-rate schedule) and reports only avg, p50, p99 and p99.9.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import time
+
+import psutil
+
+from .base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
+
+_PROGRESS = re.compile(r"^(\d+) records sent, ")
+_FINAL = re.compile(r"^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+                    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
+_E2E_AVG = re.compile(r"Avg latency: ([\d.]+) ms")
+_E2E_PCT = re.compile(r"Percentiles: 50th = (\d+), 99th = (\d+), 99.9th = (\d+)")
+
+
+def parse_producer(stdout: str) -> dict:
+    """ProducerPerformance's final summary line -> records, rate and acknowledgement latency (ms)."""
+    finals = [m for m in (_FINAL.match(line.strip()) for line in stdout.splitlines()) if m]
+    if not finals:
+        raise ValueError("no summary line in ProducerPerformance output")
+    m = finals[0]  # the whole run; a later 'steady state' line (4.2 with warm-up) covers only a part
+    avg, mx, p50, p95, p99, p999 = (float(m.group(i)) for i in range(4, 10))
+    return {"records": int(m.group(1)), "records_per_s": float(m.group(2)),
+            "ack_latency_ms": {"avg": avg, "p50": p50, "p95": p95, "p99": p99, "p999": p999, "max": mx}}
+
+
+def parse_consumer(stdout: str) -> dict:
+    """ConsumerPerformance's data line (after its header) -> messages, bytes and times."""
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("start.time") and i + 1 < len(lines):
+            f = [x.strip() for x in lines[i + 1].split(",")]
+            if len(f) < 10:
+                break
+            return {"mb": float(f[2]), "messages": int(f[4]), "rebalance_ms": int(f[6]), "fetch_ms": int(f[7])}
+    raise ValueError("no data line in ConsumerPerformance output")
+
+
+def parse_end_to_end(stdout: str) -> dict:
+    avg, pct = _E2E_AVG.search(stdout), _E2E_PCT.search(stdout)
+    if not avg or not pct:
+        raise ValueError("no latency lines in EndToEndLatency output")
+    return {"min": None, "avg": float(avg.group(1)), "p50": float(pct.group(1)), "p95": None,
+            "p99": float(pct.group(2)), "p999": float(pct.group(3)), "max": None}
+
+
+class JavaWorker(Worker):
+    """A Kafka tool in a JVM; stdout is read by a thread, parsed by `finish` when the process exits."""
+
+    def __init__(self, command: list[str], finish, gated: bool = False, cleanup: str | None = None):
+        self._command, self._finish, self._cleanup = command, finish, cleanup
+        self._proc = None
+        self._lines: list[str] = []
+        self._sent = 0
+        self._outcome = None
+        if not gated:
+            self.go()
+
+    def go(self) -> None:
+        if self._proc is None:
+            self.started_ns = time.monotonic_ns()
+            self._proc = subprocess.Popen(self._command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self._stderr: list[str] = []
+            self._cpu_s = None
+            threading.Thread(target=self._read, daemon=True).start()
+            threading.Thread(target=self._sample_cpu, daemon=True).start()
+            threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self._proc.stdout:
+            self._lines.append(line)
+            m = _PROGRESS.match(line)
+            if m and not _FINAL.match(line):
+                self._sent += int(m.group(1))
+
+    def _sample_cpu(self) -> None:
+        """The JVM's CPU seconds, sampled until it exits (the last sample is within 0.2 s of the end)."""
+        try:
+            proc = psutil.Process(self._proc.pid)
+            while self._proc.poll() is None:
+                t = proc.cpu_times()
+                self._cpu_s = t.user + t.system
+                time.sleep(0.2)
+        except psutil.Error:
+            pass  # exited between poll() and cpu_times()
+
+    def progress(self) -> int:
+        return self._sent
+
+    def ready(self) -> bool:
+        return True  # a JVM tool connects on its own; readiness cannot be observed from outside
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def events(self) -> list[tuple]:
+        return []
+
+    def stop(self) -> None:
+        self.kill()
+
+    def done(self) -> bool:
+        if self._outcome is None and self._proc is not None and self._proc.poll() is not None:
+            time.sleep(0.1)  # let the reader threads drain the pipes
+            out, err = "".join(self._lines), "".join(self._stderr)
+            ended = time.monotonic_ns()
+            if self._proc.returncode != 0:
+                self._outcome = ("error", f"{self._command[self._command.index('-cp') + 2].rsplit('.', 1)[-1]} "
+                                          f"exited {self._proc.returncode}: {_cause(err or out)}")
+            else:
+                try:
+                    self._outcome = ("ok", {**self._finish(out, err, self.started_ns, ended), "cpu_s": self._cpu_s,
+                                             "cpu_window_s": (ended - self.started_ns) / 1e9})  # JVM start included
+                except ValueError as exc:
+                    self._outcome = ("error", f"{exc}: {out.strip()[-300:]} {err.strip()[-300:]}")
+            if self._cleanup:
+                os.unlink(self._cleanup)
+        return self._outcome is not None
+
+    def result(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while not self.done():
+            if time.monotonic() > deadline:
+                self.kill()
+                raise WorkerError(f"{self._command[-1]} did not finish within {timeout:.0f} s")
+            time.sleep(0.1)
+        status, payload = self._outcome
+        if status != "ok":
+            raise WorkerError(payload)
+        return payload
+
+    def kill(self) -> None:
+        if self.alive():
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+
+def _cause(text: str) -> str:
+    """The most specific exception line of a Java stack trace (the last 'Caused by'), or the text's end."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    causes = [ln for ln in lines if ln.startswith("Caused by:")]
+    if causes:
+        return causes[-1][len("Caused by:"):].strip()[:400]
+    exceptions = [ln for ln in lines if ("Exception" in ln or "Error" in ln) and not ln.startswith("at ")]
+    return (exceptions[0] if exceptions else text.strip()[-400:])[:400]
+
+
+def _errors(stderr: str) -> list[str]:
+    return [ln.strip() for ln in stderr.splitlines() if "ERROR" in ln or "Exception" in ln][:20]
+
+
+class JavaDriver(Driver):
+    """Kafka's perf tools from the jars the brokers module fetches (Java 17)."""
+
+    name = "java"
+    verifies = False
+
+    def __init__(self):
+        from chronik_perf.brokers import kafka_java
+        self.java = kafka_java()
+
+    def describe(self) -> dict:
+        out = subprocess.run([self.java.java, "-version"], capture_output=True, text=True)
+        return {"driver": self.name, "client": "kafka-tools (ProducerPerformance, ConsumerPerformance, "
+                "EndToEndLatency)", "version": self.java.version,
+                "java": (out.stderr.splitlines() or ["?"])[0]}
+
+    def unsupported(self, test: str) -> str | None:
+        if test == "groups":
+            return "Kafka's perf tools have no consumer-group rebalance measurement"
+        return None
+
+    def _new_flags(self) -> bool:
+        major, minor = (int(x) for x in self.java.version.split(".")[:2])
+        return (major, minor) >= (4, 2)
+
+    def start_producer(self, spec: ProducerSpec, gated: bool = False) -> Worker:
+        props = {"bootstrap.servers": spec.bootstrap_servers, **spec.client_config}
+        args = ["--topic", spec.topic, "--num-records", str(spec.num_messages), "--record-size",
+                str(spec.message_size), "--throughput", str(int(spec.rate)) if spec.rate else "-1",
+                "--producer-props", *[f"{k}={v}" for k, v in props.items()]]
+        size = spec.message_size
+
+        def finish(out, err, started, ended):
+            p = parse_producer(out)
+            duration_ns = int(p["records"] / p["records_per_s"] * 1e9) if p["records_per_s"] else ended - started
+            return {"pid": spec.pid, "sent": p["records"], "acked": p["records"], "failed": [],
+                    "bytes": p["records"] * size, "start_ns": ended - duration_ns, "end_ns": ended,
+                    "timeline": [], "errors": _errors(err), "ack_latency_ms": p["ack_latency_ms"]}
+
+        return JavaWorker(self.java.command("org.apache.kafka.tools.ProducerPerformance", *args), finish, gated)
+
+    def start_consumer(self, spec: ConsumerSpec) -> Worker:
+        if spec.expected is None or spec.record_latency:
+            raise WorkerError("ConsumerPerformance reads a fixed number of messages and measures no latency")
+        fd, props_file = tempfile.mkstemp(prefix="chronik-perf-consumer-", suffix=".properties")
+        with os.fdopen(fd, "w") as fh:
+            fh.writelines(f"{k}={v}\n" for k, v in spec.client_config.items())
+        count_flag = "--num-records" if self._new_flags() else "--messages"
+        args = ["--bootstrap-server", spec.bootstrap_servers, "--topic", spec.topic, count_flag, str(spec.expected),
+                "--group", spec.group or f"chronik-perf-java-{spec.topic}", "--timeout",
+                str(int(spec.idle_timeout_s * 1000)), "--consumer.config", props_file]
+
+        def finish(out, err, started, ended):
+            c = parse_consumer(out)
+            return {"worker": spec.worker_id, "received": c["messages"], "bytes": int(c["mb"] * 1024 * 1024),
+                    "start_ns": ended - c["fetch_ms"] * 1_000_000, "first_ns": None, "last_ns": ended,
+                    "timeline": [], "errors": _errors(err), "rebalance_ms": c["rebalance_ms"]}
+
+        return JavaWorker(self.java.command("org.apache.kafka.tools.ConsumerPerformance", *args), finish,
+                          cleanup=props_file)
+
+    def start_latency(self, spec: ProducerSpec, consumer: ConsumerSpec) -> Worker:
+        fd, props_file = tempfile.mkstemp(prefix="chronik-perf-e2e-", suffix=".properties")
+        acks = str(spec.client_config.get("acks", "all"))
+        with os.fdopen(fd, "w") as fh:
+            fh.writelines(f"{k}={v}\n" for k, v in spec.client_config.items() if k != "acks")
+        acks_arg = "all" if acks in ("all", "-1") else acks  # the tool refuses acks=0 with a clear message
+        if self._new_flags():
+            args = ["--bootstrap-server", spec.bootstrap_servers, "--topic", spec.topic, "--num-records",
+                    str(spec.num_messages), "--producer-acks", acks_arg, "--record-size", str(spec.message_size),
+                    "--command-config", props_file]
+        else:
+            args = [spec.bootstrap_servers, spec.topic, str(spec.num_messages), acks_arg, str(spec.message_size),
+                    props_file]
+        n, size = spec.num_messages, spec.message_size
+
+        def finish(out, err, started, ended):
+            return {"messages": n, "bytes": n * size, "duration_s": (ended - started) / 1e9,
+                    "latency_ms": parse_end_to_end(out), "errors": _errors(err),
+                    "method": "EndToEndLatency: one message at a time, each waited for (closed loop)"}
+
+        return JavaWorker(self.java.command("org.apache.kafka.tools.EndToEndLatency", *args), finish,
+                          cleanup=props_file)

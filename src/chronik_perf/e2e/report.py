@@ -1,0 +1,72 @@
+"""Terminal tables (rich): the seed's comparison table for one or several runs, with ratios."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .results import HEADERS, TEST_TITLES, fmt, row
+
+
+def results_table(docs: list[dict], title: str = "Performance Comparison") -> Table:
+    """System | Test | Throughput | MB/s | Avg latency | P99 | Verification, tests grouped together."""
+    table = Table(title=title)
+    for h in HEADERS:
+        table.add_column(h, justify="right" if "(" in h else "left")
+    order = list(TEST_TITLES) + ["interrupted"]
+    rows = [(order.index(r["test"]) if r["test"] in order else 99, i, doc, r)
+            for i, doc in enumerate(docs) for r in doc["results"]]
+    for _, _, doc, r in sorted(rows, key=lambda x: (x[0], x[1])):
+        table.add_row(*row(doc, r))
+    return table
+
+
+def ratio_table(docs: list[dict]) -> Table:
+    """Each run against the first: throughput ratio (higher is better) and p99 ratio (lower is better)."""
+    base = docs[0]
+    table = Table(title=f"Ratios against {label(base)}")
+    for h in ("System", "Test", "Throughput ratio", "P99 latency ratio"):
+        table.add_column(h)
+    for doc in docs[1:]:
+        for test, r in measured(doc).items():
+            b = measured(base).get(test)
+            if not b:
+                continue
+            table.add_row(label(doc), TEST_TITLES.get(test, test),
+                          _ratio(r.get("throughput_msgs_s"), b.get("throughput_msgs_s")),
+                          _ratio(_p99(r), _p99(b)))
+    return table
+
+
+def label(doc: dict) -> str:
+    drivers = {r.get("driver") for r in doc["results"] if r.get("driver")}
+    return f"{doc['target']} ({', '.join(sorted(drivers))})"
+
+
+def measured(doc: dict) -> dict[str, dict]:
+    """Tests that produced figures (not skipped or failed), by name."""
+    return {r["test"]: r for r in doc["results"] if not r.get("skipped") and not r.get("failed")}
+
+
+def _p99(r: dict):
+    return (r.get("latency_ms") or {}).get("p99")
+
+
+def _ratio(a, b) -> str:
+    if a is None or not b:
+        return "N/A"
+    return f"{a / b:.2f}x"
+
+
+def print_results(console: Console, docs: list[dict]) -> None:
+    console.print(results_table(docs))
+    if len(docs) > 1:
+        console.print(ratio_table(docs))
+    for doc in docs:
+        for r in doc["results"]:
+            if r.get("bottleneck"):
+                console.print(f"[dim]{doc['target']} concurrent bottleneck: {r['bottleneck']}[/dim]")
+            if r.get("initial_assignment_ms") is not None:
+                console.print(f"[dim]{doc['target']} groups: assigned in {fmt(r['initial_assignment_ms'], 0)} ms, "
+                              f"rebalance join {fmt(r['rebalance_join_ms'], 0)} ms / leave "
+                              f"{fmt(r['rebalance_leave_ms'], 0)} ms, balance {r['assignment_balance']}[/dim]")

