@@ -106,3 +106,19 @@ def take(seq, indices):
         Py_INCREF(item)
         PyList_SET_ITEM(out, j, item)
     return out
+
+
+def fixed_slices(data, Py_ssize_t size):
+    """Cut a buffer into consecutive bytes objects of ``size`` bytes each (its length must be a multiple)."""
+    cdef const uint8_t[::1] view = as_bytes_view(data)
+    cdef Py_ssize_t total = view.shape[0], n, i
+    if size <= 0 or total % size:
+        raise ValueError(f"{total} bytes do not split into records of {size} bytes")
+    n = total // size
+    cdef list out = PyList_New(n)
+    cdef object item
+    for i in range(n):
+        item = PyBytes_FromStringAndSize(<const char*>&view[0] + i * size, size)
+        Py_INCREF(item)
+        PyList_SET_ITEM(out, i, item)
+    return out

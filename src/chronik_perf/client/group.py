@@ -57,12 +57,15 @@ ASSIGNORS = {"range": range_assign, "roundrobin": roundrobin_assign}
 
 
 class GroupConsumer:
-    """A member of consumer group ``group_id`` reading ``topics``; fetch options as for ``Consumer``."""
+    """A member of consumer group ``group_id`` reading ``topics``; fetch options as for ``Consumer``.
+
+    ``on_revoke(partitions)`` runs when a rebalance takes the assignment away (every partition: the classic
+    protocol is eager), ``on_assign(partitions)`` when a join completes; both in the thread calling poll()."""
 
     def __init__(self, bootstrap_servers=None, group_id=None, topics=(), *, cluster=None, assignor="range",
                  session_timeout_ms=10000, rebalance_timeout_ms=30000, heartbeat_interval_ms=3000,
                  auto_offset_reset="earliest", request_timeout=30.0, reconnect_deadline=30.0,
-                 client_id="chronik-perf-group", **fetch_options):
+                 client_id="chronik-perf-group", on_assign=None, on_revoke=None, **fetch_options):
         if assignor not in ASSIGNORS:
             raise ValueError(f"assignor must be one of {sorted(ASSIGNORS)}")
         self._own_cluster = cluster is None
@@ -71,6 +74,7 @@ class GroupConsumer:
         self.consumer = Consumer(cluster=self.cluster, auto_offset_reset=auto_offset_reset,
                                  request_timeout=request_timeout, **fetch_options)
         self.group_id, self.topics, self.assignor = group_id, list(topics), assignor
+        self.on_assign, self.on_revoke = on_assign, on_revoke     # callbacks with [(topic, partition)]
         self.session_timeout_ms, self.rebalance_timeout_ms = session_timeout_ms, rebalance_timeout_ms
         self.heartbeat_s = heartbeat_interval_ms / 1000
         self.reset_to = EARLIEST if auto_offset_reset == "earliest" else LATEST
@@ -238,7 +242,11 @@ class GroupConsumer:
         if self._rejoin.is_set():
             if self.generation >= 0:
                 self._commit_quietly()
+                if self.on_revoke is not None and self.assignment:
+                    self.on_revoke(self.assignment)
             self.join()
+            if self.on_assign is not None:
+                self.on_assign(self.assignment)
         return self.consumer.poll(timeout)
 
     @property

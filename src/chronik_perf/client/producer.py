@@ -33,6 +33,7 @@ class Delivery:
         self.first_error = None
         self.batch_latencies_ns = []
         self.acked_offsets = {}
+        self._failed_index = []
         self._outstanding = 0
         self._cond = threading.Condition()
 
@@ -61,6 +62,9 @@ class Delivery:
     def _fail(self, batch, error):
         with self._cond:
             self.failed += batch.count
+            if batch.index is not None:
+                self._failed_index.append(np.arange(batch.index, batch.index + batch.count)
+                                          if isinstance(batch.index, int) else batch.index)
             self._outstanding -= batch.count
             if self.first_error is None:
                 self.first_error = error
@@ -72,6 +76,12 @@ class Delivery:
         """Wait until every message is acknowledged or failed (retrying what can be retried); returns self."""
         return self._producer.wait(self, timeout)
 
+    def failed_indices(self):
+        """Positions (in the produce_many call's values) of the messages that failed, int64 sorted."""
+        with self._cond:
+            parts = list(self._failed_index)
+        return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
     def raise_on_error(self):
         """Raise the first delivery error, if any message failed."""
         if self.first_error is not None:
@@ -79,10 +89,11 @@ class Delivery:
 
 
 class _Batch:
-    __slots__ = ("topic", "partition", "data", "count", "delivery", "created", "attempts")
+    __slots__ = ("topic", "partition", "data", "count", "delivery", "created", "attempts", "index")
 
-    def __init__(self, topic, partition, data, count, delivery):
+    def __init__(self, topic, partition, data, count, delivery, index=None):
         self.topic, self.partition, self.data, self.count, self.delivery = topic, partition, data, count, delivery
+        self.index = index               # positions of its messages in the produce_many call (int start or array)
         self.created = time.monotonic()
         self.attempts = 0
 
@@ -143,18 +154,20 @@ class Producer:
             start, runs = 0, []
             for end in _core.batch_bounds(values, None, self.batch_size):
                 runs.append((self._sticky % num_partitions, values[start:end], None,
-                             None if timestamps is None else timestamps[start:end]))
+                             None if timestamps is None else timestamps[start:end], start))
                 self._sticky += 1
                 start = end
         self._send_runs(topic, runs, delivery)
         return delivery
 
-    def _runs(self, partition, values, keys, timestamps):
-        """Split one partition's messages into batch-sized runs: [(partition, values, keys, timestamps)]."""
+    def _runs(self, partition, values, keys, timestamps, index=None):
+        """Split one partition's messages into batch-sized runs: [(partition, values, keys, timestamps, index)];
+        index: position of the run's first message in the call, or (given ``index``) its positions array."""
         out, start = [], 0
         for end in _core.batch_bounds(values, keys, self.batch_size):
             out.append((partition, values[start:end], None if keys is None else keys[start:end],
-                        None if timestamps is None else timestamps[start:end]))
+                        None if timestamps is None else timestamps[start:end],
+                        start if index is None else index[start:end]))
             start = end
         return out
 
@@ -171,7 +184,7 @@ class Producer:
             idx = order[edges[p]:edges[p + 1]]
             if len(idx):
                 runs.extend(self._runs(p, _core.take(values, idx), _core.take(keys, idx),
-                                       None if timestamps is None else np.asarray(timestamps)[idx]))
+                                       None if timestamps is None else np.asarray(timestamps)[idx], idx))
         return runs
 
     def _send_runs(self, topic, runs, delivery):
@@ -185,8 +198,9 @@ class Producer:
             batches = []
             for p, q in queues.items():
                 if i < len(q):
-                    _, vals, ks, ts = q[i]
-                    batches.append(_Batch(topic, p, self._build(topic, p, vals, ks, ts), len(vals), delivery))
+                    _, vals, ks, ts, index = q[i]
+                    batches.append(_Batch(topic, p, self._build(topic, p, vals, ks, ts), len(vals), delivery,
+                                          index))
             self._ship(batches)
 
     def _build(self, topic, partition, values, keys, timestamps):
