@@ -136,8 +136,9 @@ class Producer:
     def produce_many(self, topic, values, keys=None, partition=None, timestamps=None):
         """Produce every value (bytes) of ``values``; returns a Delivery (call ``.wait()`` for the outcome).
 
-        ``keys``: a sequence of bytes/None as long as ``values``; with ``partition=None`` keyed messages go where
-        Kafka's murmur2 partitioner puts them, unkeyed ones in batch-sized runs to one partition after another.
+        ``partition``: one partition for all, or a partition per message (int array-like). ``keys``: a sequence of
+        bytes/None as long as ``values``; with ``partition=None`` keyed messages go where Kafka's murmur2
+        partitioner puts them, unkeyed ones in batch-sized runs to one partition after another.
         ``timestamps``: ms since the epoch per message (default: now)."""
         n = len(values)
         delivery = Delivery(self)
@@ -146,8 +147,13 @@ class Producer:
         delivery._add(n)
         self._deliveries.append(delivery)
         num_partitions = len(self.cluster.topic(topic).partitions)
-        if partition is not None:
-            runs = self._runs(partition, values, keys, timestamps)
+        if isinstance(partition, (int, np.integer)):
+            runs = self._runs(int(partition), values, keys, timestamps)
+        elif partition is not None:
+            parts = np.asarray(partition, dtype=np.int32)
+            if parts.shape != (n,) or (n and not 0 <= parts.min() <= parts.max() < num_partitions):
+                raise ValueError(f"partition must be one partition or {n} partitions in 0..{num_partitions - 1}")
+            runs = self._grouped_runs(parts, num_partitions, values, keys, timestamps)
         elif keys is not None:
             runs = self._keyed_runs(num_partitions, values, keys, timestamps)
         else:
@@ -177,13 +183,17 @@ class Producer:
         if nulls.any():                      # null keys: one partition for this call's unkeyed messages
             parts[nulls] = self._sticky % num_partitions
             self._sticky += 1
+        return self._grouped_runs(parts, num_partitions, values, keys, timestamps)
+
+    def _grouped_runs(self, parts, num_partitions, values, keys, timestamps):
+        """Runs of each partition's messages (in their order) given every message's partition."""
         order = np.argsort(parts, kind="stable")
         edges = np.searchsorted(parts[order], np.arange(num_partitions + 1))
         runs = []
         for p in range(num_partitions):
             idx = order[edges[p]:edges[p + 1]]
             if len(idx):
-                runs.extend(self._runs(p, _core.take(values, idx), _core.take(keys, idx),
+                runs.extend(self._runs(p, _core.take(values, idx), None if keys is None else _core.take(keys, idx),
                                        None if timestamps is None else np.asarray(timestamps)[idx], idx))
         return runs
 

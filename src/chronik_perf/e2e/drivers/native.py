@@ -99,7 +99,7 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
     if spec.rate:
         return _produce_at_rate(spec, ctl, producer, work)
     now, n, run = time.monotonic_ns, spec.num_messages, spec.run_length
-    chunk = max(run, (CHUNK_BYTES // spec.message_size) // run * run)
+    chunk = max(1, CHUNK_BYTES // spec.message_size)
     deliveries, timeline = [], []
     start = now()
     next_sample = start + SAMPLE_EVERY_NS
@@ -110,10 +110,8 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
         values, keys = work.values(seq, m, now()), work.keys(seq, m)
         try:
             if keys is None:                         # runs of `run` messages, each to one partition
-                for a in range(0, m, run):
-                    b = min(a + run, m)
-                    p = ((seq + a) // run + spec.pid) % spec.num_partitions
-                    deliveries.append((seq + a, producer.produce_many(spec.topic, values[a:b], partition=p)))
+                parts = ((np.arange(seq, seq + m) // run + spec.pid) % spec.num_partitions).astype(np.int32)
+                deliveries.append((seq, producer.produce_many(spec.topic, values, partition=parts)))
             else:
                 deliveries.append((seq, producer.produce_many(spec.topic, values, keys=keys)))
         except KafkaClientError as exc:
@@ -133,7 +131,6 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
         error = error or exc
     end = now()
     failed = [int(first + i) for first, d in deliveries for i in d.failed_indices()]
-    failed += list(range(seq, seq))                 # nothing handed over past seq counts as sent
     acked = sum(d.acked for _, d in deliveries)
     latencies = np.concatenate([np.asarray(d.batch_latencies_ns, dtype=np.int64) for _, d in deliveries]
                                or [np.empty(0, dtype=np.int64)])
