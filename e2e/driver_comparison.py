@@ -2,6 +2,7 @@
 
     python e2e/driver_comparison.py --target kafka [--start] [--num-messages 1000000] [--partitions 1,10]
                                     [--drivers native,confluent,java] [--repeat 2]
+                                    [--batch-size BYTES]
 
 For each partition count, every driver runs the e2e suite's producer benchmark (100-byte messages, acks=1 by
 default) and then its consumer benchmark reading what it wrote, against the same broker; repeats alternate the
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--num-messages", type=int, default=1_000_000)
     p.add_argument("--message-size", type=int, default=100)
     p.add_argument("--acks", default="1")
+    p.add_argument("--batch-size", type=int, help="batch.size for every driver (default: each client's own)")
     p.add_argument("--partitions", default="1,10")
     p.add_argument("--drivers", default="native,confluent,java")
     p.add_argument("--repeat", type=int, default=1)
@@ -92,13 +94,15 @@ def main(argv=None) -> int:
                     cfg = build_config({}, {"tests": ["producer", "consumer"], "num_messages": args.num_messages,
                                             "message_size": args.message_size, "acks": args.acks,
                                             "num_partitions": partitions, "driver": d, "results_dir": results_dir,
-                                            "client_config": dict(kv.split("=", 1) for kv in args.client_config)})
+                                            "client_config": dict(kv.split("=", 1) for kv in args.client_config),
+                                            **({"batch_size": args.batch_size} if args.batch_size else {})})
                     console.print(f"[bold]{partitions} partition(s), {d}, run {i + 1}[/bold]")
                     runs[d].append(measure(target, cfg, console))
             for d in drivers:
                 rows.append((partitions, d, best(runs[d], "producer"), best(runs[d], "consumer")))
     native = {(r[0]): r for r in rows if r[1] == "native"}
     table = Table(title=f"{args.num_messages:,} messages of {args.message_size} B, acks={args.acks}, "
+                        f"batch.size={args.batch_size or 'client default'}, "
                         f"{args.target}; {cpu_model()}, {os.cpu_count()} CPUs")
     heads = ["Partitions", "Driver", "Produce msg/s", "native ×", "Produce CPU µs/msg", "Consume msg/s", "native ×",
              "Consume CPU µs/msg", "Lost/dup"]

@@ -85,7 +85,7 @@ def test_acks_levels_deliver(cluster, broker, acks):
     with Producer(cluster=cluster, acks=acks) as producer:
         delivery = producer.produce_many(topic, values_of(3000), partition=0).wait(60)
     assert delivery.acked == 3000 and delivery.failed == 0
-    assert (delivery.acked_offsets == {}) == (acks == 0)
+    assert (delivery.acked_offsets == {}) == (acks == 0) == (delivery.batch_latencies_ns == [])
     _, got, _ = read_all(cluster, topic, 3000, timeout=30)
     assert got == 3000
 

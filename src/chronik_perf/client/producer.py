@@ -24,7 +24,8 @@ class Delivery:
     """What happened to the messages of one produce_many call (or of send() calls up to a flush).
 
     ``messages`` handed over, ``acked``, ``failed``, ``errors`` (first few texts), ``batch_latencies_ns``
-    (send to acknowledgement of each batch), ``acked_offsets`` ({partition: [(base_offset, count)]}, acks>=1)."""
+    (send to acknowledgement of each request's batches; none with acks=0), ``acked_offsets``
+    ({partition: [(base_offset, count)]}, acks>=1)."""
 
     def __init__(self, producer):
         self._producer = producer
@@ -54,7 +55,8 @@ class Delivery:
         with self._cond:
             self.acked += batch.count
             self._outstanding -= batch.count
-            self.batch_latencies_ns.append(latency_ns)
+            if latency_ns is not None:
+                self.batch_latencies_ns.append(latency_ns)
             if base_offset >= 0:
                 self.acked_offsets.setdefault(batch.partition, []).append((base_offset, batch.count))
             self._cond.notify_all()
@@ -306,8 +308,8 @@ class Producer:
                 conn = self.cluster.connection(node)
                 if self.acks == 0:
                     conn.send("Produce", body, expect_response=False)
-                    for b in group:
-                        b.delivery._ack(b, 0, -1)
+                    for b in group:                      # acks=0: delivered once written; no latency
+                        b.delivery._ack(b, None, -1)
                 else:
                     conn.send("Produce", body, callback=self._answer_handler(group))
             except KafkaClientError as exc:
