@@ -238,7 +238,7 @@ def test_group_members_share_partitions_and_rebalance(broker, assignor):
     def settled():
         return (len(members) == 2 and not any(m.rebalancing for m in members)
                 and sum(len(m.assignment) for m in members) == partitions and all(m.assignment for m in members))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120        # the mock waits session timeout - 1 s per rebalance round
     while not settled() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert settled(), [(m.assignment, m.rebalancing) for m in members]
@@ -248,7 +248,7 @@ def test_group_members_share_partitions_and_rebalance(broker, assignor):
     assert all(r["duration_ms"] > 0 for m in members for r in m.rebalances)
     stops[1].set()                                       # one member leaves: the other takes every partition
     threads[1].join(30)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while len(a.assignment) != partitions and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(a.assignment) == partitions and len(a.rebalances) >= 2
