@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -23,6 +25,15 @@ def _client_option(text: str) -> tuple[str, str]:
 
 def _tests(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _drivers(text: str) -> list[str]:
+    names = _tests(text)
+    unknown = [n for n in names if n not in DRIVERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown driver(s) {', '.join(unknown) or '(none)'}; "
+                                         f"known: {', '.join(DRIVERS)}")
+    return names
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -58,6 +69,9 @@ def run_parser() -> argparse.ArgumentParser:
                    help="client property (prefix producer. or consumer. for one role); repeatable")
     run = p.add_argument_group("run")
     run.add_argument("--driver", choices=DRIVERS)
+    run.add_argument("--drivers", type=_drivers,
+                     help="several drivers, comma-separated (e.g. native,confluent,java): the same workload through "
+                          "each against the same broker, printed side by side with ratios against the first")
     run.add_argument("--results-dir")
     run.add_argument("--quick", action="store_true", help="small sizes: about a minute against the embedded broker")
     run.add_argument("--keep-topics", action="store_true")
@@ -76,10 +90,16 @@ def run_main(argv: list[str]) -> int:
     workload = args.pop("workload", None)
     if "client_config" in args:
         args["client_config"] = dict(args["client_config"])
+    drivers = args.pop("drivers", None)
     if targets and (target or bootstrap):
         parser.error("--targets cannot be combined with --target or --bootstrap-servers")
+    if drivers and "driver" in args:
+        parser.error("--drivers cannot be combined with --driver")
     try:
         cfg = build_config(load_workload(workload) if workload else {}, args)
+        cfgs = [dataclasses.replace(cfg, driver=d) for d in drivers] if drivers else [cfg]
+        for c in cfgs:
+            c.validate()
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
     logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -96,19 +116,29 @@ def run_main(argv: list[str]) -> int:
     for tgt, announcement in resolved:
         if announcement:
             console.print(announcement)
-        try:
-            doc, out_dir = run_target(tgt, cfg, console)
-        except Unreachable as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            return EXIT_SETUP
-        except KeyboardInterrupt:
-            console.print("[yellow]interrupted: partial results written, topics deleted[/yellow]")
-            return 130
-        except Exception as exc:  # a broker that cannot start, a driver that cannot run
-            console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
-            return EXIT_SETUP
-        charts.run_charts(doc, out_dir)
-        docs.append(doc)
+        with contextlib.ExitStack() as stack:
+            if len(cfgs) > 1 and tgt.start:      # one broker for every driver: the same broker, the same run
+                from chronik_perf.brokers import start as start_broker
+                try:
+                    broker = stack.enter_context(start_broker(tgt.name, reuse=True))
+                except Exception as exc:
+                    console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+                    return EXIT_SETUP
+                tgt = dataclasses.replace(tgt, bootstrap_servers=broker.bootstrap_servers, start=False)
+            for c in cfgs:
+                try:
+                    doc, out_dir = run_target(tgt, c, console)
+                except Unreachable as exc:
+                    console.print(f"[red]error:[/red] {exc}")
+                    return EXIT_SETUP
+                except KeyboardInterrupt:
+                    console.print("[yellow]interrupted: partial results written, topics deleted[/yellow]")
+                    return 130
+                except Exception as exc:  # a broker that cannot start, a driver that cannot run
+                    console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+                    return EXIT_SETUP
+                charts.run_charts(doc, out_dir)
+                docs.append(doc)
     report.print_results(console, docs)
     if len(docs) > 1:
         out = charts.comparison_chart(docs, os.path.join(cfg.results_dir, "comparison.png"))

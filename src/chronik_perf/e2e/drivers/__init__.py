@@ -11,6 +11,6 @@ def get_driver(name: str) -> Driver:
         from .java import JavaDriver
         return JavaDriver()
     if name == "native":
-        raise ValueError("the native driver (chronik-perf's own client on the Cython core) is not built yet; "
-                         "use --driver confluent or --driver java")
+        from .native import NativeDriver
+        return NativeDriver()
     raise ValueError(f"unknown driver {name!r}")

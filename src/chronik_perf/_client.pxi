@@ -1,0 +1,124 @@
+# The client's per-message work done in C: Kafka's murmur2 partitioner, splitting a list of values into
+# batch-sized runs, and gathering the values bound for one partition. produce_many calls each once per call.
+from libc.stdint cimport int32_t, uint32_t
+
+
+cdef inline uint32_t murmur2(const uint8_t* data, Py_ssize_t length) noexcept nogil:
+    """Kafka's murmur2 (seed 0x9747b28c), as its Java default partitioner computes it."""
+    cdef uint32_t m = <uint32_t>0x5bd1e995u, k
+    cdef uint32_t h = (<uint32_t>0x9747b28cu) ^ <uint32_t>length
+    cdef Py_ssize_t i = 0, n4 = length // 4
+    for i in range(n4):
+        k = (<uint32_t>data[4 * i] | (<uint32_t>data[4 * i + 1] << 8) | (<uint32_t>data[4 * i + 2] << 16)
+             | (<uint32_t>data[4 * i + 3] << 24))
+        k *= m
+        k ^= k >> 24
+        k *= m
+        h *= m
+        h ^= k
+    cdef Py_ssize_t tail = n4 * 4, rest = length & 3
+    if rest == 3:
+        h ^= <uint32_t>data[tail + 2] << 16
+    if rest >= 2:
+        h ^= <uint32_t>data[tail + 1] << 8
+    if rest >= 1:
+        h ^= <uint32_t>data[tail]
+        h *= m
+    h ^= h >> 13
+    h *= m
+    h ^= h >> 15
+    return h
+
+
+def murmur2_hash(key):
+    """Kafka's murmur2 of a bytes key, as a signed 32-bit int (what Java's Utils.murmur2 returns)."""
+    cdef list keepalive = []
+    cdef Slice s = as_slice(key, keepalive)
+    if s.length < 0:
+        raise TypeError("murmur2 needs a bytes key")
+    return <int32_t>murmur2(s.ptr, s.length)
+
+
+def key_partitions(keys, int num_partitions):
+    """Partition of each key as Kafka's default partitioner picks it (murmur2 & 0x7fffffff % n); None -> -1."""
+    if num_partitions <= 0:
+        raise ValueError("num_partitions must be positive")
+    kseq = PySequence_Fast(keys, "keys must be a sequence")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(kseq), i
+    cdef PyObject** items = PySequence_Fast_ITEMS(kseq)
+    out = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] parts = out
+    cdef list keepalive = []
+    cdef Slice s
+    for i in range(n):
+        s = as_slice(<object>items[i], keepalive)
+        parts[i] = -1 if s.length < 0 else <int32_t>((murmur2(s.ptr, s.length) & 0x7fffffff) % num_partitions)
+    return out
+
+
+def batch_bounds(values, keys=None, Py_ssize_t max_bytes=1048576):
+    """End indices splitting ``values`` (and ``keys``) into runs whose record batches stay within max_bytes.
+
+    The size of each record is bounded from above (widest varints), so a run never builds a larger batch; a
+    single record larger than max_bytes gets a run of its own."""
+    vseq = PySequence_Fast(values, "values must be a sequence")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(vseq), i, size, used = BATCH_HEADER_SIZE
+    cdef PyObject** vitems = PySequence_Fast_ITEMS(vseq)
+    cdef PyObject** kitems = NULL
+    if keys is not None:
+        kseq = PySequence_Fast(keys, "keys must be a sequence")
+        if PySequence_Fast_GET_SIZE(kseq) != n:
+            raise ValueError(f"{PySequence_Fast_GET_SIZE(kseq)} keys for {n} values")
+        kitems = PySequence_Fast_ITEMS(kseq)
+    cdef list keepalive = []
+    cdef list ends = []
+    cdef Py_ssize_t count = 0
+    for i in range(n):
+        size = MAX_RECORD_OVERHEAD + max(as_slice(<object>vitems[i], keepalive).length, 0)
+        if kitems != NULL:
+            size += max(as_slice(<object>kitems[i], keepalive).length, 0)
+        if count and used + size > max_bytes:
+            ends.append(i)
+            used = BATCH_HEADER_SIZE
+            count = 0
+        used += size
+        count += 1
+        if len(keepalive) > 64:
+            del keepalive[:]
+    if count:
+        ends.append(n)
+    return ends
+
+
+def take(seq, indices):
+    """[seq[i] for i in indices] in one C loop (indices: int array-like)."""
+    fseq = PySequence_Fast(seq, "seq must be a sequence")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(fseq), j, m
+    cdef PyObject** items = PySequence_Fast_ITEMS(fseq)
+    cdef const int64_t[::1] idx = np.ascontiguousarray(indices, dtype=np.int64)
+    m = idx.shape[0]
+    cdef list out = PyList_New(m)
+    cdef object item
+    for j in range(m):
+        if not 0 <= idx[j] < n:
+            raise IndexError(f"index {idx[j]} out of range for {n} items")
+        item = <object>items[idx[j]]
+        Py_INCREF(item)
+        PyList_SET_ITEM(out, j, item)
+    return out
+
+
+def fixed_slices(data, Py_ssize_t size):
+    """Cut a buffer into consecutive bytes objects of ``size`` bytes each (its length must be a multiple)."""
+    cdef const uint8_t[::1] view = as_bytes_view(data)
+    cdef Py_ssize_t total = view.shape[0], n, i
+    if size <= 0 or total % size:
+        raise ValueError(f"{total} bytes do not split into records of {size} bytes")
+    n = total // size
+    cdef list out = PyList_New(n)
+    cdef object item
+    for i in range(n):
+        item = PyBytes_FromStringAndSize(<const char*>&view[0] + i * size, size)
+        Py_INCREF(item)
+        PyList_SET_ITEM(out, i, item)
+    return out

@@ -1,0 +1,316 @@
+"""Consumer groups, classic protocol: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, OffsetCommit/Fetch, LeaveGroup.
+
+``GroupConsumer`` wraps a ``Consumer``: ``poll()`` joins (or rejoins when the heartbeat thread learns of a
+rebalance) before fetching. The elected leader assigns partitions with the ``range`` or ``roundrobin`` assignor
+(the same results as Kafka's RangeAssignor and RoundRobinAssignor). Every rebalance is timed: ``rebalances`` holds
+one dict per completed join (generation, start and end on the monotonic clock, duration_ms, partitions).
+"""
+import threading
+import time
+
+from .. import protocol
+from ..protocol import ProtocolError
+from .cluster import Cluster
+from .connection import Connection
+from .consumer import EARLIEST, LATEST, Consumer
+from .errors import (BrokerUnavailableError, KafkaClientError, MemberIdRequiredError, RebalanceInProgressError,
+                     check, error_for)
+
+_COORDINATOR_CODES = (14, 15, 16)     # loading, not available, not coordinator
+
+def range_assign(members, partitions):
+    """Kafka's RangeAssignor. members: {member_id: [topics]}; partitions: {topic: count}
+    -> {member_id: {topic: [partitions]}}."""
+    out = {m: {} for m in members}
+    for topic in sorted(partitions):
+        subscribed = sorted(m for m, topics in members.items() if topic in topics)
+        if not subscribed:
+            continue
+        per, extra = divmod(partitions[topic], len(subscribed))
+        start = 0
+        for i, m in enumerate(subscribed):
+            n = per + (1 if i < extra else 0)
+            if n:
+                out[m][topic] = list(range(start, start + n))
+            start += n
+    return out
+
+
+def roundrobin_assign(members, partitions):
+    """Kafka's RoundRobinAssignor: all (topic, partition) in order, dealt to the sorted members in turn, skipping
+    members not subscribed to the topic."""
+    out = {m: {} for m in members}
+    order = sorted(members)
+    i = 0
+    for topic in sorted(partitions):
+        for p in range(partitions[topic]):
+            for _ in range(len(order)):
+                m = order[i % len(order)]
+                i += 1
+                if topic in members[m]:
+                    out[m].setdefault(topic, []).append(p)
+                    break
+    return out
+
+
+ASSIGNORS = {"range": range_assign, "roundrobin": roundrobin_assign}
+
+
+class GroupConsumer:
+    """A member of consumer group ``group_id`` reading ``topics``; fetch options as for ``Consumer``.
+
+    ``on_revoke(partitions)`` runs when a rebalance takes the assignment away (every partition: the classic
+    protocol is eager), ``on_assign(partitions)`` when a join completes; both in the thread calling poll()."""
+
+    def __init__(self, bootstrap_servers=None, group_id=None, topics=(), *, cluster=None, assignor="range",
+                 session_timeout_ms=10000, rebalance_timeout_ms=30000, heartbeat_interval_ms=3000,
+                 auto_offset_reset="earliest", request_timeout=30.0, reconnect_deadline=30.0,
+                 client_id="chronik-perf-group", on_assign=None, on_revoke=None, **fetch_options):
+        if assignor not in ASSIGNORS:
+            raise ValueError(f"assignor must be one of {sorted(ASSIGNORS)}")
+        self._own_cluster = cluster is None
+        self.cluster = cluster or Cluster(bootstrap_servers, client_id=client_id, request_timeout=request_timeout,
+                                          reconnect_deadline=reconnect_deadline)
+        self.consumer = Consumer(cluster=self.cluster, auto_offset_reset=auto_offset_reset,
+                                 request_timeout=request_timeout, **fetch_options)
+        self.group_id, self.topics, self.assignor = group_id, list(topics), assignor
+        self.on_assign, self.on_revoke = on_assign, on_revoke     # callbacks with [(topic, partition)]
+        self.session_timeout_ms, self.rebalance_timeout_ms = session_timeout_ms, rebalance_timeout_ms
+        self.heartbeat_s = heartbeat_interval_ms / 1000
+        self.reset_to = EARLIEST if auto_offset_reset == "earliest" else LATEST
+        self.request_timeout, self.client_id = request_timeout, client_id
+        self.member_id, self.generation, self.leader = "", -1, False
+        self.assignment = []                  # [(topic, partition)]
+        self.rebalances = []
+        self._coordinator = None
+        self._rejoin = threading.Event()
+        self._rejoin.set()
+        self._rejoin_since = None
+        self._stop = threading.Event()
+        self._hb_lock = threading.Lock()
+        self._heartbeat = None
+
+    # ------------------------------------------------------------------ coordinator
+
+    def _coord(self):
+        if self._coordinator is not None and not self._coordinator.closed:
+            return self._coordinator
+
+        def attempt():
+            conn = self.cluster.any_connection()
+            answer = conn.call("FindCoordinator", {"key": self.group_id, "key_type": 0,
+                                                   "coordinator_keys": [self.group_id]})
+            found = answer["coordinators"][0] if conn.version("FindCoordinator") >= 4 else answer
+            if found["error_code"]:
+                raise error_for(found["error_code"], f"FindCoordinator {self.group_id}")
+            return Connection(found["host"], found["port"], node_id=found["node_id"], client_id=self.client_id,
+                              request_timeout=self.request_timeout)
+        self._coordinator = self.cluster.retry(attempt, "FindCoordinator")
+        return self._coordinator
+
+    def _call(self, api, body, timeout=None):
+        """A request to the coordinator; a lost or moved coordinator is looked up again by the caller's retry."""
+        conn = self._coord()
+        try:
+            answer = conn.call(api, body, timeout=timeout)
+        except (BrokerUnavailableError, ProtocolError):
+            conn.close()
+            raise
+        code = answer.get("error_code", 0)
+        if code in _COORDINATOR_CODES:
+            conn.close()
+            self._coordinator = None
+        return answer
+
+    # ------------------------------------------------------------------ membership
+
+    def join(self):
+        """Join (or rejoin) the group: JoinGroup, assignment by the leader, SyncGroup, committed offsets."""
+        started = self._rejoin_since or time.monotonic()
+        with self._hb_lock:
+            self.consumer.unassign()
+            deadline = time.monotonic() + 2 * self.rebalance_timeout_ms / 1000 + self.request_timeout
+            while True:
+                try:
+                    assignment = self.cluster.retry(self._join_once, "JoinGroup")
+                    break
+                except RebalanceInProgressError:
+                    if time.monotonic() > deadline:
+                        raise
+            self.assignment = sorted((t, p) for t, parts in assignment.items() for p in parts)
+            self._start_positions(assignment)
+            self._rejoin.clear()
+            self._rejoin_since = None
+        ended = time.monotonic()
+        self.rebalances.append({"generation": self.generation, "start": started, "end": ended,
+                                "duration_ms": (ended - started) * 1000, "leader": self.leader,
+                                "partitions": len(self.assignment)})
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.group_id}",
+                                               daemon=True)
+            self._heartbeat.start()
+        return self.assignment
+
+    def _join_once(self):
+        subscription = protocol.encode_payload("ConsumerProtocolSubscription", 0,
+                                               {"topics": self.topics, "user_data": None})
+        body = {"group_id": self.group_id, "session_timeout_ms": self.session_timeout_ms,
+                "rebalance_timeout_ms": self.rebalance_timeout_ms, "member_id": self.member_id,
+                "group_instance_id": None, "protocol_type": "consumer", "reason": None,
+                "protocols": [{"name": self.assignor, "metadata": subscription}]}
+        answer = self._call("JoinGroup", body, timeout=self.rebalance_timeout_ms / 1000 + self.request_timeout)
+        code = answer["error_code"]
+        if code == MemberIdRequiredError.code:
+            self.member_id = answer["member_id"]
+            raise RebalanceInProgressError("rejoin with the member id the coordinator gave")
+        if code == 25:                                  # UNKNOWN_MEMBER_ID: start over as a new member
+            self.member_id = ""
+            raise RebalanceInProgressError("rejoin as a new member")
+        if code in _COORDINATOR_CODES:
+            raise error_for(code, "JoinGroup")
+        check(code, f"JoinGroup {self.group_id}")
+        self.member_id, self.generation = answer["member_id"], answer["generation_id"]
+        self.leader = answer["leader"] == self.member_id
+        assignments = []
+        if self.leader:
+            assignments = self._assign(answer["members"], answer.get("protocol_name") or self.assignor)
+        sync = self._call("SyncGroup", {"group_id": self.group_id, "generation_id": self.generation,
+                                        "member_id": self.member_id, "group_instance_id": None,
+                                        "protocol_type": "consumer", "protocol_name": self.assignor,
+                                        "assignments": assignments})
+        code = sync["error_code"]
+        if code in _COORDINATOR_CODES:
+            raise error_for(code, "SyncGroup")
+        if code:
+            # A failed sync leaves the member without an assignment: rejoining is the only way on (as librdkafka
+            # does). librdkafka's mock answers INVALID_REQUEST to a sync that arrives after it gave up waiting.
+            if code == 25:
+                self.member_id = ""
+            raise RebalanceInProgressError(f"SyncGroup {self.group_id}: {error_for(code)}")
+        if not sync["assignment"]:
+            return {}
+        _, assigned = protocol.decode_payload("ConsumerProtocolAssignment", sync["assignment"])
+        return {a["topic"]: list(a["partitions"]) for a in assigned["assigned_partitions"]}
+
+    def _assign(self, members, protocol_name):
+        subscriptions = {}
+        for m in members:
+            _, sub = protocol.decode_payload("ConsumerProtocolSubscription", m["metadata"])
+            subscriptions[m["member_id"]] = set(sub["topics"])
+        topics = sorted(set().union(*subscriptions.values()))
+        counts = {t: len(self.cluster.topic(t).partitions) for t in topics}
+        plan = ASSIGNORS.get(protocol_name, ASSIGNORS[self.assignor])(subscriptions, counts)
+        return [{"member_id": m, "assignment": protocol.encode_payload(
+                    "ConsumerProtocolAssignment", 0,
+                    {"assigned_partitions": [{"topic": t, "partitions": ps} for t, ps in sorted(parts.items())],
+                     "user_data": None})} for m, parts in plan.items()]
+
+    def _start_positions(self, assignment):
+        for topic, parts in assignment.items():
+            if not parts:
+                continue
+            committed = self.committed(topic, parts)
+            missing = [p for p in parts if committed.get(p, -1) < 0]
+            if missing:
+                committed.update(self.cluster.list_offsets(topic, missing, self.reset_to))
+            self.consumer.assign(topic, parts, {p: committed[p] for p in parts})
+
+    def _heartbeat_loop(self):
+        while not self._stop.wait(self.heartbeat_s):
+            if self._rejoin.is_set():
+                continue
+            with self._hb_lock:
+                if self._rejoin.is_set() or self._stop.is_set():
+                    continue
+                try:
+                    answer = self._call("Heartbeat", {"group_id": self.group_id, "generation_id": self.generation,
+                                                      "member_id": self.member_id, "group_instance_id": None},
+                                        timeout=self.heartbeat_s * 2 + 5)
+                    code = answer["error_code"]
+                except KafkaClientError:
+                    code = 15                        # coordinator lost: rejoin finds it again
+                if code:
+                    if code == 25:
+                        self.member_id = ""
+                    self._rejoin_since = time.monotonic()
+                    self._rejoin.set()
+
+    # ------------------------------------------------------------------ consuming
+
+    def poll(self, timeout=1.0):
+        """Rejoin if a rebalance is under way, then one Fetch round (list of FetchedPartition)."""
+        if self._rejoin.is_set():
+            if self.generation >= 0:
+                self._commit_quietly()
+                if self.on_revoke is not None and self.assignment:
+                    self.on_revoke(self.assignment)
+            self.join()
+            if self.on_assign is not None:
+                self.on_assign(self.assignment)
+        return self.consumer.poll(timeout)
+
+    @property
+    def rebalancing(self):
+        return self._rejoin.is_set()
+
+    def committed(self, topic, partitions):
+        """{partition: committed offset (-1: none)} for this group."""
+        answer = self.cluster.retry(lambda: self._call("OffsetFetch", {
+            "group_id": self.group_id, "topics": [{"name": topic, "partition_indexes": list(partitions)}],
+            "require_stable": False}), "OffsetFetch")
+        check(answer.get("error_code", 0), f"OffsetFetch {self.group_id}")
+        out = {}
+        for t in answer["topics"]:
+            for p in t["partitions"]:
+                check(p["error_code"], f"OffsetFetch {topic}/{p['partition_index']}")
+                out[p["partition_index"]] = p["committed_offset"]
+        return out
+
+    def commit(self):
+        """Commit the current positions of the assigned partitions (OffsetCommit)."""
+        topics = {}
+        for (t, p), off in self.consumer.positions.items():
+            topics.setdefault(t, []).append({"partition_index": p, "committed_offset": off,
+                                             "committed_metadata": None})
+        if not topics:
+            return
+        answer = self._call("OffsetCommit", {
+            "group_id": self.group_id, "generation_id_or_member_epoch": self.generation, "member_id": self.member_id,
+            "group_instance_id": None, "retention_time_ms": -1,
+            "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
+        for t in answer["topics"]:
+            for p in t["partitions"]:
+                check(p["error_code"], f"OffsetCommit {t['name']}/{p['partition_index']}")
+
+    def _commit_quietly(self):
+        try:
+            self.commit()
+        except KafkaClientError:
+            pass                                     # the group moved on: the next generation starts from commits
+
+    def close(self, commit=True):
+        """Commit (optionally), leave the group, stop heartbeats, close connections."""
+        self._stop.set()
+        try:
+            if self.generation >= 0 and self.member_id:
+                if commit and not self._rejoin.is_set():
+                    self._commit_quietly()
+                try:
+                    self._call("LeaveGroup", {"group_id": self.group_id, "member_id": self.member_id,
+                                              "members": [{"member_id": self.member_id, "group_instance_id": None,
+                                                           "reason": None}]}, timeout=5)
+                except (KafkaClientError, ProtocolError):
+                    pass
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.join(self.heartbeat_s * 2 + 10)
+            if self._coordinator is not None:
+                self._coordinator.close()
+            if self._own_cluster:
+                self.cluster.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,419 @@
+"""The producer: record batches v2 from the core, routed to partition leaders, pipelined, with retries.
+
+``produce_many(topic, values, keys=None, partition=None)`` is the bulk path: partitioning (Kafka's murmur2 for
+keys, runs of one batch per partition otherwise), splitting into batch-sized runs and building each batch are C
+loops over the whole list, so the interpreter runs per batch, never per message. ``send()`` is the one-message
+path with ``linger_ms``/``batch_size`` accumulation. Delivery is reported per call as counts and per-batch
+latencies (``Delivery``), not per-message callbacks.
+"""
+import threading
+import time
+
+import numpy as np
+
+from .. import _core
+from ..records import BatchBuilder, build_batch
+from .cluster import Cluster
+from .errors import BrokerUnavailableError, KafkaClientError, error_for
+
+_ACKS = {"0": 0, "1": 1, "all": -1, "-1": -1, 0: 0, 1: 1, -1: -1}
+_DUPLICATE_SEQUENCE = 46
+
+
+class Delivery:
+    """What happened to the messages of one produce_many call (or of send() calls up to a flush).
+
+    ``messages`` handed over, ``acked``, ``failed``, ``errors`` (first few texts), ``batch_latencies_ns``
+    (send to acknowledgement of each request's batches; none with acks=0), ``acked_offsets``
+    ({partition: [(base_offset, count)]}, acks>=1)."""
+
+    def __init__(self, producer):
+        self._producer = producer
+        self.messages = self.acked = self.failed = 0
+        self.errors = []
+        self.first_error = None
+        self.batch_latencies_ns = []
+        self.acked_offsets = {}
+        self._failed_index = []
+        self._outstanding = 0
+        self._cond = threading.Condition()
+
+    def __repr__(self):
+        return (f"Delivery(messages={self.messages}, acked={self.acked}, failed={self.failed}, "
+                f"outstanding={self._outstanding})")
+
+    @property
+    def done(self):
+        return self._outstanding == 0
+
+    def _add(self, count):
+        with self._cond:
+            self.messages += count
+            self._outstanding += count
+
+    def _ack(self, batch, latency_ns, base_offset):
+        with self._cond:
+            self.acked += batch.count
+            self._outstanding -= batch.count
+            if latency_ns is not None:
+                self.batch_latencies_ns.append(latency_ns)
+            if base_offset >= 0:
+                self.acked_offsets.setdefault(batch.partition, []).append((base_offset, batch.count))
+            self._cond.notify_all()
+
+    def _fail(self, batch, error):
+        with self._cond:
+            self.failed += batch.count
+            if batch.index is not None:
+                self._failed_index.append(np.arange(batch.index, batch.index + batch.count)
+                                          if isinstance(batch.index, int) else batch.index)
+            self._outstanding -= batch.count
+            if self.first_error is None:
+                self.first_error = error
+            if len(self.errors) < 20:
+                self.errors.append(f"{batch.topic}/{batch.partition}: {batch.count} messages: {error}")
+            self._cond.notify_all()
+
+    def wait(self, timeout=None):
+        """Wait until every message is acknowledged or failed (retrying what can be retried); returns self."""
+        return self._producer.wait(self, timeout)
+
+    def failed_indices(self):
+        """Positions (in the produce_many call's values) of the messages that failed, int64 sorted."""
+        with self._cond:
+            parts = list(self._failed_index)
+        return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+    def raise_on_error(self):
+        """Raise the first delivery error, if any message failed."""
+        if self.first_error is not None:
+            raise self.first_error
+
+
+class _Batch:
+    __slots__ = ("topic", "partition", "data", "count", "delivery", "created", "attempts", "index")
+
+    def __init__(self, topic, partition, data, count, delivery, index=None):
+        self.topic, self.partition, self.data, self.count, self.delivery = topic, partition, data, count, delivery
+        self.index = index               # positions of its messages in the produce_many call (int start or array)
+        self.created = time.monotonic()
+        self.attempts = 0
+
+
+class Producer:
+    """Produce to one cluster. ``acks`` 0, 1 or "all"; ``compression`` none/gzip/snappy/lz4/zstd; ``batch_size``
+    bytes per batch; ``linger_ms`` for send(); ``idempotent`` turns on InitProducerId and sequence numbers."""
+
+    def __init__(self, bootstrap_servers=None, *, cluster=None, acks=1, compression="none", compression_level=None,
+                 batch_size=262144, linger_ms=5.0, idempotent=False, max_in_flight=5, request_timeout=30.0,
+                 delivery_timeout=120.0, reconnect_deadline=30.0, client_id="chronik-perf-producer"):
+        if acks not in _ACKS:
+            raise ValueError(f"acks must be 0, 1 or 'all', not {acks!r}")
+        self.acks = _ACKS[acks]
+        if idempotent and self.acks != -1:
+            raise ValueError("idempotence needs acks='all'")
+        self._own_cluster = cluster is None
+        self.cluster = cluster or Cluster(bootstrap_servers, client_id=client_id, max_in_flight=max_in_flight,
+                                          request_timeout=request_timeout, reconnect_deadline=reconnect_deadline)
+        self.compression, self.compression_level = compression, compression_level
+        self.batch_size, self.linger_s = batch_size, linger_ms / 1000.0
+        self.request_timeout, self.delivery_timeout = request_timeout, delivery_timeout
+        self.idempotent = idempotent
+        self.producer_id, self.producer_epoch = -1, -1
+        self._sequences = {}                 # (topic, partition) -> next sequence
+        self._sticky = 0
+        self._retries = []                   # batches to send again (filled by reader threads)
+        self._retry_lock = threading.Lock()
+        self._deliveries = []                # unfinished deliveries, for flush()
+        self._open = {}                      # (topic, partition) -> (BatchBuilder, created) for send()
+        self._open_lock = threading.Lock()
+        self._pending = Delivery(self)           # the Delivery of send() calls since the last flush
+        self._closed = False
+        self._linger = None
+        if idempotent:
+            self._init_producer_id()
+
+    # ------------------------------------------------------------------ bulk path
+
+    def produce_many(self, topic, values, keys=None, partition=None, timestamps=None):
+        """Produce every value (bytes) of ``values``; returns a Delivery (call ``.wait()`` for the outcome).
+
+        ``partition``: one partition for all, or a partition per message (int array-like). ``keys``: a sequence of
+        bytes/None as long as ``values``; with ``partition=None`` keyed messages go where Kafka's murmur2
+        partitioner puts them, unkeyed ones in batch-sized runs to one partition after another.
+        ``timestamps``: ms since the epoch per message (default: now)."""
+        n = len(values)
+        delivery = Delivery(self)
+        if n == 0:
+            return delivery
+        delivery._add(n)
+        self._deliveries.append(delivery)
+        num_partitions = len(self.cluster.topic(topic).partitions)
+        if isinstance(partition, (int, np.integer)):
+            runs = self._runs(int(partition), values, keys, timestamps)
+        elif partition is not None:
+            parts = np.asarray(partition, dtype=np.int32)
+            if parts.shape != (n,) or (n and not 0 <= parts.min() <= parts.max() < num_partitions):
+                raise ValueError(f"partition must be one partition or {n} partitions in 0..{num_partitions - 1}")
+            runs = self._grouped_runs(parts, num_partitions, values, keys, timestamps)
+        elif keys is not None:
+            runs = self._keyed_runs(num_partitions, values, keys, timestamps)
+        else:
+            start, runs = 0, []
+            for end in _core.batch_bounds(values, None, self.batch_size):
+                runs.append((self._sticky % num_partitions, values[start:end], None,
+                             None if timestamps is None else timestamps[start:end], start))
+                self._sticky += 1
+                start = end
+        self._send_runs(topic, runs, delivery)
+        return delivery
+
+    def _runs(self, partition, values, keys, timestamps, index=None):
+        """Split one partition's messages into batch-sized runs: [(partition, values, keys, timestamps, index)];
+        index: position of the run's first message in the call, or (given ``index``) its positions array."""
+        out, start = [], 0
+        for end in _core.batch_bounds(values, keys, self.batch_size):
+            out.append((partition, values[start:end], None if keys is None else keys[start:end],
+                        None if timestamps is None else timestamps[start:end],
+                        start if index is None else index[start:end]))
+            start = end
+        return out
+
+    def _keyed_runs(self, num_partitions, values, keys, timestamps):
+        parts = _core.key_partitions(keys, num_partitions)
+        nulls = parts < 0
+        if nulls.any():                      # null keys: one partition for this call's unkeyed messages
+            parts[nulls] = self._sticky % num_partitions
+            self._sticky += 1
+        return self._grouped_runs(parts, num_partitions, values, keys, timestamps)
+
+    def _grouped_runs(self, parts, num_partitions, values, keys, timestamps):
+        """Runs of each partition's messages (in their order) given every message's partition."""
+        order = np.argsort(parts, kind="stable")
+        edges = np.searchsorted(parts[order], np.arange(num_partitions + 1))
+        runs = []
+        for p in range(num_partitions):
+            idx = order[edges[p]:edges[p + 1]]
+            if len(idx):
+                runs.extend(self._runs(p, _core.take(values, idx), None if keys is None else _core.take(keys, idx),
+                                       None if timestamps is None else np.asarray(timestamps)[idx], idx))
+        return runs
+
+    def _send_runs(self, topic, runs, delivery):
+        """Build each run's batch and send them in rounds (a request carries at most one batch per partition)."""
+        queues = {}
+        for run in runs:
+            queues.setdefault(run[0], []).append(run)
+        depth = max(len(q) for q in queues.values())
+        for i in range(depth):
+            self.drain_retries()
+            batches = []
+            for p, q in queues.items():
+                if i < len(q):
+                    _, vals, ks, ts, index = q[i]
+                    batches.append(_Batch(topic, p, self._build(topic, p, vals, ks, ts), len(vals), delivery,
+                                          index))
+            self._ship(batches)
+
+    def _build(self, topic, partition, values, keys, timestamps):
+        seq = -1
+        if self.idempotent:
+            seq = self._sequences.get((topic, partition), 0)
+            self._sequences[topic, partition] = (seq + len(values)) & 0x7FFFFFFF
+        return build_batch(values, keys, timestamps=timestamps, compression=self.compression,
+                           compression_level=self.compression_level, producer_id=self.producer_id,
+                           producer_epoch=self.producer_epoch, base_sequence=seq)
+
+    # ------------------------------------------------------------------ one-message path
+
+    def send(self, topic, value, key=None, partition=None, timestamp=None):
+        """Queue one message; it leaves in a batch when the batch is full, linger_ms passed, or on flush()."""
+        if partition is None:
+            num_partitions = len(self.cluster.topic(topic).partitions)
+            partition = (int(_core.key_partitions([key], num_partitions)[0]) if key is not None
+                         else self._sticky % num_partitions)
+        full = None
+        with self._open_lock:
+            entry = self._open.get((topic, partition))
+            if entry is None:
+                entry = self._open[topic, partition] = (self._new_builder(topic, partition), time.monotonic())
+            if not entry[0].append(value, key, timestamp):
+                full = entry[0]
+                entry = self._open[topic, partition] = (self._new_builder(topic, partition), time.monotonic())
+                entry[0].append(value, key, timestamp)
+                if key is None:
+                    self._sticky += 1
+        self._pending._add(1)
+        if full is not None:
+            self._ship([self._finish(topic, partition, full)])
+        if self._linger is None:
+            self._linger = threading.Thread(target=self._linger_loop, name="producer-linger", daemon=True)
+            self._linger.start()
+
+    @property
+    def sent(self):
+        """The Delivery of the send() calls since the last flush (updated as batches are acknowledged)."""
+        return self._pending
+
+    def _new_builder(self, topic, partition):
+        return BatchBuilder(self.compression, max_bytes=self.batch_size, compression_level=self.compression_level,
+                            producer_id=self.producer_id, producer_epoch=self.producer_epoch,
+                            base_sequence=self._sequences.get((topic, partition), 0) if self.idempotent else -1)
+
+    def _finish(self, topic, partition, builder):
+        if self.idempotent:
+            key = (topic, partition)
+            self._sequences[key] = (self._sequences.get(key, 0) + len(builder)) & 0x7FFFFFFF
+        return _Batch(topic, partition, builder.build(), len(builder), self._pending)
+
+    def _ship_open(self, older_than=None):
+        """Send every open send() batch (those created before ``older_than``, if given)."""
+        with self._open_lock:
+            ready = [(k, b) for k, (b, created) in self._open.items() if older_than is None or created <= older_than]
+            for k, _ in ready:
+                del self._open[k]
+            batches = [self._finish(t, p, b) for (t, p), b in ready]
+        if batches:
+            self._ship(batches)
+
+    def _linger_loop(self):
+        while not self._closed:
+            time.sleep(max(self.linger_s / 2, 0.001))
+            try:
+                self._ship_open(time.monotonic() - self.linger_s)
+                self.drain_retries()
+            except KafkaClientError:
+                pass                              # failures are reported through the batches' Delivery
+
+    # ------------------------------------------------------------------ sending and answers
+
+    def _ship(self, batches):
+        """Send batches (one per partition at most), grouped by leader into one Produce request each."""
+        by_leader = {}
+        for b in batches:
+            try:
+                node = self.cluster.leader(b.topic, b.partition)
+            except KafkaClientError as exc:
+                self._retry_or_fail(b, exc)
+                continue
+            by_leader.setdefault(node, []).append(b)
+        for node, group in by_leader.items():
+            topics = {}
+            for b in group:
+                topics.setdefault(b.topic, []).append({"index": b.partition, "records": b.data})
+                b.attempts += 1
+            body = {"transactional_id": None, "acks": self.acks, "timeout_ms": int(self.request_timeout * 1000),
+                    "topic_data": [{"name": t, "partition_data": parts} for t, parts in topics.items()]}
+            try:
+                conn = self.cluster.connection(node)
+                if self.acks == 0:
+                    conn.send("Produce", body, expect_response=False)
+                    for b in group:                      # acks=0: delivered once written; no latency
+                        b.delivery._ack(b, None, -1)
+                else:
+                    conn.send("Produce", body, callback=self._answer_handler(group))
+            except KafkaClientError as exc:
+                for b in group:
+                    self._retry_or_fail(b, exc)
+
+    def _answer_handler(self, group):
+        by_partition = {(b.topic, b.partition): b for b in group}
+
+        def on_answer(body, error, response):          # runs in the connection's reader thread
+            if error is not None:
+                for b in group:
+                    self._retry_or_fail(b, error)
+                return
+            latency = time.monotonic_ns() - response.sent_ns
+            for t in body["responses"]:
+                for p in t["partition_responses"]:
+                    b = by_partition.pop((t["name"], p["index"]), None)
+                    if b is None:
+                        continue
+                    code = p["error_code"]
+                    if code == 0 or (code == _DUPLICATE_SEQUENCE and self.idempotent):
+                        b.delivery._ack(b, latency, p["base_offset"])
+                    else:
+                        self._retry_or_fail(b, error_for(code, p.get("error_message") or ""))
+            for b in by_partition.values():
+                b.delivery._fail(b, error_for(-1, "partition missing from the Produce answer"))
+        return on_answer
+
+    def _retry_or_fail(self, batch, error):
+        if getattr(error, "retriable", False) and time.monotonic() - batch.created < self.delivery_timeout:
+            with self._retry_lock:
+                self._retries.append(batch)
+        else:
+            batch.delivery._fail(batch, error)
+
+    def drain_retries(self):
+        """Send again the batches whose last attempt failed with a retriable error (after a metadata refresh)."""
+        if not self._retries:
+            return
+        with self._retry_lock:
+            batches, self._retries = self._retries, []
+        time.sleep(min(0.05 * max(b.attempts for b in batches), 1.0))
+        try:
+            self.cluster.refresh_metadata(list({b.topic for b in batches}))
+        except BrokerUnavailableError as exc:
+            for b in batches:
+                b.delivery._fail(b, exc)
+            return
+        rounds = {}
+        for b in batches:                               # one batch per partition per request
+            rounds.setdefault((b.topic, b.partition), []).append(b)
+        while rounds:
+            self._ship([q.pop(0) for q in rounds.values()])
+            rounds = {k: q for k, q in rounds.items() if q}
+
+    def wait(self, delivery, timeout=None):
+        """Wait until every message of ``delivery`` is acknowledged or failed; returns it. Retries happen here."""
+        deadline = time.monotonic() + (self.delivery_timeout + self.request_timeout if timeout is None else timeout)
+        while True:
+            self.drain_retries()
+            with delivery._cond:
+                if delivery._outstanding == 0:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{delivery._outstanding} messages unacknowledged after the timeout")
+                delivery._cond.wait(min(left, 0.05))
+        if delivery in self._deliveries:
+            self._deliveries.remove(delivery)
+        return delivery
+
+    def flush(self, timeout=None):
+        """Send every queued message and wait for all outstanding deliveries; returns the send() Delivery."""
+        self._ship_open()
+        pending, self._pending = self._pending, Delivery(self)
+        for d in list(self._deliveries) + [pending]:
+            self.wait(d, timeout)
+        return pending
+
+    def close(self, timeout=None):
+        """Flush, then close the connections (when this producer opened them)."""
+        try:
+            if not self._closed:
+                self.flush(timeout)
+        finally:
+            self._closed = True
+            if self._own_cluster:
+                self.cluster.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ idempotence
+
+    def _init_producer_id(self):
+        def attempt():
+            answer = self.cluster.any_connection().call("InitProducerId", {"transactional_id": None,
+                                                                           "transaction_timeout_ms": 60000})
+            if answer["error_code"]:
+                raise error_for(answer["error_code"], "InitProducerId")
+            return answer
+        answer = self.cluster.retry(attempt, "InitProducerId")
+        self.producer_id, self.producer_epoch = answer["producer_id"], answer["producer_epoch"]
