@@ -33,7 +33,8 @@ cdef inline uint32_t murmur2(const uint8_t* data, Py_ssize_t length) noexcept no
 def murmur2_hash(key):
     """Kafka's murmur2 of a bytes key, as a signed 32-bit int (what Java's Utils.murmur2 returns)."""
     cdef list keepalive = []
-    cdef Slice s = as_slice(key, keepalive)
+    cdef Slice s
+    set_slice(&s, key, keepalive)
     if s.length < 0:
         raise TypeError("murmur2 needs a bytes key")
     return <int32_t>murmur2(s.ptr, s.length)
@@ -51,7 +52,7 @@ def key_partitions(keys, int num_partitions):
     cdef list keepalive = []
     cdef Slice s
     for i in range(n):
-        s = as_slice(<object>items[i], keepalive)
+        set_slice(&s, <object>items[i], keepalive)
         parts[i] = -1 if s.length < 0 else <int32_t>((murmur2(s.ptr, s.length) & 0x7fffffff) % num_partitions)
     return out
 
@@ -73,10 +74,13 @@ def batch_bounds(values, keys=None, Py_ssize_t max_bytes=1048576):
     cdef list keepalive = []
     cdef list ends = []
     cdef Py_ssize_t count = 0
+    cdef Slice s
     for i in range(n):
-        size = MAX_RECORD_OVERHEAD + max(as_slice(<object>vitems[i], keepalive).length, 0)
+        set_slice(&s, <object>vitems[i], keepalive)
+        size = MAX_RECORD_OVERHEAD + max(s.length, 0)
         if kitems != NULL:
-            size += max(as_slice(<object>kitems[i], keepalive).length, 0)
+            set_slice(&s, <object>kitems[i], keepalive)
+            size += max(s.length, 0)
         if count and used + size > max_bytes:
             ends.append(i)
             used = BATCH_HEADER_SIZE
