@@ -137,14 +137,15 @@ class GroupConsumer:
                 except RebalanceInProgressError:
                     if time.monotonic() > deadline:
                         raise
-            self.assignment = sorted((t, p) for t, parts in assignment.items() for p in parts)
+            owned = sorted((t, p) for t, parts in assignment.items() for p in parts)
             self._start_positions(assignment)
             self._rejoin.clear()
             self._rejoin_since = None
         ended = time.monotonic()
         self.rebalances.append({"generation": self.generation, "start": started, "end": ended,
                                 "duration_ms": (ended - started) * 1000, "leader": self.leader,
-                                "partitions": len(self.assignment)})
+                                "partitions": len(owned)})
+        self.assignment = owned       # published last: whoever sees it also sees this rebalance recorded
         if self._heartbeat is None:
             self._heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.group_id}",
                                                daemon=True)
