@@ -15,6 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
+SAMPLE_EVERY_NS = 250_000_000  # progress and throughput-timeline sampling period of every worker
+
 
 @dataclass
 class ProducerSpec:
@@ -203,3 +207,61 @@ class Driver:
     def start_latency(self, spec: ProducerSpec, consumer: ConsumerSpec) -> Worker | None:
         """A driver whose tool measures latency on its own returns its worker; None = use producer + consumer."""
         return None
+
+
+class ConsumeTally:
+    """What every consumer worker counts: arrivals, the throughput timeline, the idle timeout, its result."""
+
+    def __init__(self, spec: ConsumerSpec, ctl: Control):
+        self.spec, self.ctl = spec, ctl
+        self.received = self.nbytes = 0
+        self.start = time.monotonic_ns()
+        self.first = self.last = None
+        self.arrivals: list[tuple[int, int]] = []  # (arrival ns, messages in that poll) for latency
+        self.timeline: list[tuple[int, int]] = []
+        self.last_activity = time.monotonic()
+        self.next_sample = self.start + SAMPLE_EVERY_NS
+        self.timed_out = False
+
+    def wanted(self) -> bool:
+        """More messages to read (always, when the spec expects no count)."""
+        return self.spec.expected is None or self.received < self.spec.expected
+
+    def record(self, t: int, got: int) -> bool:
+        """Count one poll's `got` messages that arrived at monotonic ns `t`; False once idle for too long."""
+        if got:
+            if self.first is None:
+                self.first = t
+            self.last = t
+            self.received += got
+            self.last_activity = time.monotonic()
+            if self.spec.record_latency:
+                self.arrivals.append((t, got))
+        elif self.spec.expected is not None and time.monotonic() - self.last_activity > self.spec.idle_timeout_s:
+            self.timed_out = True
+            return False
+        if t >= self.next_sample:
+            self.timeline.append((t - self.start, self.received))
+            self.ctl.progress(self.received)
+            self.next_sample = t + SAMPLE_EVERY_NS
+        return True
+
+    def finish(self) -> None:
+        """The last progress report and timeline point."""
+        self.ctl.progress(self.received)
+        self.timeline.append((time.monotonic_ns() - self.start, self.received))
+
+    def result(self, errors: list[str], partition: np.ndarray, header: np.ndarray) -> dict:
+        """The worker's result dict from the benchmark headers (pid, seq, ts) of what arrived."""
+        out = {"worker": self.spec.worker_id, "received": self.received, "bytes": self.nbytes,
+               "start_ns": self.start, "first_ns": self.first, "last_ns": self.last, "timeline": self.timeline,
+               "errors": errors, "partition": partition, "pid": header["pid"].astype(np.int64),
+               "seq": header["seq"].astype(np.int64)}
+        if self.timed_out:
+            out["errors"].append(f"no message for {self.spec.idle_timeout_s:.0f} s; "
+                                 f"stopped at {self.received} of {self.spec.expected}")
+        if self.spec.record_latency:
+            arrival = np.repeat(np.array([a for a, _ in self.arrivals], dtype=np.int64),
+                                np.array([n for _, n in self.arrivals], dtype=np.int64))
+            out["latency_ns"] = arrival - header["ts"].astype(np.int64)
+        return out

@@ -14,9 +14,7 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from ..payload import HEADER, MessageFactory, parse_headers
-from .base import ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec
-
-SAMPLE_EVERY_NS = 250_000_000
+from .base import SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec
 CLIENT_LOG_LEVEL = 3  # syslog "error": librdkafka's info lines (idle disconnects) are not results; -X log_level=7 to see
 FATAL_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION}
 
@@ -140,15 +138,8 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
     ctl.set_ready()
     heads: list[bytes] = []
     parts: list[int] = []
-    arrivals: list[tuple[int, int]] = []  # (arrival ns, messages in that batch) for latency
-    timeline = []
-    received = nbytes = 0
-    start = time.monotonic_ns()
-    first = last = None
-    last_activity = time.monotonic()
-    next_sample = start + SAMPLE_EVERY_NS
-    timed_out = False
-    while spec.expected is None or received < spec.expected:
+    tally = ConsumeTally(spec, ctl)
+    while tally.wanted():
         if ctl.should_stop() or errors.fatal:
             break
         # poll() returns as soon as one message is there; consume(n, timeout) would wait for n or the timeout,
@@ -165,43 +156,18 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
             v = m.value()
             heads.append(v[:HEADER.size])
             parts.append(m.partition())
-            nbytes += len(v)
+            tally.nbytes += len(v)
             got += 1
-        if got:
-            if first is None:
-                first = t
-            last = t
-            received += got
-            last_activity = time.monotonic()
-            if spec.record_latency:
-                arrivals.append((t, got))
-        elif spec.expected is not None and time.monotonic() - last_activity > spec.idle_timeout_s:
-            timed_out = True
+        if not tally.record(t, got):
             break
-        if t >= next_sample:
-            timeline.append((t - start, received))
-            ctl.progress(received)
-            next_sample = t + SAMPLE_EVERY_NS
-    ctl.progress(received)
-    timeline.append((time.monotonic_ns() - start, received))
+    tally.finish()
     ctl.emit("closing", worker=spec.worker_id)
     consumer.close()
     if errors.fatal:
         raise RuntimeError(f"broker unreachable: {errors.fatal}")
     if any(len(h) != HEADER.size for h in heads):
         raise RuntimeError("a message shorter than the 20-byte benchmark header arrived: not our topic?")
-    header = parse_headers(heads)
-    out = {"worker": spec.worker_id, "received": received, "bytes": nbytes, "start_ns": start,
-           "first_ns": first, "last_ns": last, "timeline": timeline, "errors": errors.messages,
-           "partition": np.asarray(parts, dtype=np.int32), "pid": header["pid"].astype(np.int64),
-           "seq": header["seq"].astype(np.int64)}
-    if timed_out:
-        out["errors"].append(f"no message for {spec.idle_timeout_s:.0f} s; stopped at {received} of {spec.expected}")
-    if spec.record_latency:
-        arrival = np.repeat(np.array([a for a, _ in arrivals], dtype=np.int64),
-                            np.array([n for _, n in arrivals], dtype=np.int64))
-        out["latency_ns"] = arrival - header["ts"].astype(np.int64)
-    return out
+    return tally.result(errors.messages, np.asarray(parts, dtype=np.int32), parse_headers(heads))
 
 
 class ConfluentDriver(Driver):

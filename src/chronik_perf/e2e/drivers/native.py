@@ -16,9 +16,7 @@ import numpy as np
 from ... import _core
 from ...client import Cluster, Consumer, GroupConsumer, KafkaClientError, Producer
 from ..payload import HEADER, HEADER_DTYPE, filler_pool, message_key
-from .base import ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec
-
-SAMPLE_EVERY_NS = 250_000_000
+from .base import SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec
 CHUNK_BYTES = 4 << 20                      # workload generated and handed over this much at a time
 
 _PRODUCER_OPTIONS = {"acks": ("acks", str), "compression.type": ("compression", str),
@@ -208,16 +206,11 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
         reader = Consumer(cluster=Cluster(spec.bootstrap_servers, client_id=client_id), **fetch)
         reader.assign(spec.topic, spec.partitions, "earliest")
     ctl.set_ready()
-    heads, parts, arrivals, timeline, errors = [], [], [], [], []
-    received = nbytes = 0
-    start = time.monotonic_ns()
-    first = last = None
-    last_activity = time.monotonic()
-    next_sample = start + SAMPLE_EVERY_NS
-    timed_out = False
+    heads, parts = [], []
+    tally = ConsumeTally(spec, ctl)
     span = np.arange(HEADER.size, dtype=np.int64)
     try:
-        while spec.expected is None or received < spec.expected:
+        while tally.wanted():
             if ctl.should_stop():
                 break
             fetched = reader.poll(0.1)
@@ -234,28 +227,14 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
                     data = np.frombuffer(cols["data"], dtype=np.uint8)
                     heads.append(data[cols["value_start"][:, None] + span])
                     parts.append(np.full(n, fp.partition, dtype=np.int32))
-                    nbytes += int(cols["value_length"].sum())
+                    tally.nbytes += int(cols["value_length"].sum())
                     got += n
-            if got:
-                if first is None:
-                    first = t
-                last = t
-                received += got
-                last_activity = time.monotonic()
-                if spec.record_latency:
-                    arrivals.append((t, got))
-            elif spec.expected is not None and time.monotonic() - last_activity > spec.idle_timeout_s:
-                timed_out = True
+            if not tally.record(t, got):
                 break
-            if t >= next_sample:
-                timeline.append((t - start, received))
-                ctl.progress(received)
-                next_sample = t + SAMPLE_EVERY_NS
     except KafkaClientError as exc:
         raise RuntimeError(f"broker unreachable: {exc}") from exc
     finally:
-        ctl.progress(received)
-        timeline.append((time.monotonic_ns() - start, received))
+        tally.finish()
         ctl.emit("closing", worker=spec.worker_id)
         if spec.group:
             reader.close()
@@ -263,17 +242,7 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
             reader.cluster.close()
     header = (np.concatenate(heads).reshape(-1).view(HEADER_DTYPE) if heads
               else np.empty(0, dtype=HEADER_DTYPE))
-    out = {"worker": spec.worker_id, "received": received, "bytes": nbytes, "start_ns": start,
-           "first_ns": first, "last_ns": last, "timeline": timeline, "errors": errors,
-           "partition": np.concatenate(parts) if parts else np.empty(0, dtype=np.int32),
-           "pid": header["pid"].astype(np.int64), "seq": header["seq"].astype(np.int64)}
-    if timed_out:
-        out["errors"].append(f"no message for {spec.idle_timeout_s:.0f} s; stopped at {received} of {spec.expected}")
-    if spec.record_latency:
-        arrival = np.repeat(np.array([a for a, _ in arrivals], dtype=np.int64),
-                            np.array([n for _, n in arrivals], dtype=np.int64))
-        out["latency_ns"] = arrival - header["ts"].astype(np.int64)
-    return out
+    return tally.result([], np.concatenate(parts) if parts else np.empty(0, dtype=np.int32), header)
 
 
 class NativeDriver(Driver):
