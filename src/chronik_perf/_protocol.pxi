@@ -35,6 +35,13 @@ cdef extern from "Python.h":
         PyMemberDef* d_member
     int PyObject_GC_IsTracked(object o)
     void PyObject_GC_UnTrack(object o)
+    void PyObject_GC_Track(object o)
+    ctypedef struct PyDictObject:
+        void* ma_values
+    object PyDict_Copy(object d)
+    int PyDict_Next(object d, Py_ssize_t* pos, PyObject** key, PyObject** value)
+    Py_ssize_t PyDict_GET_SIZE(object d)
+    int _PyLong_AsByteArray(PyObject* v, unsigned char* b, size_t n, int little_endian, int is_signed) except -1
 
 
 cdef enum FieldKind:
@@ -77,6 +84,34 @@ cdef object ZERO_UUID = _UUID(int=0)
 cdef str UNKNOWN_TAGS = "_unknown_tagged_fields"
 
 
+cdef inline PyObject** split_values(object d):
+    return <PyObject**>(<PyDictObject*><PyObject*>d).ma_values
+
+
+cdef object split_template(tuple keys):
+    """A dict of keys -> None whose copies share its keys table and keep their values in one array, in key order
+    (a "split" dict, as CPython makes for instance attributes); decoding fills a copy's array directly. None when
+    this Python lays such dicts out otherwise (checked here, so a decoder never writes where it should not)."""
+    if not 0 < len(keys) <= 30:  # CPython shares at most 30 keys
+        return None
+    holder = type("DecodedStruct", (), {})()
+    for key in keys:
+        setattr(holder, key, key)
+    template = holder.__dict__
+    if (<PyDictObject*><PyObject*>template).ma_values == NULL or tuple(template) != keys:
+        return None
+    probe = PyDict_Copy(template)
+    for d in (template, probe):
+        if (<PyDictObject*><PyObject*>d).ma_values == NULL:
+            return None
+        for i in range(len(keys)):
+            if split_values(d)[i] != <PyObject*>keys[i]:
+                return None
+    for key in keys:
+        template[key] = None
+    return template
+
+
 cdef class ProtocolProgram:
     """One struct of one message version: its fields in wire order (tagged ones last, by tag), ready to run."""
     cdef int n                 # untagged fields
@@ -91,6 +126,7 @@ cdef class ProtocolProgram:
     cdef tuple defaults
     cdef tuple subs            # ProtocolProgram of struct fields and struct-array elements, else None
     cdef dict tag_slot         # tag -> field index
+    cdef object template       # split_template of keys, or None
     cdef readonly str name
     cdef readonly int version
     cdef readonly int api_key          # of a whole message; -1 for nested structs and payloads
@@ -131,6 +167,7 @@ cdef class ProtocolProgram:
             self.key_at[i] = <PyObject*>self.keys[i]
         self.defaults = tuple(f[5] for f in fields)
         self.subs = tuple(f[6] for f in fields)
+        self.template = split_template(self.keys)
 
     def __dealloc__(self):
         free(self.kind)
@@ -223,6 +260,9 @@ cdef inline int64_t as_int(object v, int64_t lo, int64_t hi) except? -1:
 cdef int enc_uuid(Writer* w, object v) except -1:
     if v is None:
         memset(wr_reserve(w, 16), 0, 16)
+        return 0
+    if type(v) is _UUID and UUID_INT_AT >= 0:  # its int slot, without the .bytes property's Python code
+        _PyLong_AsByteArray((<PyObject**>(<char*><PyObject*>v + UUID_INT_AT))[0], wr_reserve(w, 16), 16, 0, 0)
         return 0
     cdef bytes raw = v.bytes if isinstance(v, _UUID) else _UUID(v).bytes
     wr_raw(w, PyBytes_AS_STRING(raw), 16)
@@ -326,14 +366,15 @@ cdef int wr_tags_none(Writer* w) except -1:
     return 0
 
 
-cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
-    """Tagged fields that differ from their default, merged by tag with any kept unknown ones."""
+cdef int enc_tagged(Writer* w, ProtocolProgram p, object d, bint only_known) except -1:
+    """Tagged fields that differ from their default, merged by tag with any kept unknown ones (none when
+    only_known: d holds nothing but the untagged fields)."""
     cdef list items
     cdef int i
     cdef PyObject* found
     cdef Py_ssize_t start, size, extra
     cdef const uint8_t[::1] raw
-    if p.nt == 0 and PyDict_GetItemWithError(d, UNKNOWN_TAGS) == NULL:
+    if p.nt == 0 and (only_known or PyDict_GetItemWithError(d, UNKNOWN_TAGS) == NULL):
         return wr_tags_none(w)
     items = []
     for i in range(p.n, p.n + p.nt):
@@ -373,14 +414,23 @@ cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
 cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
     cdef int i, kind
     cdef PyObject* found
+    cdef PyObject* key
+    cdef PyObject* value
+    cdef Py_ssize_t pos = 0
+    cdef bint in_order = True   # d's entries so far were exactly the fields, in wire order
     cdef object v
     if not PyDict_Check(d):
         raise ProtocolError(f"expected a dict for a struct, got {type(d).__name__}")
     i = 0
     try:
         while i < p.n:
-            found = dict_get_borrowed(d, p.key_at[i])
-            v = <object>found if found != NULL else p.defaults[i]
+            # Dicts built in schema order (decoded ones, and most literals) are walked instead of looked up.
+            if in_order and PyDict_Next(d, &pos, &key, &value) and key == p.key_at[i]:
+                v = <object>value
+            else:
+                in_order = False
+                found = dict_get_borrowed(d, p.key_at[i])
+                v = <object>found if found != NULL else p.defaults[i]
             kind = p.kind[i]
             if kind == K_INT32:  # the commonest fields, encoded here without a call
                 store_be32(wr_reserve(w, 4), <uint32_t><int32_t>as_int(v, -0x80000000, 0x7FFFFFFF))
@@ -392,7 +442,7 @@ cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
     except (ProtocolError, TypeError, ValueError, OverflowError, AttributeError):
         field_error(p, i)
     if p.flexible:
-        enc_tagged(w, p, d)
+        enc_tagged(w, p, d, in_order and PyDict_GET_SIZE(d) == p.n)
     return 0
 
 
@@ -668,10 +718,17 @@ cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
 
 
 cdef dict dec_struct(Reader* r, ProtocolProgram p):
-    cdef dict d = _PyDict_NewPresized(p.n + p.nt)
+    cdef dict d
+    cdef PyObject** values = NULL
+    cdef PyObject* old
     cdef int i, kind
     cdef object v
     cdef bint tracked = False
+    if p.template is not None:
+        d = PyDict_Copy(p.template)
+        values = split_values(d)
+    else:
+        d = _PyDict_NewPresized(p.n + p.nt)
     for i in range(p.n):
         kind = p.kind[i]
         if kind == K_INT32:  # the commonest fields, decoded here without a call
@@ -684,11 +741,20 @@ cdef dict dec_struct(Reader* r, ProtocolProgram p):
             else:
                 v = dec_value(r, kind, p.elem[i], <ProtocolProgram>p.subs[i], p.flexible)
             tracked = tracked or PyObject_GC_IsTracked(v)
-        dict_set_borrowed(d, p.key_at[i], v)
+        if values != NULL:
+            old = values[i]
+            Py_INCREF(v)
+            values[i] = <PyObject*>v
+            Py_XDECREF(old)
+        else:
+            dict_set_borrowed(d, p.key_at[i], v)
     if p.flexible and dec_tagged(r, p, d):
         tracked = True
     if not tracked:
-        PyObject_GC_UnTrack(d)  # see the list case in dec_value
+        if PyObject_GC_IsTracked(d):
+            PyObject_GC_UnTrack(d)  # see the list case in dec_value
+    elif not PyObject_GC_IsTracked(d):
+        PyObject_GC_Track(d)  # values written straight into a split dict are not seen by its tracking
     return d
 
 
