@@ -5,12 +5,12 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringA
 from cpython.dict cimport PyDict_Check, PyDict_SetItem
 from cpython.float cimport PyFloat_AsDouble, PyFloat_FromDouble
 from cpython.list cimport PyList_Check, PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
-from cpython.long cimport PyLong_AsLongLong, PyLong_FromLong, PyLong_FromLongLong
+from cpython.long cimport PyLong_AsLong, PyLong_FromLong, PyLong_FromLongLong
 from cpython.object cimport PyObject, PyObject_IsTrue, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memmove, memset
 
 import uuid as _uuid_mod
@@ -41,7 +41,8 @@ cdef extern from "Python.h":
     object PyDict_Copy(object d)
     int PyDict_Next(object d, Py_ssize_t* pos, PyObject** key, PyObject** value)
     Py_ssize_t PyDict_GET_SIZE(object d)
-    int _PyLong_AsByteArray(PyObject* v, unsigned char* b, size_t n, int little_endian, int is_signed) except -1
+    ctypedef struct PyLongObject
+    int _PyLong_AsByteArray(PyLongObject* v, unsigned char* b, size_t n, int little_endian, int is_signed) except -1
 
 
 cdef enum FieldKind:
@@ -121,6 +122,7 @@ cdef class ProtocolProgram:
     cdef int* elem             # element kind of arrays
     cdef int* nullable
     cdef int64_t* tag
+    cdef PyObject** last_int   # per field: the int object last decoded there (owned), reused when it repeats
     cdef PyObject** key_at     # borrowed from keys
     cdef tuple keys
     cdef tuple defaults
@@ -144,8 +146,9 @@ cdef class ProtocolProgram:
         self.elem = <int*>malloc(sizeof(int) * (count + 1))
         self.nullable = <int*>malloc(sizeof(int) * (count + 1))
         self.tag = <int64_t*>malloc(sizeof(int64_t) * (count + 1))
+        self.last_int = <PyObject**>calloc(count + 1, sizeof(PyObject*))
         self.key_at = <PyObject**>malloc(sizeof(PyObject*) * (count + 1))
-        if not (self.kind and self.elem and self.nullable and self.tag and self.key_at):
+        if not (self.kind and self.elem and self.nullable and self.tag and self.key_at and self.last_int):
             raise MemoryError()
         self.n = 0
         self.nt = 0
@@ -174,6 +177,10 @@ cdef class ProtocolProgram:
         free(self.elem)
         free(self.nullable)
         free(self.tag)
+        if self.last_int:
+            for i in range(self.n + self.nt):
+                Py_XDECREF(self.last_int[i])
+            free(self.last_int)
         free(self.key_at)
 
 
@@ -251,7 +258,7 @@ cdef inline int wr_raw(Writer* w, const void* src, Py_ssize_t n) except -1:
 
 
 cdef inline int64_t as_int(object v, int64_t lo, int64_t hi) except? -1:
-    cdef int64_t x = PyLong_AsLongLong(v)
+    cdef int64_t x = v  # Cython's conversion reads one- and two-digit ints inline
     if x < lo or x > hi:
         raise OverflowError(f"{x} outside [{lo}, {hi}]")
     return x
@@ -262,7 +269,7 @@ cdef int enc_uuid(Writer* w, object v) except -1:
         memset(wr_reserve(w, 16), 0, 16)
         return 0
     if type(v) is _UUID and UUID_INT_AT >= 0:  # its int slot, without the .bytes property's Python code
-        _PyLong_AsByteArray((<PyObject**>(<char*><PyObject*>v + UUID_INT_AT))[0], wr_reserve(w, 16), 16, 0, 0)
+        _PyLong_AsByteArray((<PyLongObject**>(<char*><PyObject*>v + UUID_INT_AT))[0], wr_reserve(w, 16), 16, 0, 0)
         return 0
     cdef bytes raw = v.bytes if isinstance(v, _UUID) else _UUID(v).bytes
     wr_raw(w, PyBytes_AS_STRING(raw), 16)
@@ -297,7 +304,7 @@ cdef int enc_value(Writer* w, int kind, int elem, bint nullable, ProtocolProgram
     elif kind == K_INT16:
         store_be16(wr_reserve(w, 2), <uint16_t><int16_t>as_int(v, -0x8000, 0x7FFF))
     elif kind == K_INT64:
-        store_be64(wr_reserve(w, 8), <uint64_t>PyLong_AsLongLong(v))
+        store_be64(wr_reserve(w, 8), <uint64_t><int64_t>v)
     elif kind == K_STRING:
         if v is None:
             if not nullable:
@@ -319,9 +326,13 @@ cdef int enc_value(Writer* w, int kind, int elem, bint nullable, ProtocolProgram
         n = PyList_GET_SIZE(v)
         wr_len(w, compact, 4, n)
         for i in range(n):
+            if i >= PyList_GET_SIZE(v):  # an item's __index__ or __str__ shrank it
+                raise ProtocolError("list changed size while being encoded")
             item = <object>PyList_GET_ITEM(v, i)
             if elem == K_STRUCT:
                 enc_struct(w, sub, item)
+            elif elem == K_INT32:
+                store_be32(wr_reserve(w, 4), <uint32_t><int32_t>as_int(item, -0x80000000, 0x7FFFFFFF))
             else:
                 enc_value(w, elem, 0, False, None, compact, item)
     elif kind == K_BOOL:
@@ -366,15 +377,14 @@ cdef int wr_tags_none(Writer* w) except -1:
     return 0
 
 
-cdef int enc_tagged(Writer* w, ProtocolProgram p, object d, bint only_known) except -1:
-    """Tagged fields that differ from their default, merged by tag with any kept unknown ones (none when
-    only_known: d holds nothing but the untagged fields)."""
+cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
+    """Tagged fields that differ from their default, merged by tag with any kept unknown ones."""
     cdef list items
     cdef int i
     cdef PyObject* found
     cdef Py_ssize_t start, size, extra
     cdef const uint8_t[::1] raw
-    if p.nt == 0 and (only_known or PyDict_GetItemWithError(d, UNKNOWN_TAGS) == NULL):
+    if p.nt == 0 and PyDict_GetItemWithError(d, UNKNOWN_TAGS) == NULL:
         return wr_tags_none(w)
     items = []
     for i in range(p.n, p.n + p.nt):
@@ -437,12 +447,15 @@ cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
             elif kind == K_INT16:
                 store_be16(wr_reserve(w, 2), <uint16_t><int16_t>as_int(v, -0x8000, 0x7FFF))
             else:
-                enc_field(w, p, i, v)
+                enc_value(w, kind, p.elem[i], p.nullable[i], <ProtocolProgram>p.subs[i], p.flexible, v)
             i += 1
     except (ProtocolError, TypeError, ValueError, OverflowError, AttributeError):
         field_error(p, i)
     if p.flexible:
-        enc_tagged(w, p, d, in_order and PyDict_GET_SIZE(d) == p.n)
+        if p.nt == 0 and in_order and PyDict_GET_SIZE(d) == p.n:
+            wr_tags_none(w)  # d holds the untagged fields and nothing else
+        else:
+            enc_tagged(w, p, d)
     return 0
 
 
@@ -458,7 +471,7 @@ cdef object encode_checked(ProtocolProgram p, Writer* w, object body):
         raise ProtocolError(f"{p.name} v{p.version}: {exc}") from None
 
 
-def encode_request_frame(ProtocolProgram p, int correlation_id, client_id, object body):
+cdef bytes encode_request_frame(ProtocolProgram p, int correlation_id, client_id, object body):
     """A size-prefixed request: header v1 (v2 when flexible; client_id is never compact) then the body."""
     cdef Writer w
     w.out = NULL
@@ -480,7 +493,7 @@ def encode_request_frame(ProtocolProgram p, int correlation_id, client_id, objec
         wr_close(&w)
 
 
-def encode_response_frame(ProtocolProgram p, int correlation_id, object body):
+cdef bytes encode_response_frame(ProtocolProgram p, int correlation_id, object body):
     """A size-prefixed response: header v0 (v1 with tagged fields when p.header_tags) then the body."""
     cdef Writer w
     w.out = NULL
@@ -717,6 +730,22 @@ cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
     return tracked
 
 
+cdef inline object dec_int32(ProtocolProgram p, int i, int32_t x):
+    """x as an int object; one outside CPython's small-int cache is reused while a field repeats its value
+    (a Metadata response's -2147483648 authorized operations, epochs, watermarks)."""
+    cdef PyObject* last
+    if -5 <= x <= 256:
+        return PyLong_FromLong(x)
+    last = p.last_int[i]
+    if last != NULL and PyLong_AsLong(<object>last) == x:
+        return <object>last
+    v = PyLong_FromLong(x)
+    Py_INCREF(v)
+    p.last_int[i] = <PyObject*>v
+    Py_XDECREF(last)
+    return v
+
+
 cdef dict dec_struct(Reader* r, ProtocolProgram p):
     cdef dict d
     cdef PyObject** values = NULL
@@ -732,7 +761,7 @@ cdef dict dec_struct(Reader* r, ProtocolProgram p):
     for i in range(p.n):
         kind = p.kind[i]
         if kind == K_INT32:  # the commonest fields, decoded here without a call
-            v = PyLong_FromLong(<int32_t>load_be32(rd_take(r, 4)))
+            v = dec_int32(p, i, <int32_t>load_be32(rd_take(r, 4)))
         elif kind == K_INT16:
             v = PyLong_FromLong(<int16_t>load_be16(rd_take(r, 2)))
         else:
@@ -797,7 +826,25 @@ cdef object dec_body(Reader* r, ProtocolProgram p):
             PyGC_Enable()
 
 
-def decode_request_frame(dict programs, frame, bint zero_copy=False):
+cdef tuple HEADER_KEYS = ("api_key", "api_version", "correlation_id", "client_id")
+cdef object HEADER_TEMPLATE = split_template(tuple(intern(k) for k in HEADER_KEYS))
+
+
+cdef dict request_header(int16_t key, int16_t version, int32_t correlation_id, object client_id):
+    cdef tuple values = (key, version, correlation_id, client_id)
+    if HEADER_TEMPLATE is None:
+        return dict(zip(HEADER_KEYS, values))
+    cdef dict d = PyDict_Copy(HEADER_TEMPLATE)
+    cdef PyObject** slots = split_values(d)
+    cdef int i
+    for i in range(4):
+        Py_XDECREF(slots[i])
+        Py_INCREF(values[i])
+        slots[i] = <PyObject*>values[i]
+    return d
+
+
+cdef tuple decode_request_frame(dict programs, frame, bint zero_copy):
     """(header, body) of a size-prefixed request; ``programs`` maps api_key << 16 | api_version to the request
     program. With zero_copy, records fields are read-only memoryview slices of frame."""
     cdef Reader r
@@ -822,16 +869,14 @@ def decode_request_frame(dict programs, frame, bint zero_copy=False):
         client_id = dec_value(&r, K_STRING, 0, None, False)
         if p.flexible:
             skip_tags(&r)
-        header = {"api_key": key, "api_version": version, "correlation_id": <int32_t>load_be32(head + 4),
-                  "client_id": client_id}
-        return header, dec_body(&r, p)
+        return request_header(key, version, <int32_t>load_be32(head + 4), client_id), dec_body(&r, p)
     except ProtocolError as exc:
         raise ProtocolError(f"request: {exc}" if p is None else f"{p.name} v{p.version}: {exc}") from None
     finally:
         rd_close(&held)
 
 
-def decode_response_frame(ProtocolProgram p, frame, bint zero_copy=False):
+cdef tuple decode_response_frame(ProtocolProgram p, frame, bint zero_copy):
     """(correlation_id, body) of a size-prefixed response decoded with program p; with zero_copy, records fields
     are read-only memoryview slices of frame instead of bytes copies."""
     cdef Reader r
@@ -878,3 +923,71 @@ cdef int skip_tags(Reader* r) except -1:
             rd_fail(r, f"header tagged field of {size} bytes larger than what is left")
         r.pos += <Py_ssize_t>size
     return 0
+
+
+# ---------------------------------------------------------------- the public calls
+
+cdef int API_VERSIONS_KEY = 18
+cdef int UNSUPPORTED_VERSION = 35
+
+
+cdef class ProtocolCodec:
+    """The public encode/decode calls over compiled programs (chronik_perf.protocol builds the one instance)."""
+    cdef dict requests        # api name or key -> (lowest version, request programs by version)
+    cdef dict responses       # api name or key -> (lowest version, response programs by version)
+    cdef dict request_by_key  # api_key << 16 | version -> request program
+    cdef object lookup        # lookup(kind, api, version): the program, or the precise ProtocolError
+
+    def __cinit__(self, dict requests, dict responses, dict request_by_key, lookup):
+        self.requests = requests
+        self.responses = responses
+        self.request_by_key = request_by_key
+        self.lookup = lookup
+
+    cdef ProtocolProgram program(self, dict table, str kind, api, version):
+        cdef PyObject* entry = NULL
+        cdef Py_ssize_t at
+        cdef tuple programs
+        try:
+            entry = PyDict_GetItemWithError(table, api)
+        except TypeError:  # an unhashable api: the lookup below names it
+            pass
+        if entry != NULL and type(version) is int:
+            at = <Py_ssize_t>version - <Py_ssize_t>(<tuple>entry)[0]
+            programs = <tuple>(<tuple>entry)[1]
+            if 0 <= at < len(programs):
+                return <ProtocolProgram>programs[at]
+        return <ProtocolProgram>self.lookup(kind, api, version)
+
+    def encode_request(self, api, version, body, *, int correlation_id=0, client_id="chronik-perf"):
+        """Encode a whole request frame (size prefix, header v1/v2, body) for ``api`` (name or key) at ``version``.
+
+        >>> frame = encode_request("Metadata", 12, {"topics": [{"name": "t"}]}, correlation_id=7)
+        """
+        return encode_request_frame(self.program(self.requests, "request", api, version), correlation_id,
+                                    client_id, body)
+
+    def decode_request(self, frame, *, bint zero_copy=False):
+        """Decode a size-prefixed request frame into ``(header, body)``; header has api_key, api_version,
+        correlation_id and client_id. Records fields are ``bytes``, or with ``zero_copy=True`` read-only
+        ``memoryview`` slices of ``frame``."""
+        return decode_request_frame(self.request_by_key, frame, zero_copy)
+
+    def encode_response(self, api, version, int correlation_id, body):
+        """Encode a whole response frame (size prefix, header v0/v1, body) for ``api`` at ``version``."""
+        return encode_response_frame(self.program(self.responses, "response", api, version), correlation_id, body)
+
+    def decode_response(self, api, version, frame, *, bint zero_copy=False):
+        """Decode a size-prefixed response frame of ``api`` at ``version`` into ``(correlation_id, body)``.
+
+        Records fields are ``bytes`` (one copy each); with ``zero_copy=True`` they are read-only ``memoryview``
+        slices of ``frame`` instead (no copy; they keep the frame alive). A broker answers an ApiVersions request
+        of a version it does not know with a v0 body carrying UNSUPPORTED_VERSION; such a body is read as v0 when
+        it parses as v0, as Kafka's clients do."""
+        cdef ProtocolProgram p = self.program(self.responses, "response", api, version)
+        if p.api_key == API_VERSIONS_KEY and p.version and frame[8:10] == UNSUPPORTED_VERSION.to_bytes(2, "big"):
+            try:
+                return decode_response_frame(self.program(self.responses, "response", api, 0), frame, zero_copy)
+            except ProtocolError:
+                pass
+        return decode_response_frame(p, frame, zero_copy)

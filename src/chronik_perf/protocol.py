@@ -6,6 +6,7 @@ the snake_case of Apache Kafka's field names; see :mod:`chronik_perf.protocol_sc
 Decoded bodies are plain dicts and lists that cannot form reference cycles, so they are left untracked by the cycle
 collector (as CPython does for atom-only dicts and tuples): do not build cycles through them.
 """
+import sys
 import uuid
 
 from . import _core
@@ -81,7 +82,7 @@ class _Api:
         return _compile(message.name, message.fields, version, flexible, self.key, header_tags)
 
     def program(self, kind, version):
-        if not self.min <= version <= self.max:
+        if not isinstance(version, int) or not self.min <= version <= self.max:
             raise ProtocolError(f"{self.name} v{version}: unsupported version (supported {self.min}-{self.max})")
         return self.programs[kind][version - self.min]
 
@@ -99,12 +100,8 @@ def _build():
 
 
 _APIS, _PAYLOADS = _build()
-_API_VERSIONS_KEY = _APIS["ApiVersions"].key
-_UNSUPPORTED_VERSION = (35).to_bytes(2, "big")  # the error code, as the first body field of an ApiVersions response
 
-# (api name or key, version) -> program, for the calls; api_key << 16 | version -> program, for decode_request
-_BY_CALL = {kind: {(api_id, v): api.program(kind, v) for api_id, api in _APIS.items()
-                   for v in range(api.min, api.max + 1)} for kind in ("request", "response")}
+# api_key << 16 | version -> program, for decode_request
 _REQUEST_PROGRAMS = {api.key << 16 | v: api.program("request", v)
                      for name, api in _APIS.items() if isinstance(name, str) for v in range(api.min, api.max + 1)}
 
@@ -120,46 +117,19 @@ def _api(api):
 
 
 def _program(kind, api, version):
-    try:
-        return _BY_CALL[kind][api, version]
-    except (KeyError, TypeError):
-        return _api(api).program(kind, version)  # raises the precise error
+    """The program of ``api`` at ``version`` (the codec's slow path: it raises the precise error)."""
+    return _api(api).program(kind, version)
 
 
-def encode_request(api, version, body, *, correlation_id=0, client_id="chronik-perf"):
-    """Encode a whole request frame (size prefix, header v1/v2, body) for ``api`` (name or key) at ``version``.
-
-    >>> frame = encode_request("Metadata", 12, {"topics": [{"name": "t"}]}, correlation_id=7)
-    """
-    return _core.encode_request_frame(_program("request", api, version), correlation_id, client_id, body)
-
-
-def decode_request(frame, *, zero_copy=False):
-    """Decode a size-prefixed request frame into ``(header, body)``; header has api_key, api_version,
-    correlation_id and client_id. Records fields are ``bytes``, or with ``zero_copy=True`` read-only
-    ``memoryview`` slices of ``frame``."""
-    return _core.decode_request_frame(_REQUEST_PROGRAMS, frame, zero_copy)
-
-
-def encode_response(api, version, correlation_id, body):
-    """Encode a whole response frame (size prefix, header v0/v1, body) for ``api`` at ``version``."""
-    return _core.encode_response_frame(_program("response", api, version), correlation_id, body)
-
-
-def decode_response(api, version, frame, *, zero_copy=False):
-    """Decode a size-prefixed response frame of ``api`` at ``version`` into ``(correlation_id, body)``.
-
-    Records fields are ``bytes`` (one copy each); with ``zero_copy=True`` they are read-only ``memoryview`` slices
-    of ``frame`` instead (no copy; they keep the frame alive). A broker answers an ApiVersions request of a
-    version it does not know with a v0 body carrying UNSUPPORTED_VERSION; such a body is read as v0 when it parses
-    as v0, as Kafka's clients do."""
-    program = _program("response", api, version)
-    if program.api_key == _API_VERSIONS_KEY and version and frame[8:10] == _UNSUPPORTED_VERSION:
-        try:
-            return _core.decode_response_frame(_program("response", api, 0), frame, zero_copy)
-        except ProtocolError:
-            pass
-    return _core.decode_response_frame(program, frame, zero_copy)
+_CODEC = _core.ProtocolCodec(*({sys.intern(a) if isinstance(a, str) else a: (api.min, api.programs[kind])
+                                 for a, api in _APIS.items()} for kind in ("request", "response")),
+                              _REQUEST_PROGRAMS, _program)
+# The four calls are methods of one native object: a Python function in front of each would cost more than the
+# codec itself spends on a small message.
+encode_request = _CODEC.encode_request
+decode_request = _CODEC.decode_request
+encode_response = _CODEC.encode_response
+decode_response = _CODEC.decode_response
 
 
 def _payload(name):
