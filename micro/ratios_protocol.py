@@ -6,9 +6,23 @@ records (decode; also with zero_copy=True, records as memoryview slices). Each s
 input (our dicts, kafka-python's data objects) and decodes the same frame. Each case runs in a fresh process;
 times are CPU time (robust to other load on the machine), the best of several repeats of a calibrated loop, ours
 and theirs interleaved.
+
+Decode cases also print a floor: ``marshal.loads`` building the same dicts, lists, strings, ints and bytes (UUIDs
+as ints), CPython's fastest way to make those objects. A decoder cannot beat it by much, so a decode ratio is
+bounded by how slow the peer is against that floor.
 """
 import argparse
+import gc
+import marshal
 import os
+
+# numpy (imported by chronik_perf) starts OpenBLAS threads whose idle spinning would count as this process's CPU time
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# glibc moves its mmap threshold as blocks are freed, so 1 MiB buffers come from fresh pages (a page fault per 4 KiB)
+# in one process and from the reused heap in the next: kafka-python's Fetch decode then takes 2 ms or 11 ms at
+# random. Fixed thresholds (read when each case's process starts) keep every allocation on the heap, on both sides.
+os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(64 << 20))
+os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(256 << 20))
 import subprocess
 import sys
 import time
@@ -79,6 +93,32 @@ def fetch_body(partitions=10, size=1 << 20):
             "records": os.urandom(size)} for p in range(partitions)]}]}
 
 
+def plain(value):
+    """value with UUIDs as ints and memoryviews as bytes: what marshal can build."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, uuid.UUID):
+        return value.int
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+def floor_of(decode):
+    """marshal.loads of what decode() returns: the cost of building the same objects, and nothing else."""
+    data = marshal.dumps(plain(decode()))
+
+    def load():
+        gc.disable()  # as our decoder does while it builds acyclic objects
+        try:
+            return marshal.loads(data)
+        finally:
+            gc.enable()
+    return load
+
+
 def kp_frame(obj, kind):
     obj.with_header(correlation_id=1, client_id="bench") if kind == "request" else obj.with_header(correlation_id=1)
     return bytes(obj.encode(header=True, framed=True))
@@ -96,24 +136,24 @@ def cases():
     fe = fetch_body()
     fe_frame = protocol.encode_response("Fetch", 12, 1, fe)
     assert fe_frame == kp_frame(to_kp(FetchResponse, fe, 12), "response")
+    md_decode = lambda: protocol.decode_response("Metadata", 12, md_frame)  # noqa: E731
+    pr_decode = lambda: protocol.decode_request(pr_frame)  # noqa: E731
+    fe_decode = lambda: protocol.decode_response("Fetch", 12, fe_frame)  # noqa: E731
     yield ("metadata response v12 1000x3 encode",
            lambda: protocol.encode_response("Metadata", 12, 1, md),
-           lambda: md_kp.encode(header=True, framed=True))
-    yield ("metadata response v12 1000x3 decode",
-           lambda: protocol.decode_response("Metadata", 12, md_frame),
-           lambda: MetadataResponse.decode(md_frame, version=12, header=True, framed=True))
+           lambda: md_kp.encode(header=True, framed=True), None)
+    yield ("metadata response v12 1000x3 decode", md_decode,
+           lambda: MetadataResponse.decode(md_frame, version=12, header=True, framed=True), md_decode)
     yield ("produce request v9 16KiB encode",
            lambda: protocol.encode_request("Produce", 9, pr, correlation_id=1, client_id="bench"),
-           lambda: pr_kp.encode(header=True, framed=True))
-    yield ("produce request v9 16KiB decode",
-           lambda: protocol.decode_request(pr_frame),
-           lambda: ProduceRequest.decode(pr_frame, version=9, header=True, framed=True))
-    yield ("fetch response v12 10x1MiB decode",
-           lambda: protocol.decode_response("Fetch", 12, fe_frame),
-           lambda: FetchResponse.decode(fe_frame, version=12, header=True, framed=True))
+           lambda: pr_kp.encode(header=True, framed=True), None)
+    yield ("produce request v9 16KiB decode", pr_decode,
+           lambda: ProduceRequest.decode(pr_frame, version=9, header=True, framed=True), pr_decode)
+    yield ("fetch response v12 10x1MiB decode", fe_decode,
+           lambda: FetchResponse.decode(fe_frame, version=12, header=True, framed=True), fe_decode)
     yield ("fetch response v12 10x1MiB decode zero_copy",
            lambda: protocol.decode_response("Fetch", 12, fe_frame, zero_copy=True),
-           lambda: FetchResponse.decode(fe_frame, version=12, header=True, framed=True))
+           lambda: FetchResponse.decode(fe_frame, version=12, header=True, framed=True), None)
 
 
 def main():
@@ -122,11 +162,16 @@ def main():
     parser.add_argument("--case", type=int, help=argparse.SUPPRESS)  # run one case in this process
     args = parser.parse_args()
     if args.case is not None:
-        name, ours, theirs = list(cases())[args.case]
+        name, ours, theirs, decode = list(cases())[args.case]
         t_ours, t_theirs = best_times(ours, theirs, args.repeat)
-        print(f"{name:44} {t_ours * 1e6:11.1f} us {t_theirs * 1e6:11.1f} us {t_theirs / t_ours:7.1f}x", flush=True)
+        line = f"{name:44} {t_ours * 1e6:11.1f} us {t_theirs * 1e6:11.1f} us {t_theirs / t_ours:7.1f}x"
+        if decode is not None:
+            t_floor = best_times(floor_of(decode), ours, args.repeat)[0]
+            line += f" {t_floor * 1e6:11.1f} us {t_ours / t_floor:7.2f}x"
+        print(line, flush=True)
         return
-    print(f"{'case':44} {'chronik-perf':>14} {'kafka-python':>14} {'ratio':>8}", flush=True)
+    print(f"{'case':44} {'chronik-perf':>14} {'kafka-python':>14} {'ratio':>8} {'CPython floor':>14} "
+          f"{'ours/floor':>8}", flush=True)
     # One fresh process per case: allocator state left by one case (e.g. 10 MiB frames) skews the next.
     for index in range(len(list(cases()))):
         subprocess.run([sys.executable, __file__, "--case", str(index), "--repeat", str(args.repeat)], check=True)

@@ -11,8 +11,12 @@ def test_ratios_cases_run_and_agree():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     names = []
-    for name, ours, theirs in module.cases():  # cases() asserts both sides encode the same bytes
+    floors = 0
+    for name, ours, theirs, decode in module.cases():  # cases() asserts both sides encode the same bytes
         ours()
         theirs()
+        if decode is not None:  # the floor builds exactly what our decoder returned
+            assert module.floor_of(decode)() == module.plain(decode())
+            floors += 1
         names.append(name)
-    assert len(names) == 6 and all("v12" in n or "v9" in n for n in names)
+    assert len(names) == 6 and floors == 3 and all("v12" in n or "v9" in n for n in names)

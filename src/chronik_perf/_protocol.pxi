@@ -93,9 +93,22 @@ cdef object split_template(tuple keys):
     """A dict of keys -> None whose copies share its keys table and keep their values in one array, in key order
     (a "split" dict, as CPython makes for instance attributes); decoding fills a copy's array directly. None when
     this Python lays such dicts out otherwise (checked here, so a decoder never writes where it should not)."""
-    if not 0 < len(keys) <= 30:  # CPython shares at most 30 keys
+    cdef Py_ssize_t n = len(keys)
+    if not 0 < n <= 29:  # CPython shares at most 30 keys per class
         return None
-    holder = type("DecodedStruct", (), {})()
+    # CPython 3.11/3.12 take one spare slot from a class's shared keys for each instance made; spending all but
+    # n of them first sizes every copy's value array to exactly n slots instead of 30.
+    for spare_instances in (29 - n, 0):
+        template = split_candidate(keys, spare_instances)
+        if template is not None:
+            return template
+    return None
+
+
+cdef object split_candidate(tuple keys, Py_ssize_t spare_instances):
+    cls = type("DecodedStruct", (), {})
+    spares = [cls() for _ in range(spare_instances)]
+    holder = cls()
     for key in keys:
         setattr(holder, key, key)
     template = holder.__dict__
