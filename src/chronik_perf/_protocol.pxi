@@ -146,6 +146,7 @@ cdef class ProtocolProgram:
     cdef readonly int version
     cdef readonly int api_key          # of a whole message; -1 for nested structs and payloads
     cdef readonly bint header_tags     # a response header with tagged fields (v1)
+    cdef Py_ssize_t size_hint          # the buffer to start the next frame with: the last frame's size, plus slack
 
     def __cinit__(self, str name, int version, bint flexible, list fields, int api_key=-1, bint header_tags=False):
         """fields: (key, kind, elem_kind, nullable, tag or -1, default, sub_program) in wire order."""
@@ -472,8 +473,14 @@ cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
     return 0
 
 
-cdef bytes finish_frame(Writer* w):
+cdef inline Py_ssize_t frame_capacity(ProtocolProgram p):
+    return p.size_hint if p.size_hint else 4096
+
+
+cdef bytes finish_frame(Writer* w, ProtocolProgram p):
     store_be32(w.buf, <uint32_t>(w.len - 4))
+    # Frames of one message tend to repeat their size (a producer's batches): the next one starts big enough.
+    p.size_hint = min(w.len + w.len // 16 + 64, 1 << 20)
     return wr_finish(w)
 
 
@@ -489,7 +496,7 @@ cdef bytes encode_request_frame(ProtocolProgram p, int correlation_id, client_id
     cdef Writer w
     w.out = NULL
     try:
-        wr_open(&w, 4096)
+        wr_open(&w, frame_capacity(p))
         wr_reserve(&w, 4)
         store_be16(wr_reserve(&w, 2), <uint16_t>p.api_key)
         store_be16(wr_reserve(&w, 2), <uint16_t>p.version)
@@ -501,7 +508,7 @@ cdef bytes encode_request_frame(ProtocolProgram p, int correlation_id, client_id
         if p.flexible:
             wr_tags_none(&w)
         encode_checked(p, &w, body)
-        return finish_frame(&w)
+        return finish_frame(&w, p)
     finally:
         wr_close(&w)
 
@@ -511,13 +518,13 @@ cdef bytes encode_response_frame(ProtocolProgram p, int correlation_id, object b
     cdef Writer w
     w.out = NULL
     try:
-        wr_open(&w, 4096)
+        wr_open(&w, frame_capacity(p))
         wr_reserve(&w, 4)
         store_be32(wr_reserve(&w, 4), <uint32_t>correlation_id)
         if p.header_tags:
             wr_tags_none(&w)
         encode_checked(p, &w, body)
-        return finish_frame(&w)
+        return finish_frame(&w, p)
     finally:
         wr_close(&w)
 
