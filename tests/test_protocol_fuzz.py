@@ -4,7 +4,7 @@ import tracemalloc
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chronik_perf import protocol
@@ -42,6 +42,8 @@ def flexible(name, kind, version):
 @given(data=st.data())
 def test_round_trip(name, kind, version, data):
     body = data.draw(body_strategy(name, kind, version))
+    # An ApiVersions answer carrying UNSUPPORTED_VERSION is read as v0 by design (tested below), not round-tripped.
+    assume((name, kind) != ("ApiVersions", "response") or body.get("error_code") != 35)
     if flexible(name, kind, version) and data.draw(st.booleans()):
         body["_unknown_tagged_fields"] = data.draw(
             st.dictionaries(st.integers(1000, 1 << 20), st.binary(max_size=200), min_size=1, max_size=3))
