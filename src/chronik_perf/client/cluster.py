@@ -9,6 +9,7 @@ import random
 import threading
 import time
 
+from .closing import Closing
 from .connection import Connection
 from .errors import (BrokerUnavailableError, ConnectionLostError, KafkaClientError, RequestTimedOutError, check,
                      error_for)
@@ -37,7 +38,7 @@ def parse_servers(bootstrap_servers):
     return out
 
 
-class Cluster:
+class Cluster(Closing):
     """Connections to the brokers of one cluster, with metadata and leader routing."""
 
     def __init__(self, bootstrap_servers, *, client_id="chronik-perf", max_in_flight=5, request_timeout=30.0,
@@ -142,12 +143,6 @@ class Cluster:
             self._any = None
         for conn in conns:
             conn.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ------------------------------------------------------------------ metadata
 

@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from ..records import parse_batches
+from .closing import Closing
 from .cluster import Cluster
 from .errors import BrokerUnavailableError, KafkaClientError, error_for
 
@@ -86,7 +87,7 @@ class _Session:
         self.session_id, self.epoch, self.cached, self.response = 0, 0, {}, None
 
 
-class Consumer:
+class Consumer(Closing):
     """Read assigned partitions. ``max_bytes``/``partition_max_bytes``/``max_wait_ms``/``min_bytes`` go into every
     Fetch; ``fetch_sessions`` uses incremental fetch sessions where the broker offers them (Fetch v7+)."""
 
@@ -266,9 +267,3 @@ class Consumer:
         """Close the connections (when this consumer opened them)."""
         if self._own_cluster:
             self.cluster.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -10,6 +10,7 @@ import time
 
 from .. import protocol
 from ..protocol import ProtocolError
+from .closing import Closing
 from .cluster import Cluster
 from .connection import Connection
 from .consumer import EARLIEST, LATEST, Consumer
@@ -56,7 +57,7 @@ def roundrobin_assign(members, partitions):
 ASSIGNORS = {"range": range_assign, "roundrobin": roundrobin_assign}
 
 
-class GroupConsumer:
+class GroupConsumer(Closing):
     """A member of consumer group ``group_id`` reading ``topics``; fetch options as for ``Consumer``.
 
     ``on_revoke(partitions)`` runs when a rebalance takes the assignment away (every partition: the classic
@@ -309,9 +310,3 @@ class GroupConsumer:
                 self._coordinator.close()
             if self._own_cluster:
                 self.cluster.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

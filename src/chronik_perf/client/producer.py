@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import _core
 from ..records import BatchBuilder, build_batch
+from .closing import Closing
 from .cluster import Cluster
 from .errors import BrokerUnavailableError, KafkaClientError, error_for
 
@@ -100,7 +101,7 @@ class _Batch:
         self.attempts = 0
 
 
-class Producer:
+class Producer(Closing):
     """Produce to one cluster. ``acks`` 0, 1 or "all"; ``compression`` none/gzip/snappy/lz4/zstd; ``batch_size``
     bytes per batch; ``linger_ms`` for send(); ``idempotent`` turns on InitProducerId and sequence numbers."""
 
@@ -399,12 +400,6 @@ class Producer:
             self._closed = True
             if self._own_cluster:
                 self.cluster.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ------------------------------------------------------------------ idempotence
 

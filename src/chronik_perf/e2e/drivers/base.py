@@ -88,8 +88,28 @@ class Worker:
     def done(self) -> bool: ...
     def events(self) -> list[tuple]: ...
     def stop(self) -> None: ...
-    def result(self, timeout: float) -> dict: ...
     def kill(self) -> None: ...
+
+    name = "worker"     # how a timeout names it
+    poll_s = 0.0        # sleep between done() checks (0: done() waits by itself)
+    _outcome = None     # ("ok", result dict) or ("error", message), set by done()
+
+    def result(self, timeout: float) -> dict:
+        """Wait for the worker's result; raises WorkerError if it failed, died or timed out."""
+        deadline = time.monotonic() + timeout
+        while not self.done():
+            if time.monotonic() > deadline:
+                self.kill()
+                raise WorkerError(f"{self.name} did not finish within {timeout:.0f} s")
+            time.sleep(self.poll_s)
+        self.reap()
+        status, payload = self._outcome
+        if status != "ok":
+            raise WorkerError(payload)
+        return payload
+
+    def reap(self) -> None:
+        """Collect the finished worker's process, where there is one to collect."""
 
 
 _CTX = mp.get_context("spawn")  # librdkafka's threads do not survive fork()
@@ -160,18 +180,8 @@ class ProcessWorker(Worker):
                         self._outcome = ("error", f"worker process died (exit code {self._proc.exitcode})")
         return self._outcome is not None
 
-    def result(self, timeout: float) -> dict:
-        """Wait for the worker's result; raises WorkerError if it failed, died or timed out."""
-        deadline = time.monotonic() + timeout
-        while not self.done():
-            if time.monotonic() > deadline:
-                self.kill()
-                raise WorkerError(f"worker did not finish within {timeout:.0f} s")
+    def reap(self) -> None:
         self._proc.join(5)
-        status, payload = self._outcome
-        if status != "ok":
-            raise WorkerError(payload)
-        return payload
 
     def kill(self) -> None:
         if self._proc.is_alive():

@@ -62,8 +62,11 @@ def parse_end_to_end(stdout: str) -> dict:
 class JavaWorker(Worker):
     """A Kafka tool in a JVM; stdout is read by a thread, parsed by `finish` when the process exits."""
 
+    poll_s = 0.1
+
     def __init__(self, command: list[str], finish, gated: bool = False, cleanup: str | None = None):
         self._command, self._finish, self._cleanup = command, finish, cleanup
+        self.name = command[-1]
         self._proc = None
         self._lines: list[str] = []
         self._sent = 0
@@ -131,18 +134,6 @@ class JavaWorker(Worker):
             if self._cleanup:
                 os.unlink(self._cleanup)
         return self._outcome is not None
-
-    def result(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while not self.done():
-            if time.monotonic() > deadline:
-                self.kill()
-                raise WorkerError(f"{self._command[-1]} did not finish within {timeout:.0f} s")
-            time.sleep(0.1)
-        status, payload = self._outcome
-        if status != "ok":
-            raise WorkerError(payload)
-        return payload
 
     def kill(self) -> None:
         if self.alive():
