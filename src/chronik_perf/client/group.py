@@ -200,6 +200,8 @@ class GroupConsumer(Closing):
             _, sub = protocol.decode_payload("ConsumerProtocolSubscription", m["metadata"])
             subscriptions[m["member_id"]] = set(sub["topics"])
         topics = sorted(set().union(*subscriptions.values()))
+        # Assign from fresh metadata, as Kafka's clients do: partitions added since the last refresh get owners.
+        self.cluster.refresh_metadata(topics)
         counts = {t: len(self.cluster.topic(t).partitions) for t in topics}
         plan = ASSIGNORS.get(protocol_name, ASSIGNORS[self.assignor])(subscriptions, counts)
         return [{"member_id": m, "assignment": protocol.encode_payload(
