@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from .results import HEADERS, TEST_TITLES, fmt, row
+from .results import HEADERS, TEST_TITLES, notes, row
 
 
 def results_table(docs: list[dict], title: str = "Performance Comparison") -> Table:
@@ -64,9 +64,5 @@ def print_results(console: Console, docs: list[dict]) -> None:
         console.print(ratio_table(docs))
     for doc in docs:
         for r in doc["results"]:
-            if r.get("bottleneck"):
-                console.print(f"[dim]{doc['target']} concurrent bottleneck: {r['bottleneck']}[/dim]")
-            if r.get("initial_assignment_ms") is not None:
-                console.print(f"[dim]{doc['target']} groups: assigned in {fmt(r['initial_assignment_ms'], 0)} ms, "
-                              f"rebalance join {fmt(r['rebalance_join_ms'], 0)} ms / leave "
-                              f"{fmt(r['rebalance_leave_ms'], 0)} ms, balance {r['assignment_balance']}[/dim]")
+            for note in notes(r):
+                console.print(f"[dim]{doc['target']} {note}[/dim]", highlight=False)

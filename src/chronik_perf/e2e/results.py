@@ -98,6 +98,18 @@ HEADERS = ["System", "Test", "Throughput (msg/s)", "Throughput (MB/s)", "Avg Lat
            "Verification"]
 
 
+def notes(r: dict) -> list[str]:
+    """The findings of a result that do not fit the table: the concurrent bottleneck, the group timings."""
+    out = []
+    if r.get("bottleneck"):
+        out.append(f"concurrent bottleneck: {r['bottleneck']}")
+    if r.get("initial_assignment_ms") is not None:
+        out.append(f"groups: all partitions assigned after {r['initial_assignment_ms']:.0f} ms; "
+                   f"rebalance on join {r['rebalance_join_ms']:.0f} ms, on leave {r['rebalance_leave_ms']:.0f} ms; "
+                   f"balance (max-min partitions per member) {r['assignment_balance']}")
+    return out
+
+
 def summary_markdown(doc: dict) -> str:
     env = doc["environment"]
     lines = [f"# chronik-perf e2e: {doc['target']} ({doc['bootstrap_servers']})", "",
@@ -108,13 +120,7 @@ def summary_markdown(doc: dict) -> str:
     for r in doc["results"]:
         lines.append("| " + " | ".join(row(doc, r)) + " |")
     for r in doc["results"]:
-        extra = []
-        if r.get("bottleneck"):
-            extra.append(f"- concurrent bottleneck: {r['bottleneck']}")
-        if r.get("initial_assignment_ms") is not None:
-            extra.append(f"- groups: all partitions assigned after {r['initial_assignment_ms']:.0f} ms; "
-                         f"rebalance on join {r['rebalance_join_ms']:.0f} ms, on leave {r['rebalance_leave_ms']:.0f} ms;"
-                         f" balance (max-min partitions per member) {r['assignment_balance']}")
+        extra = [f"- {note}" for note in notes(r)]
         lat = r.get("latency_ms")
         if lat and r["test"] == "latency":
             extra.append("- latency (ms): " + ", ".join(f"{k} {fmt(lat.get(k))}" for k in
