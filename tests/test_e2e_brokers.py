@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from chronik_perf.brokers import start
+from conftest import fail_or_skip
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 SMALL = ["--quick", "--num-messages", "3000", "--message-size", "200", "--num-partitions", "3", "--producers", "2",
@@ -151,9 +152,7 @@ def _own_tansu(**kw):
     try:
         return start("tansu", port=_free_port(), **kw)
     except Exception as exc:  # same rule as the shared fixtures
-        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-            pytest.fail(f"tansu unavailable: {exc}")
-        pytest.skip(f"tansu unavailable: {exc}")
+        fail_or_skip(f"tansu unavailable: {exc}")
 
 
 def test_broker_dying_mid_run_fails_that_test_and_skips_the_rest(tmp_path):
