@@ -172,4 +172,4 @@ def test_unreachable_bootstrap_gives_up_at_the_deadline():
     t0 = time.monotonic()
     with pytest.raises(BrokerUnavailableError, match="unreachable for 1.5 s"):
         Cluster(f"127.0.0.1:{port}", reconnect_deadline=1.5, connect_timeout=0.5)
-    assert 1.0 < time.monotonic() - t0 < 6
+    assert 1.5 <= time.monotonic() - t0 < 6

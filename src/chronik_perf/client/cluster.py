@@ -17,6 +17,22 @@ from .errors import (BrokerUnavailableError, ConnectionLostError, KafkaClientErr
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 1.0
 
 
+class _Backoff:
+    """Jittered exponential backoff up to a monotonic deadline; the last step is cut to end at the deadline."""
+
+    def __init__(self, deadline):
+        self.deadline, self.delay = deadline, _BACKOFF_MIN
+
+    def wait(self):
+        """Sleep one step and return True, or return False at once when the deadline has passed."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(self.delay * (0.5 + random.random() / 2), remaining))
+        self.delay = min(self.delay * 2, _BACKOFF_MAX)
+        return True
+
+
 class TopicInfo:
     """Metadata of one topic: ``partitions`` maps partition index -> leader node id (-1: none)."""
 
@@ -63,7 +79,7 @@ class Cluster(Closing):
                           connect_timeout=self.connect_timeout, request_timeout=self.request_timeout)
 
     def _with_backoff(self, what, attempt):
-        """Run attempt() until it succeeds, sleeping with jittered exponential backoff up to the deadline.
+        """Run attempt() until it succeeds, sleeping with jittered exponential backoff; the last try is at the deadline.
 
         Once a target stayed unreachable for a whole deadline, later calls within the next deadline try once and
         fail at once, so a dead broker costs one deadline, not one per request."""
@@ -72,7 +88,7 @@ class Cluster(Closing):
         gave_up = self._gave_up.get(what)
         if gave_up is not None and now - gave_up < self.reconnect_deadline:
             deadline = now
-        delay, last = _BACKOFF_MIN, None
+        backoff = _Backoff(deadline)
         while True:
             try:
                 result = attempt()
@@ -80,12 +96,10 @@ class Cluster(Closing):
                 return result
             except BrokerUnavailableError as exc:
                 last = exc
-            if time.monotonic() + delay > deadline:
+            if not backoff.wait():
                 if gave_up is None or now - gave_up >= self.reconnect_deadline:
                     self._gave_up[what] = time.monotonic()
                 raise BrokerUnavailableError(f"{what}: unreachable for {self.reconnect_deadline:g} s: {last}")
-            time.sleep(delay * (0.5 + random.random() / 2))
-            delay = min(delay * 2, _BACKOFF_MAX)
 
     def _connect_bootstrap(self):
         def attempt():
@@ -200,16 +214,13 @@ class Cluster(Closing):
 
     def retry(self, fn, what="request"):
         """fn() again after a metadata refresh while it raises a retriable error, up to the reconnect deadline."""
-        deadline = time.monotonic() + self.reconnect_deadline
-        delay = _BACKOFF_MIN
+        backoff = _Backoff(time.monotonic() + self.reconnect_deadline)
         while True:
             try:
                 return fn()
             except KafkaClientError as exc:
-                if not exc.retriable or time.monotonic() + delay > deadline:
+                if not exc.retriable or not backoff.wait():
                     raise
-            time.sleep(delay)
-            delay = min(2 * delay, _BACKOFF_MAX)
             try:
                 self.refresh_metadata(list(self.topics) or None)
             except BrokerUnavailableError:
