@@ -54,7 +54,7 @@ def produce_encoding(impl, count, size):
         else:
             from kafka.protocol.producer import ProduceRequest
             from kafka.record.default_records import DefaultRecordBatchBuilder
-            from ratios_protocol import kp_frame, to_kp
+            from chronik_perf.kafka_python_peer import kp_frame, to_kp
             rows = list(zip(range(count), stamps, keys, vals))
 
             def run():
@@ -103,7 +103,7 @@ def produce_decoding(impl, count, size):
 def metadata(impl, operation, topics):
     def setup(meta):
         from chronik_perf import protocol
-        from ratios_protocol import metadata_body
+        from chronik_perf.kafka_python_peer import metadata_body
         body = metadata_body(topics, 3)
         frame = protocol.encode_response("Metadata", 12, 1, body)
         meta["throughput_bytes"] = len(frame)
@@ -112,7 +112,7 @@ def metadata(impl, operation, topics):
                 return lambda: protocol.encode_response("Metadata", 12, 1, body)
             return lambda: protocol.decode_response("Metadata", 12, frame)
         from kafka.protocol.metadata import MetadataResponse
-        from ratios_protocol import kp_frame, to_kp
+        from chronik_perf.kafka_python_peer import kp_frame, to_kp
         if operation == "metadata_encoding":
             kp = to_kp(MetadataResponse, body, 12)
             if kp_frame(kp, "response") != frame:
@@ -130,7 +130,7 @@ def fetch_request(impl, partitions):
         if impl == "chronik_perf":
             return lambda: protocol.encode_request("Fetch", 12, body, correlation_id=1, client_id="bench")
         from kafka.protocol.consumer import FetchRequest
-        from ratios_protocol import to_kp
+        from chronik_perf.kafka_python_peer import to_kp
         kp = to_kp(FetchRequest, body, 12)
         kp.with_header(correlation_id=1, client_id="bench")
         return lambda: kp.encode(header=True, framed=True)
@@ -140,7 +140,7 @@ def fetch_request(impl, partitions):
 def fetch_response(impl, partitions, size):
     def setup(meta):
         from chronik_perf import protocol
-        from ratios_protocol import fetch_body
+        from chronik_perf.kafka_python_peer import fetch_body
         frame = protocol.encode_response("Fetch", 12, 1, fetch_body(partitions, size))
         meta["throughput_bytes"] = len(frame)
         if impl == "chronik_perf":

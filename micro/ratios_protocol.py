@@ -33,9 +33,7 @@ from kafka.protocol.consumer import FetchResponse
 from kafka.protocol.producer import ProduceRequest
 
 from chronik_perf import protocol
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from test_protocol_peer import to_kp  # noqa: E402  (the same dict -> kafka-python adapter the tests check)
+from chronik_perf.kafka_python_peer import kp_frame, to_kp  # the adapter the cross-check tests use
 
 
 def calibrate(fn, min_time=0.2):
@@ -117,11 +115,6 @@ def floor_of(decode):
         finally:
             gc.enable()
     return load
-
-
-def kp_frame(obj, kind):
-    obj.with_header(correlation_id=1, client_id="bench") if kind == "request" else obj.with_header(correlation_id=1)
-    return bytes(obj.encode(header=True, framed=True))
 
 
 def cases():
