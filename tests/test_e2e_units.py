@@ -1,6 +1,7 @@
 """e2e suite without a broker: verification, message layout, configuration, CLI errors, tool output parsing."""
 import glob
 import os
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from confluent_kafka import murmur2
 
 from chronik_perf.e2e.cli import main
 from chronik_perf.e2e.config import build_config, load_workload
+from chronik_perf.e2e.drivers.base import ProcessWorker
 from chronik_perf.e2e.drivers.java import parse_consumer, parse_end_to_end, parse_producer
 from chronik_perf.e2e.payload import HEADER, MessageFactory, message_key, parse_headers, partition_of
 from chronik_perf.e2e.verify import Expected, Stream, verify
@@ -130,3 +132,26 @@ def test_console_script_dispatches_e2e(capsys):
         cli_main(["e2e", "--help"])
     assert exc.value.code == 0 and "--bootstrap-servers" in capsys.readouterr().out
     assert cli_main(["bogus"]) == 2
+
+
+def _busy_set_up_then_idle(spec, ctl):
+    """A worker that spends CPU before its start signal (imports, connecting) and none after it."""
+    t0 = time.process_time()
+    while time.process_time() - t0 < spec:
+        pass
+    ctl.set_ready()
+    ctl.wait_go()
+    time.sleep(0.3)
+    return {}
+
+
+def test_worker_cpu_is_counted_from_the_start_signal():
+    worker = ProcessWorker(_busy_set_up_then_idle, 0.5, gated=True)
+    deadline = time.monotonic() + 60
+    while not worker.ready():
+        assert time.monotonic() < deadline and worker.alive()
+        time.sleep(0.01)
+    worker.go()
+    out = worker.result(60)
+    assert out["cpu_s"] < 0.25  # the 0.5 s of set-up is not the benchmark's
+    assert out["cpu_window_s"] >= 0.3

@@ -8,7 +8,7 @@ from .common import (RunContext, create_topic, entry, expected_of, producer_spec
                      wait_for, wait_ready)
 from .offsets import log_count_check
 
-CLIENT_BOUND = 0.85  # a producer process using this share of a core or more is CPU-bound
+CLIENT_BOUND = 0.85  # a producer process keeping this many cores busy or more is CPU-bound
 HOST_BOUND = 0.90
 
 
@@ -49,7 +49,8 @@ def run_concurrent(ctx: RunContext) -> dict:
 
 
 def _utilisation(r: dict, duration_s: float) -> float | None:
-    """Share of one core the producer process used over the window its CPU time was measured in."""
+    """Cores the producer process kept busy on average (CPU seconds over the window they were measured in; above
+    1 when a client's own threads run in parallel, as librdkafka's and the JVM's do)."""
     window = r.get("cpu_window_s") or duration_s
     return round(r["cpu_s"] / window, 3) if window > 0 and r.get("cpu_s") is not None else None
 
@@ -61,11 +62,12 @@ def bottleneck(per: list[dict], host_cpu: float) -> str:
         return "unknown (the driver reports no client CPU time)"
     avg = sum(utils) / len(utils)
     if avg >= CLIENT_BOUND:
-        return f"client CPU: each producer process used {avg:.0%} of a core"
+        return f"client CPU: each producer process kept {avg:.2f} cores busy on average"
     if host_cpu >= HOST_BOUND:
         return (f"host CPU: {host_cpu:.0%} of all {psutil.cpu_count()} cores busy (clients and broker share them); "
-                f"producers at {avg:.0%} of a core")
-    return f"broker or network: producers at {avg:.0%} of a core, host at {host_cpu:.0%}, waiting on acknowledgements"
+                f"producers at {avg:.2f} cores each")
+    return (f"broker or network: producers at {avg:.2f} cores each, host at {host_cpu:.0%}, waiting on "
+            f"acknowledgements")
 
 
 def _merge(timelines: list[list[tuple[int, int]]]) -> list[tuple[int, int]]:
