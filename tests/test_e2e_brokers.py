@@ -113,6 +113,24 @@ def test_check_regression_and_compare(suite, tmp_path):
     assert cmp.returncode == 0 and "0.50x" in cmp.stdout and chart.exists()
 
 
+def test_repeat_keeps_every_run_and_gates_on_the_spread(tansu_broker, tmp_path):
+    proc = run_cli(["--target", "tansu", "--bootstrap-servers", tansu_broker.bootstrap_servers, *SMALL,
+                    "--tests", "producer,consumer,latency", "--repeat", "3", "--duration", "2"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc, run_dir = load_results(tmp_path)
+    for r in doc["results"]:
+        assert len(r["repeats"]) == 3 and 1 <= r["median_run"] <= 3, r["test"]
+        assert r["repeats"][r["median_run"] - 1]["throughput_msgs_s"] == r["throughput_msgs_s"]
+        tp = r["spread"]["throughput_msgs_s"]
+        assert tp["min"] <= r["throughput_msgs_s"] <= tp["max"]
+        assert f"{r['test']}: median of 3 runs" in proc.stdout
+    assert "p99_ms" in doc["results"][2]["spread"] and os.path.exists(os.path.join(run_dir, "latency.hdr"))
+    assert all(f["lost"] is not None for f in doc["results"][1]["repeats"])  # every consumer run was verified
+    assert doc["config"]["repeat"] == 3
+    same = run_cli(["check-regression", "--baseline", run_dir, "--current", run_dir])
+    assert same.returncode == 0, same.stdout
+
+
 def test_java_driver_same_schema(kafka_broker, tmp_path):
     proc = run_cli(["--target", "kafka", "--bootstrap-servers", kafka_broker.bootstrap_servers, "--driver", "java",
                     *SMALL], tmp_path)

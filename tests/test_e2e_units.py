@@ -10,6 +10,8 @@ from confluent_kafka import murmur2
 from chronik_perf.e2e.cli import main
 from chronik_perf.e2e.config import build_config, load_workload
 from chronik_perf.e2e.drivers.base import ProcessWorker
+from chronik_perf.e2e.regression import regressions
+from chronik_perf.e2e.repeats import combine, totals
 from chronik_perf.e2e.drivers.java import parse_consumer, parse_end_to_end, parse_producer
 from chronik_perf.e2e.payload import HEADER, MessageFactory, message_key, parse_headers, partition_of
 from chronik_perf.e2e.verify import Expected, Stream, verify
@@ -155,3 +157,38 @@ def test_worker_cpu_is_counted_from_the_start_signal():
     out = worker.result(60)
     assert out["cpu_s"] < 0.25  # the 0.5 s of set-up is not the benchmark's
     assert out["cpu_window_s"] >= 0.3
+
+
+def _run(test, throughput, p99=None, lost=0):
+    return ({"test": test, "throughput_msgs_s": throughput, "throughput_mb_s": throughput / 1000,
+             "latency_ms": {"p50": 1.0, "p99": p99} if p99 is not None else None, "duration_s": 1.0,
+             "verification": {"lost": lost, "duplicated": 0}}, f"hist-{throughput}")
+
+
+def test_repeats_keep_the_median_run_whole_with_every_run_and_the_spread():
+    entry, hist = combine([_run("producer", 300), _run("producer", 100), _run("producer", 200, lost=2)])
+    assert entry["throughput_msgs_s"] == 200 and hist == "hist-200" and entry["median_run"] == 3
+    assert [f["throughput_msgs_s"] for f in entry["repeats"]] == [300, 100, 200]
+    assert entry["spread"]["throughput_msgs_s"] == {"min": 100, "median": 200, "max": 300}
+    assert totals(entry) == (2, 0)
+    latency, _ = combine([_run("latency", 50, p99=9.0), _run("latency", 50, p99=3.0), _run("latency", 50, p99=5.0),
+                          _run("latency", 50, p99=1.0)])
+    assert latency["latency_ms"]["p99"] == 3.0  # ranked by p99; the lower middle of four
+    assert combine([_run("producer", 5)]) == _run("producer", 5)  # one run: unchanged
+
+
+def test_regression_within_the_run_to_run_spread_is_not_a_failure():
+    def doc(*throughputs, lost=0):
+        entry, _ = combine([_run("producer", t, lost=lost if i == 0 else 0) for i, t in enumerate(throughputs)])
+        return {"results": [entry]}
+    failures, notes = regressions(doc(100, 80, 120), doc(85, 70, 95), 10)  # -15%, ranges overlap
+    assert not failures and "within the run-to-run spread" in notes[0]
+    failures, _ = regressions(doc(100, 95, 105), doc(85, 80, 90), 10)  # -15%, ranges apart
+    assert failures and "throughput" in failures[0]
+    failures, _ = regressions(doc(100, 95, 105), doc(96, 101, 104, lost=3), 10)  # a loss in a run off the median
+    assert failures == ["producer: 3 messages lost (baseline: 0)"]
+
+
+def test_repeat_must_be_positive():
+    with pytest.raises(ValueError, match="--repeat"):
+        build_config({}, {"repeat": 0})

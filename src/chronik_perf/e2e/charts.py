@@ -1,4 +1,5 @@
-"""PNG charts (matplotlib, Agg): throughput per test, latency distribution and CDF, throughput over time."""
+"""PNG charts (matplotlib, Agg): throughput per test (with the range of repeated runs), latency distribution and CDF,
+throughput over time."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def run_charts(doc: dict, path: str) -> list[str]:
     tests = {t: r for t, r in measured(doc).items() if r.get("throughput_msgs_s")}
     if tests:
         fig, ax = plt.subplots(figsize=(8, 4))
-        ax.bar([TEST_TITLES.get(t, t) for t in tests], [r["throughput_msgs_s"] for r in tests.values()])
+        ax.bar([TEST_TITLES.get(t, t) for t in tests], [r["throughput_msgs_s"] for r in tests.values()],
+               yerr=_run_range(tests.values()), capsize=4)
         ax.set_ylabel("messages / s")
         ax.set_title(f"Throughput per test — {label(doc)}")
         ax.tick_params(axis="x", labelrotation=15)
@@ -68,15 +70,25 @@ def comparison_chart(docs: list[dict], out_file: str) -> str:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / max(1, len(docs))
     for i, doc in enumerate(docs):
-        m = measured(doc)
-        ax.bar([x + i * width for x in range(len(tests))],
-               [(m.get(t) or {}).get("throughput_msgs_s") or 0 for t in tests], width, label=label(doc))
+        rs = [measured(doc).get(t) or {} for t in tests]
+        ax.bar([x + i * width for x in range(len(tests))], [r.get("throughput_msgs_s") or 0 for r in rs], width,
+               yerr=_run_range(rs), capsize=3, label=label(doc))
     ax.set_xticks([x + width * (len(docs) - 1) / 2 for x in range(len(tests))],
                   [TEST_TITLES[t] for t in tests], rotation=15)
     ax.set_ylabel("messages / s")
     ax.set_title("Throughput comparison")
     ax.legend()
     return _save(fig, os.path.dirname(out_file) or ".", os.path.basename(out_file))
+
+
+def _run_range(results) -> list[list[float]]:
+    """Error bars from the median run down to the slowest and up to the fastest of repeated runs (0 if one run)."""
+    low, high = [], []
+    for r in results:
+        tp = (r.get("spread") or {}).get("throughput_msgs_s")
+        low.append(tp["median"] - tp["min"] if tp else 0)
+        high.append(tp["max"] - tp["median"] if tp else 0)
+    return [low, high]
 
 
 def _save(fig, path: str, name: str) -> str:

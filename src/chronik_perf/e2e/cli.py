@@ -72,6 +72,9 @@ def run_parser() -> argparse.ArgumentParser:
     run.add_argument("--drivers", type=_drivers,
                      help="several drivers, comma-separated (e.g. native,confluent,java): the same workload through "
                           "each against the same broker, printed side by side with ratios against the first")
+    run.add_argument("--repeat", type=int,
+                     help="run each test N times (fresh topics each time); the result is the median run, with "
+                          "every run's figures and their spread, which check-regression treats as noise")
     run.add_argument("--results-dir")
     run.add_argument("--quick", action="store_true", help="small sizes: about a minute against the embedded broker")
     run.add_argument("--keep-topics", action="store_true")

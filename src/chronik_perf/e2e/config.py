@@ -45,6 +45,7 @@ class BenchConfig:
     payload: str = "random"
     client_config: dict[str, str] = field(default_factory=dict)
     driver: str = "confluent"
+    repeat: int = 1
     group_protocol: str = "classic"
     results_dir: str = "results"
     keep_topics: bool = False
@@ -71,6 +72,7 @@ class BenchConfig:
             ("key_pattern", self.key_pattern in KEY_PATTERNS),
             ("payload", self.payload in PAYLOADS),
             ("driver", self.driver in DRIVERS),
+            ("repeat", self.repeat >= 1),
             ("group_protocol", self.group_protocol in ("classic", "consumer")),
         ]
         for name, ok in checks:

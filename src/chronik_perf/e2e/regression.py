@@ -1,8 +1,37 @@
-"""check-regression: compare matching tests of two results files against a threshold."""
+"""check-regression: compare matching tests of two results files against a threshold.
+
+When both results were repeated (``--repeat``), a change beyond the threshold counts only if the two runs' ranges
+do not overlap (the current best is worse than the baseline's worst); otherwise it is reported as within the
+run-to-run spread.
+"""
 
 from __future__ import annotations
 
+from .repeats import totals
 from .report import measured
+
+
+def _ranges_apart(b: dict, c: dict, figure: str, worse_is_lower: bool) -> bool:
+    """False when both results carry a spread of ``figure`` and their ranges overlap."""
+    bs, cs = (b.get("spread") or {}).get(figure), (c.get("spread") or {}).get(figure)
+    if not bs or not cs:
+        return True
+    return cs["max"] < bs["min"] if worse_is_lower else cs["min"] > bs["max"]
+
+
+def _delivery(r: dict, index: int, key: str) -> int:
+    """Messages lost or duplicated: over every run of a repeated result, else in its one run."""
+    summed = totals(r)
+    return summed[index] if summed is not None else (r.get("verification") or {}).get(key) or 0
+
+
+def _judge(failures: list, notes: list, line: str, beyond: bool, apart: bool) -> None:
+    if beyond and apart:
+        failures.append(line)
+    elif beyond:
+        notes.append(line + " beyond the threshold, but within the run-to-run spread")
+    else:
+        notes.append(line)
 
 
 def regressions(baseline: dict, current: dict, threshold_pct: float) -> tuple[list[str], list[str]]:
@@ -17,16 +46,15 @@ def regressions(baseline: dict, current: dict, threshold_pct: float) -> tuple[li
         bt, ct = b.get("throughput_msgs_s"), c.get("throughput_msgs_s")
         if bt and ct is not None:
             change = (ct - bt) / bt * 100
-            line = f"{test}: throughput {bt:,.0f} -> {ct:,.0f} msg/s ({change:+.1f}%)"
-            (failures if change < -threshold_pct else notes).append(line)
+            _judge(failures, notes, f"{test}: throughput {bt:,.0f} -> {ct:,.0f} msg/s ({change:+.1f}%)",
+                   change < -threshold_pct, _ranges_apart(b, c, "throughput_msgs_s", True))
         bp, cp = (b.get("latency_ms") or {}).get("p99"), (c.get("latency_ms") or {}).get("p99")
         if bp and cp is not None:
             change = (cp - bp) / bp * 100
-            line = f"{test}: p99 latency {bp:.3f} -> {cp:.3f} ms ({change:+.1f}%)"
-            (failures if change > threshold_pct else notes).append(line)
-        for key in ("lost", "duplicated"):
-            before = (b.get("verification") or {}).get(key) or 0
-            now = (c.get("verification") or {}).get(key) or 0
+            _judge(failures, notes, f"{test}: p99 latency {bp:.3f} -> {cp:.3f} ms ({change:+.1f}%)",
+                   change > threshold_pct, _ranges_apart(b, c, "p99_ms", False))
+        for i, key in enumerate(("lost", "duplicated")):
+            before, now = _delivery(b, i, key), _delivery(c, i, key)
             if now > before:
                 failures.append(f"{test}: {now} messages {key} (baseline: {before})")
     for test in base:

@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 
+from .repeats import describe, totals
+
 SCHEMA_VERSION = 1
 
 TEST_TITLES = {"producer": "Producer Throughput", "consumer": "Consumer Throughput", "latency": "E2E Latency",
@@ -84,6 +86,9 @@ def row(doc: dict, r: dict) -> list[str]:
         check = f"FAILED: {first_line[:100]}"
     elif r["test"] == "producer" and r.get("driver") != "java":
         check = "read back by the consumer test"
+    elif totals(r) is not None:
+        lost, duplicated = totals(r)
+        check = f"lost {lost} / dup {duplicated} in {len(r['repeats'])} runs"
     elif v:
         check = f"lost {v['lost']} / dup {v['duplicated']} / ooo {fmt(v.get('out_of_order'))}"
     else:
@@ -99,8 +104,11 @@ HEADERS = ["System", "Test", "Throughput (msg/s)", "Throughput (MB/s)", "Avg Lat
 
 
 def notes(r: dict) -> list[str]:
-    """The findings of a result that do not fit the table: the concurrent bottleneck, the group timings."""
+    """The findings of a result that do not fit the table: the runs of a repeated test, the concurrent
+    bottleneck, the group timings."""
     out = []
+    if describe(r):
+        out.append(f"{r['test']}: {describe(r)}")
     if r.get("bottleneck"):
         out.append(f"concurrent bottleneck: {r['bottleneck']}")
     if r.get("initial_assignment_ms") is not None:

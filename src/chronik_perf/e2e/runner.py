@@ -18,6 +18,7 @@ from .benchmarks.common import RunContext, TestFailed, delete_topics
 from .config import STARTABLE, TARGET_ADDRESSES, BenchConfig
 from .drivers import get_driver
 from .environment import broker_info, environment
+from .repeats import combine
 
 REACH_TIMEOUT_S = 8.0
 
@@ -74,6 +75,27 @@ def _broker_lacks(test: str, cfg: BenchConfig, info: dict) -> str | None:
     return None
 
 
+def _repeated(ctx: RunContext, test: str) -> dict:
+    """Run one test cfg.repeat times (fresh topics and groups each time) and combine the runs."""
+    n = ctx.cfg.repeat
+    base_id, runs = ctx.run_id, []
+    try:
+        for i in range(n):
+            if n > 1:
+                ctx.run_id = f"{base_id}-{i + 1}"
+            try:
+                result = BENCHMARKS[test](ctx)
+            except TestFailed as exc:
+                raise TestFailed(f"run {i + 1} of {n}: {exc}" if n > 1 else str(exc)) from exc
+            runs.append((result, ctx.histograms.pop(test, None)))
+    finally:
+        ctx.run_id = base_id
+    result, histogram = combine(runs)
+    if histogram is not None:
+        ctx.histograms[test] = histogram
+    return result
+
+
 def run_target(target: Target, cfg: BenchConfig, console: Console,
                broker_options: dict | None = None) -> tuple[dict, str]:
     """Run cfg.tests against one target; returns (results document, run directory).
@@ -117,7 +139,7 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                         entries.append({"test": test, "driver": driver.name, "skipped": reason})
                         continue
                     try:
-                        entries.append(BENCHMARKS[test](ctx))
+                        entries.append(_repeated(ctx, test))
                     except TestFailed as exc:
                         entries.append({"test": test, "driver": driver.name, "failed": str(exc)})
                         console.print(f"[red]{test} failed:[/red] {exc}")
