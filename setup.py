@@ -6,8 +6,15 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 debug = os.environ.get("CHRONIK_PERF_DEBUG") == "1"
-compile_args = ["-O0", "-g"] if debug else ["-O3"]
+# AddressSanitizer + UBSan build for tests/test_sanitized.py (load it with libasan preloaded)
+sanitize = os.environ.get("CHRONIK_PERF_SANITIZE") == "1"
+compile_args = ["-O0", "-g"] if debug else ["-O1", "-g"] if sanitize else ["-O3"]
 compile_args += ["-Wno-unused-function", "-fno-strict-aliasing"]
+link_args = []
+if sanitize:
+    sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+    compile_args += sanitizers
+    link_args += sanitizers
 
 core = Extension(
     "chronik_perf._core",
@@ -15,6 +22,7 @@ core = Extension(
     include_dirs=[numpy.get_include(), "src/chronik_perf/csrc"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,
+    extra_link_args=link_args,
 )
 
 setup(
