@@ -15,9 +15,10 @@ import pytest
 from conftest import fail_or_skip
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# the tests that feed forged, truncated and corrupted input to the native code, and the peers' bytes
+# the tests that feed forged, truncated and corrupted input to the native code, the peers' bytes, the client's C helpers
 SUITES = ["test_protocol_fuzz.py", "test_records_fuzz.py", "test_storage.py", "test_index.py", "test_primitives.py",
-          "test_records.py", "test_compression.py", "test_protocol_fastpaths.py", "test_records_peers.py"]
+          "test_records.py", "test_compression.py", "test_protocol_fastpaths.py", "test_records_peers.py",
+          "test_client_unit.py"]
 
 
 def _runtime(name):
