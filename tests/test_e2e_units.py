@@ -6,12 +6,14 @@ import time
 import numpy as np
 import pytest
 from confluent_kafka import murmur2
+from rich.console import Console
 
 from chronik_perf.e2e.cli import main
 from chronik_perf.e2e.config import build_config, load_workload
 from chronik_perf.e2e.drivers.base import ProcessWorker
 from chronik_perf.e2e.regression import regressions
 from chronik_perf.e2e.repeats import combine, totals
+from chronik_perf.e2e.report import ratio_table
 from chronik_perf.e2e.drivers.java import parse_consumer, parse_end_to_end, parse_producer
 from chronik_perf.e2e.payload import HEADER, MessageFactory, message_key, parse_headers, partition_of
 from chronik_perf.e2e.verify import Expected, Stream, verify
@@ -192,3 +194,14 @@ def test_regression_within_the_run_to_run_spread_is_not_a_failure():
 def test_repeat_must_be_positive():
     with pytest.raises(ValueError, match="--repeat"):
         build_config({}, {"repeat": 0})
+
+
+def test_ratios_of_repeated_results_say_whether_the_runs_overlap():
+    def doc(target, *throughputs):
+        entry, _ = combine([_run("producer", t) for t in throughputs])
+        return {"target": target, "results": [{**entry, "driver": "confluent"}]}
+    table = ratio_table([doc("a", 100, 90, 110), doc("b", 120, 105, 130), doc("c", 200, 190, 210)])
+    rendered = Console(width=200, record=True)
+    rendered.print(table)
+    text = rendered.export_text()
+    assert "1.20x (runs overlap)" in text and "2.00x (runs apart)" in text

@@ -7,16 +7,8 @@ run-to-run spread.
 
 from __future__ import annotations
 
-from .repeats import totals
+from .repeats import overlap, totals
 from .report import measured
-
-
-def _ranges_apart(b: dict, c: dict, figure: str, worse_is_lower: bool) -> bool:
-    """False when both results carry a spread of ``figure`` and their ranges overlap."""
-    bs, cs = (b.get("spread") or {}).get(figure), (c.get("spread") or {}).get(figure)
-    if not bs or not cs:
-        return True
-    return cs["max"] < bs["min"] if worse_is_lower else cs["min"] > bs["max"]
 
 
 def _delivery(r: dict, index: int, key: str) -> int:
@@ -47,12 +39,12 @@ def regressions(baseline: dict, current: dict, threshold_pct: float) -> tuple[li
         if bt and ct is not None:
             change = (ct - bt) / bt * 100
             _judge(failures, notes, f"{test}: throughput {bt:,.0f} -> {ct:,.0f} msg/s ({change:+.1f}%)",
-                   change < -threshold_pct, _ranges_apart(b, c, "throughput_msgs_s", True))
+                   change < -threshold_pct, not overlap(b, c, "throughput_msgs_s"))
         bp, cp = (b.get("latency_ms") or {}).get("p99"), (c.get("latency_ms") or {}).get("p99")
         if bp and cp is not None:
             change = (cp - bp) / bp * 100
             _judge(failures, notes, f"{test}: p99 latency {bp:.3f} -> {cp:.3f} ms ({change:+.1f}%)",
-                   change > threshold_pct, _ranges_apart(b, c, "p99_ms", False))
+                   change > threshold_pct, not overlap(b, c, "p99_ms"))
         for i, key in enumerate(("lost", "duplicated")):
             before, now = _delivery(b, i, key), _delivery(c, i, key)
             if now > before:

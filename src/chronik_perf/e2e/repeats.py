@@ -72,3 +72,12 @@ def describe(r: dict) -> str | None:
     if p99:
         parts.append(f"p99 {p99['min']:.3f}..{p99['max']:.3f} ms")
     return f"median of {len(runs)} runs (run {r['median_run']})" + (": " + ", ".join(parts) if parts else "")
+
+
+def overlap(a: dict, b: dict, figure: str) -> bool | None:
+    """Whether the runs of two repeated results overlap in ``figure`` (throughput_msgs_s or p99_ms); None unless
+    both were repeated."""
+    sa, sb = (a.get("spread") or {}).get(figure), (b.get("spread") or {}).get(figure)
+    if not sa or not sb:
+        return None
+    return sa["min"] <= sb["max"] and sb["min"] <= sa["max"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from .repeats import overlap
 from .results import HEADERS, TEST_TITLES, notes, row
 
 
@@ -22,7 +23,8 @@ def results_table(docs: list[dict], title: str = "Performance Comparison") -> Ta
 
 
 def ratio_table(docs: list[dict]) -> Table:
-    """Each run against the first: throughput ratio (higher is better) and p99 ratio (lower is better)."""
+    """Each run against the first: throughput ratio (higher is better) and p99 ratio (lower is better); with
+    --repeat, each ratio says whether the two sets of runs overlap."""
     base = docs[0]
     table = Table(title=f"Ratios against {label(base)}")
     for h in ("System", "Test", "Throughput ratio", "P99 latency ratio"):
@@ -32,9 +34,10 @@ def ratio_table(docs: list[dict]) -> Table:
             b = measured(base).get(test)
             if not b:
                 continue
-            table.add_row(label(doc), TEST_TITLES.get(test, test),
-                          _ratio(r.get("throughput_msgs_s"), b.get("throughput_msgs_s")),
-                          _ratio(_p99(r), _p99(b)))
+            throughput = _ratio(r.get("throughput_msgs_s"), b.get("throughput_msgs_s"),
+                                overlap(r, b, "throughput_msgs_s"))
+            table.add_row(label(doc), TEST_TITLES.get(test, test), throughput,
+                          _ratio(_p99(r), _p99(b), overlap(r, b, "p99_ms")))
     return table
 
 
@@ -52,10 +55,13 @@ def _p99(r: dict):
     return (r.get("latency_ms") or {}).get("p99")
 
 
-def _ratio(a, b) -> str:
+def _ratio(a, b, overlapping=None) -> str:
+    """a/b; for repeated results, whether the two sets of runs overlap (then the ratio may be noise)."""
     if a is None or not b:
         return "N/A"
-    return f"{a / b:.2f}x"
+    if overlapping is None:
+        return f"{a / b:.2f}x"
+    return f"{a / b:.2f}x ({'runs overlap' if overlapping else 'runs apart'})"
 
 
 def print_results(console: Console, docs: list[dict]) -> None:
