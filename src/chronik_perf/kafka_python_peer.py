@@ -10,7 +10,10 @@ import importlib
 
 NOT_REQUESTED = -(1 << 31)
 
-_MODULES = [importlib.import_module(f"kafka.protocol.{m}") for m in ("metadata", "producer", "consumer", "admin")]
+try:
+    _MODULES = [importlib.import_module(f"kafka.protocol.{m}") for m in ("metadata", "producer", "consumer", "admin")]
+except ImportError as exc:
+    raise ImportError(f"chronik_perf.kafka_python_peer needs kafka-python 3 (pip install -e '.[test]'): {exc}") from exc
 _SUFFIX = {"request": "Request", "response": "Response", "data": ""}
 
 
