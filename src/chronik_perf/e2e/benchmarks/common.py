@@ -7,9 +7,10 @@ import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from hdrh.histogram import HdrHistogram
 
+from ...client import Cluster
 from ..config import BenchConfig
 from ..drivers.base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
 from ..payload import message_key, partition_of, run_length_for
@@ -67,12 +68,13 @@ def create_topic(ctx: RunContext, label: str, partitions: int) -> tuple[str, int
     if ctx.auto_create_partitions:
         ctx.admin.list_topics(name, timeout=10)  # a Metadata request for it creates it
         return _await_leaders(ctx, name, ctx.auto_create_partitions)
-    futures = ctx.admin.create_topics([NewTopic(name, partitions, ctx.cfg.replication_factor)],
-                                      operation_timeout=30, request_timeout=30)
+    # Our own client creates it: it negotiates the CreateTopics version with the broker, where librdkafka's admin
+    # client always sends v4 (which Chronik 2.10 answers without the topic, so librdkafka waits until it times out).
     try:
-        futures[name].result(timeout=35)
+        with Cluster(ctx.bootstrap_servers, client_id="chronik-perf-admin") as cluster:
+            cluster.create_topics([name], partitions, ctx.cfg.replication_factor, timeout=30)
     except Exception as exc:
-        raise TestFailed(f"cannot create topic {name}: {exc}") from exc
+        raise TestFailed(f"cannot create topic {name}: {type(exc).__name__}: {exc}") from exc
     ctx.topics.append(name)
     return _await_leaders(ctx, name, partitions)
 
