@@ -79,23 +79,29 @@ def test_every_benchmark_ran_with_sane_fields(suite):
     assert doc["broker"]["name"] == name and doc["config"]["num_messages"] == 3000
 
 
+def check_delivery(name, r):
+    """What verification must show for one result on broker ``name`` (any driver that verifies)."""
+    v = r["verification"]
+    assert v["out_of_order"] == 0, (r["test"], v)
+    if name == "kafka":
+        assert v["lost"] == 0, (r["test"], v)
+    else:
+        # Tansu (memory storage) has lost acknowledged messages in long CI sessions (2302 of 3000 read back through
+        # confluent-kafka; 519 of 3000 in a concurrent test through our client); on brokers other than Kafka the
+        # report must account for every message, not promise the broker kept it
+        assert v["received"] - v["duplicated"] + v["lost"] == v["expected"], (r["test"], v)
+    if name == "kafka" or r["test"] != "groups":
+        # the mock forgets group commits over a rebalance, so its members may read again: reported, not hidden
+        assert v["duplicated"] == 0, (r["test"], v)
+
+
 def test_delivery_verified(suite):
     name, doc, _, _ = suite
     for r in doc["results"]:
-        v = r["verification"]
         if r["test"] == "producer":
             continue  # the consumer benchmark reads back and verifies what the producer wrote
-        assert v["expected"] == r["messages"] or r["test"] == "groups"
-        assert v["out_of_order"] == 0, (r["test"], v)
-        if name == "kafka":
-            assert v["lost"] == 0, (r["test"], v)
-        else:
-            # Tansu (memory storage) once lost acknowledged messages in a long CI session (2302 of 3000 read back);
-            # on brokers other than Kafka the report must account for every message, not promise the broker kept it
-            assert v["received"] - v["duplicated"] + v["lost"] == v["expected"], (r["test"], v)
-        if name == "kafka" or r["test"] != "groups":
-            # the mock forgets group commits over a rebalance, so its members may read again: reported, not hidden
-            assert v["duplicated"] == 0, (r["test"], v)
+        assert r["verification"]["expected"] == r["messages"] or r["test"] == "groups"
+        check_delivery(name, r)
 
 
 def test_check_regression_and_compare(suite, tmp_path):
