@@ -172,7 +172,7 @@ def test_repeats_keep_the_median_run_whole_with_every_run_and_the_spread():
     assert entry["throughput_msgs_s"] == 200 and hist == "hist-200" and entry["median_run"] == 3
     assert [f["throughput_msgs_s"] for f in entry["repeats"]] == [300, 100, 200]
     assert entry["spread"]["throughput_msgs_s"] == {"min": 100, "median": 200, "max": 300}
-    assert totals(entry) == (2, 0)
+    assert totals(entry) == {"lost": 2, "duplicated": 0}
     latency, _ = combine([_run("latency", 50, p99=9.0), _run("latency", 50, p99=3.0), _run("latency", 50, p99=5.0),
                           _run("latency", 50, p99=1.0)])
     assert latency["latency_ms"]["p99"] == 3.0  # ranked by p99; the lower middle of four

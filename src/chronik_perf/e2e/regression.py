@@ -11,10 +11,9 @@ from .repeats import overlap, totals
 from .report import measured
 
 
-def _delivery(r: dict, index: int, key: str) -> int:
+def _delivery(r: dict, key: str) -> int:
     """Messages lost or duplicated: over every run of a repeated result, else in its one run."""
-    summed = totals(r)
-    return summed[index] if summed is not None else (r.get("verification") or {}).get(key) or 0
+    return (totals(r) or r.get("verification") or {}).get(key) or 0
 
 
 def _judge(failures: list, notes: list, line: str, beyond: bool, apart: bool) -> None:
@@ -45,8 +44,8 @@ def regressions(baseline: dict, current: dict, threshold_pct: float) -> tuple[li
             change = (cp - bp) / bp * 100
             _judge(failures, notes, f"{test}: p99 latency {bp:.3f} -> {cp:.3f} ms ({change:+.1f}%)",
                    change > threshold_pct, not overlap(b, c, "p99_ms"))
-        for i, key in enumerate(("lost", "duplicated")):
-            before, now = _delivery(b, i, key), _delivery(c, i, key)
+        for key in ("lost", "duplicated"):
+            before, now = _delivery(b, key), _delivery(c, key)
             if now > before:
                 failures.append(f"{test}: {now} messages {key} (baseline: {before})")
     for test in base:

@@ -49,13 +49,13 @@ def combine(runs: list[tuple[dict, str | None]]) -> tuple[dict, str | None]:
     return out, runs[middle][1]
 
 
-def totals(r: dict) -> tuple[int, int] | None:
-    """(lost, duplicated) summed over every run of a repeated result, or None when it was not repeated or not
-    verified."""
+def totals(r: dict) -> dict | None:
+    """{"lost": n, "duplicated": n} summed over every run of a repeated result, or None when it was not repeated or
+    not verified."""
     runs = r.get("repeats")
     if not runs or any(f["lost"] is None for f in runs):
         return None
-    return sum(f["lost"] for f in runs), sum(f["duplicated"] or 0 for f in runs)
+    return {key: sum(f[key] or 0 for f in runs) for key in ("lost", "duplicated")}
 
 
 def describe(r: dict) -> str | None:

@@ -86,9 +86,8 @@ def row(doc: dict, r: dict) -> list[str]:
         check = f"FAILED: {first_line[:100]}"
     elif r["test"] == "producer" and r.get("driver") != "java":
         check = "read back by the consumer test"
-    elif totals(r) is not None:
-        lost, duplicated = totals(r)
-        check = f"lost {lost} / dup {duplicated} in {len(r['repeats'])} runs"
+    elif (summed := totals(r)) is not None:
+        check = f"lost {summed['lost']} / dup {summed['duplicated']} in {len(r['repeats'])} runs"
     elif v:
         check = f"lost {v['lost']} / dup {v['duplicated']} / ooo {fmt(v.get('out_of_order'))}"
     else:
@@ -107,8 +106,8 @@ def notes(r: dict) -> list[str]:
     """The findings of a result that do not fit the table: the runs of a repeated test, the concurrent
     bottleneck, the group timings."""
     out = []
-    if describe(r):
-        out.append(f"{r['test']}: {describe(r)}")
+    if (runs := describe(r)) is not None:
+        out.append(f"{r['test']}: {runs}")
     if r.get("bottleneck"):
         out.append(f"concurrent bottleneck: {r['bottleneck']}")
     if r.get("initial_assignment_ms") is not None:
