@@ -595,6 +595,13 @@ cdef inline Py_ssize_t rd_len(Reader* r, bint compact, int width, Py_ssize_t uni
     return <Py_ssize_t>n
 
 
+cdef object rd_null(Reader* r, bint nullable, str what):
+    """None for a null the schema allows; else the reader fails, as the encoder refuses to write it."""
+    if not nullable:
+        rd_fail(r, f"null for a non-nullable {what}")
+    return None
+
+
 cdef object make_uuid(const uint8_t* p):
     cdef uint64_t hi, lo
     memcpy(&hi, p, 8)
@@ -613,7 +620,8 @@ cdef object make_uuid(const uint8_t* p):
     return u
 
 
-cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint compact):
+cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint compact, bint nullable):
+    """One field; a null where the schema does not allow one is an error, as in Kafka's readers."""
     cdef Py_ssize_t n, i, start
     cdef const uint8_t* p
     cdef object lst, item
@@ -628,7 +636,7 @@ cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint c
     elif kind == K_STRING:
         n = rd_len(r, compact, 2, 1)
         if n < 0:
-            return None
+            return rd_null(r, nullable, "string")
         start = r.pos
         p = rd_take(r, n)
         try:
@@ -639,7 +647,7 @@ cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint c
     elif kind == K_ARRAY:
         n = rd_len(r, compact, 4, 1)
         if n < 0:
-            return None
+            return rd_null(r, nullable, "array")
         if elem == K_INT32:
             p = rd_take(r, 4 * n)
             lst = PyList_New(n)
@@ -655,7 +663,7 @@ cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint c
             if elem == K_STRUCT:
                 item = dec_struct(r, sub)
             else:
-                item = dec_value(r, elem, 0, None, compact)
+                item = dec_value(r, elem, 0, None, compact, False)
             tracked = tracked or PyObject_GC_IsTracked(item)
             Py_INCREF(item)
             PyList_SET_ITEM(lst, i, item)
@@ -680,7 +688,7 @@ cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint c
     elif kind == K_BYTES or kind == K_RECORDS:
         n = rd_len(r, compact, 4, 1)
         if n < 0:
-            return None
+            return rd_null(r, nullable or kind == K_RECORDS, "bytes field")
         p = rd_take(r, n)
         if kind == K_RECORDS and r.records_view != NULL:
             return (<object>r.records_view)[r.pos - n:r.pos]
@@ -737,7 +745,7 @@ cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
             if p.kind[i] == K_STRUCT and p.nullable[i]:
                 v = dec_nullable_struct(r, <ProtocolProgram>p.subs[i])
             else:
-                v = dec_value(r, p.kind[i], p.elem[i], <ProtocolProgram>p.subs[i], True)
+                v = dec_value(r, p.kind[i], p.elem[i], <ProtocolProgram>p.subs[i], True, p.nullable[i])
             tracked = tracked or PyObject_GC_IsTracked(v)
             PyDict_SetItem(d, p.keys[i], v)
             r.pos = r.end
@@ -788,7 +796,7 @@ cdef dict dec_struct(Reader* r, ProtocolProgram p):
             if kind == K_STRUCT and p.nullable[i]:
                 v = dec_nullable_struct(r, <ProtocolProgram>p.subs[i])
             else:
-                v = dec_value(r, kind, p.elem[i], <ProtocolProgram>p.subs[i], p.flexible)
+                v = dec_value(r, kind, p.elem[i], <ProtocolProgram>p.subs[i], p.flexible, p.nullable[i])
             tracked = tracked or PyObject_GC_IsTracked(v)
         if values != NULL:
             old = values[i]
@@ -886,7 +894,7 @@ cdef tuple decode_request_frame(dict programs, frame, bint zero_copy):
         if p is None:
             r.pos = 4
             rd_fail(&r, f"unknown api key {key} or version {version}")
-        client_id = dec_value(&r, K_STRING, 0, None, False)
+        client_id = dec_value(&r, K_STRING, 0, None, False, True)
         if p.flexible:
             skip_tags(&r)
         return request_header(key, version, <int32_t>load_be32(head + 4), client_id), dec_body(&r, p)
