@@ -6,14 +6,16 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 debug = os.environ.get("CHRONIK_PERF_DEBUG") == "1"
-# AddressSanitizer + UBSan build for tests/test_sanitized.py (load it with libasan preloaded)
+# The sanitized build (fuzz/sanitized.py makes it with clang): ASan + UBSan, every branch instrumented for libFuzzer,
+# and -fno-wrapv to undo the -fwrapv of Python's own CFLAGS, which hides signed overflow. UBSan's reports stay
+# recoverable so that fuzz/ubsan.supp can silence Cython's argument-parsing wrappers; UBSAN_OPTIONS halts on the rest.
 sanitize = os.environ.get("CHRONIK_PERF_SANITIZE") == "1"
 compile_args = ["-O0", "-g"] if debug else ["-O1", "-g"] if sanitize else ["-O3"]
 compile_args += ["-Wno-unused-function", "-fno-strict-aliasing"]
 link_args = []
 if sanitize:
-    sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
-    compile_args += sanitizers
+    sanitizers = ["-fsanitize=fuzzer-no-link,address,undefined", "-fno-omit-frame-pointer"]
+    compile_args += sanitizers + ["-fno-wrapv"]
     link_args += sanitizers
 
 core = Extension(

@@ -1,75 +1,72 @@
-"""The decoders' bad-input tests again, on a core built with AddressSanitizer and UBSan.
+"""The decoders' bad-input tests again, on a core built with clang, AddressSanitizer and UBSan.
 
 A read past a buffer that happens not to crash, or undefined behaviour in C, passes every ordinary test; here it
-aborts the run. The core is rebuilt from this tree's sources in a temporary folder (CHRONIK_PERF_SANITIZE=1 in
-setup.py) and loaded into a Python with libasan preloaded and pymalloc off, so that every object's bytes come
-from malloc, where ASan can see their edges.
+aborts the run. fuzz/sanitized.py builds the core from this tree's sources (with -fno-wrapv, so signed overflow is
+seen) and gives the environment that loads it: atheris's ASan+UBSan runtime preloaded, pymalloc off. The same build
+serves the fuzz smoke test (test_fuzz_smoke.py), so CI compiles it once.
 """
-import os
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import fail_or_skip
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# the tests that feed forged, truncated and corrupted input to the native code, the peers' bytes, the client's C helpers
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS.parent / "fuzz"))
+import sanitized as sanitized_build  # noqa: E402
+
+# the tests that feed forged, truncated and corrupted input to the native code, the peers' bytes, the client's C
+# helpers, the frames and segment captured from Kafka, the fuzz targets' seeds and findings (inputs at guard pages)
 SUITES = ["test_protocol_fuzz.py", "test_records_fuzz.py", "test_storage.py", "test_index.py", "test_primitives.py",
           "test_records.py", "test_compression.py", "test_protocol_fastpaths.py", "test_records_peers.py",
-          "test_client_unit.py"]
-
-
-def _runtime(name):
-    path = subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
-    return path if os.path.isabs(path) and os.path.exists(path) else None
+          "test_client_unit.py", "test_kafka_fixtures.py", "test_fuzz_targets.py"]
+# run in the sanitized Python itself: the suites must exercise the instrumented core, not one found elsewhere
+RUN = """
+import os, sys
+import chronik_perf._core as core
+src = os.environ["CHRONIK_PERF_SANITIZED_CORE"]
+assert core.__file__.startswith(src + os.sep), f"{core.__file__} is not the sanitized core under {src}"
+with open(core.__file__, "rb") as fh:
+    assert b"__asan_report_load" in fh.read(), "the core loaded is not instrumented"
+print("sanitized core loaded:", core.__file__, flush=True)
+import pytest
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", *sys.argv[1:]]))
+"""
 
 
 @pytest.fixture(scope="module")
 def sanitized(tmp_path_factory):
-    """(PYTHONPATH holding a chronik_perf whose core is built with ASan and UBSan, environment to run it in)."""
-    if shutil.which("gcc") is None:
-        fail_or_skip("gcc is needed to build the sanitized core")
-    runtimes = [_runtime("libasan.so"), _runtime("libubsan.so")]
-    if None in runtimes:
-        fail_or_skip("gcc's libasan/libubsan runtimes are not installed")
-    work = tmp_path_factory.mktemp("asan")
-    for name in ("setup.py", "pyproject.toml", "README.md"):
-        shutil.copy(os.path.join(REPO, name), work)
-    shutil.copytree(os.path.join(REPO, "src"), work / "src",
-                    ignore=shutil.ignore_patterns("*.so", "_core.c", "_core.html", "__pycache__", "*.egg-info"))
-    build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=work, capture_output=True,
-                           text=True, env={**os.environ, "CHRONIK_PERF_SANITIZE": "1"})
-    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-3000:]
-    logs = work / "reports"  # pytest captures fd 2, and an abort loses it: the sanitizers write here instead
-    logs.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(work / "src"), "LD_PRELOAD": ":".join(runtimes), "PYTHONMALLOC": "malloc",
-           "ASAN_OPTIONS": f"detect_leaks=0:abort_on_error=1:log_path={logs}/asan",
-           "UBSAN_OPTIONS": f"print_stacktrace=1:log_path={logs}/ubsan"}
-    return str(work / "src"), env, logs
+    """(the sanitized core's src folder, environment to run it in, folder of sanitizer reports)."""
+    try:
+        src = sanitized_build.build()
+    except sanitized_build.SanitizedBuildError as exc:
+        fail_or_skip(str(exc))
+    logs = tmp_path_factory.mktemp("reports")  # pytest captures fd 2, and an abort loses it
+    return src, sanitized_build.environment(src, logs), logs
 
 
 def _reports(logs):
     return "".join(path.read_text(errors="replace")[:4000] for path in sorted(logs.iterdir()))
 
 
-def test_the_sanitized_core_is_the_one_loaded(sanitized):
-    src, env, _ = sanitized
-    probe = subprocess.run([sys.executable, "-c", "import chronik_perf._core as c; print(c.__file__)"],
-                           capture_output=True, text=True, env=env, timeout=120)
-    assert probe.returncode == 0, probe.stderr
-    loaded = probe.stdout.strip()
-    assert loaded.startswith(src)
-    with open(loaded, "rb") as fh:
-        assert b"__asan_report_load" in fh.read()  # instrumented: every load is checked
+def test_the_sanitized_core_checks_signed_overflow_and_feeds_libfuzzer(sanitized):
+    src, _, _ = sanitized
+    (core,) = (Path(src) / "chronik_perf").glob("_core*.so")
+    binary = core.read_bytes()
+    # under Python's -fwrapv clang emits no signed-overflow checks at all: their handlers show -fno-wrapv took effect
+    for symbol in (b"__ubsan_handle_add_overflow", b"__ubsan_handle_mul_overflow", b"__asan_report_load",
+                   b"__sanitizer_cov_8bit_counters_init", b"__sanitizer_cov_trace_cmp"):
+        assert symbol in binary, symbol
 
 
 def test_bad_input_tests_pass_under_asan_and_ubsan(sanitized):
-    _, env, logs = sanitized
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES],
-                         cwd=os.path.join(REPO, "tests"), capture_output=True, text=True, env=env, timeout=1800)
+    src, env, logs = sanitized
+    run = subprocess.run([sys.executable, "-c", RUN, *SUITES], cwd=TESTS, capture_output=True, text=True, env=env,
+                         timeout=1800)
     assert not _reports(logs), _reports(logs)
     report = run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"sanitized core loaded: {src}" in run.stdout, report
     assert run.returncode == 0, report
     assert " passed" in run.stdout and " failed" not in run.stdout, report

@@ -1,0 +1,164 @@
+"""Run the fuzz targets under libFuzzer (atheris) against the sanitized, coverage-instrumented core.
+
+    python fuzz/run.py --target all --runs 1000000 --jobs 2 --json results.json
+
+Each target runs in its own Python with ASan, UBSan and libFuzzer preloaded (fuzz/sanitized.py), its corpus in
+build/fuzz/<target>/corpus grown from the seeds (captured Kafka frames and segments, our encoders' output, and
+fuzz/regressions/<target>/). A run fails on any crash, sanitizer report, timeout, out-of-memory, or exception
+other than the named errors; the input that did it is saved under build/fuzz/<target>/ and its path printed.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import sanitized  # noqa: E402
+
+TARGET_NAMES = ("records", "codecs", "protocol", "payloads", "index", "segment", "varint")
+FINDINGS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: libFuzzer", "Uncaught Python exception",
+            "==ERROR", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def _child(target, workdir, libfuzzer_args):
+    """Inside the sanitized Python: check the core loaded is the instrumented one, write the seeds, fuzz."""
+    import atheris
+
+    with atheris.instrument_imports(include=["chronik_perf"]):
+        import chronik_perf.protocol  # noqa: F401  (its Python parts guide the fuzzer too)
+        import targets
+    import chronik_perf._core as core
+
+    expected = os.environ["CHRONIK_PERF_SANITIZED_CORE"]
+    assert core.__file__.startswith(expected), f"{core.__file__} is not the sanitized core under {expected}"
+    binary = Path(core.__file__).read_bytes()
+    assert b"__asan_report_load" in binary and b"__sanitizer_cov_8bit_counters_init" in binary, core.__file__
+    print(f"sanitized core: {core.__file__}", flush=True)
+    fuzz, seeds = targets.TARGETS[target]
+    seed_dir = Path(workdir) / "seeds"
+    shutil.rmtree(seed_dir, ignore_errors=True)
+    seed_dir.mkdir(parents=True)
+    for i, seed in enumerate(seeds()):
+        (seed_dir / f"seed-{i:04d}").write_bytes(seed)
+    for name, data in targets.regression_inputs(target):
+        (seed_dir / f"regression-{name}").write_bytes(data)
+    corpus = Path(workdir) / "corpus"
+    corpus.mkdir(exist_ok=True)
+    atheris.Setup([sys.argv[0], *libfuzzer_args, str(corpus), str(seed_dir)], fuzz)
+    atheris.Fuzz()
+
+
+def _stats(log):
+    """Figures of one libFuzzer run from its output."""
+    text = log.read_text(errors="replace")
+    cov = re.findall(r"\bcov: (\d+) ft: (\d+)", text)
+    stat = dict(re.findall(r"stat::(\w+):\s+(\d+)", text))
+    done = re.search(r"Done (\d+) runs in (\d+) second", text)
+    findings = [line for line in text.splitlines() if any(f in line for f in FINDINGS)]
+    artifacts = re.findall(r"Test unit written to (\S+)", text)
+    return {
+        "runs": int(stat.get("number_of_executed_units", done.group(1) if done else 0)),
+        "seconds": int(done.group(2)) if done else None,
+        "exec_per_s": int(stat.get("average_exec_per_sec", 0)),
+        "coverage": int(cov[-1][0]) if cov else 0,
+        "features": int(cov[-1][1]) if cov else 0,
+        "corpus_added": int(stat.get("new_units_added", 0)),
+        "peak_rss_mb": int(stat.get("peak_rss_mb", 0)),
+        "done": done is not None,
+        "findings": findings[:20],
+        "artifacts": artifacts,
+    }
+
+
+def run_target(target, src, runs, workdir, seed=None, max_time=None, nice=0, fresh=False):
+    """Fuzz one target for `runs` inputs in its own sanitized Python; returns its figures."""
+    work = Path(workdir) / target
+    if fresh:
+        shutil.rmtree(work / "corpus", ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    args = [f"-runs={runs}", "-timeout=30", "-rss_limit_mb=3072", "-print_final_stats=1",
+            f"-artifact_prefix={work}/"]
+    if target == "segment":
+        args.append("-max_len=65536")
+    if seed is not None:
+        args.append(f"-seed={seed}")
+    if max_time:
+        args.append(f"-max_total_time={max_time}")
+    log = work / "log.txt"
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", target, "--workdir", str(work), "--",
+               *args]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
+    started = time.monotonic()
+    with open(log, "w") as out:
+        rc = subprocess.run(command, env=sanitized.environment(src), stdout=out, stderr=subprocess.STDOUT,
+                            cwd=work).returncode
+    figures = {"target": target, "returncode": rc, "wall_seconds": round(time.monotonic() - started, 1),
+               "log": str(log), **_stats(log)}
+    figures["ok"] = rc == 0 and figures["done"] and not figures["findings"]
+    return figures
+
+
+def _row(f):
+    state = "ok" if f["ok"] else "FAILED"
+    return (f"{f['target']:<9} {state:<6} {f['runs']:>9} runs {f['wall_seconds']:>8.1f} s {f['exec_per_s']:>6} exec/s "
+            f"cov {f['coverage']:>5} ft {f['features']:>6} corpus +{f['corpus_added']}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="all", help=f"all, or a comma-separated list of {', '.join(TARGET_NAMES)}")
+    parser.add_argument("--runs", type=int, default=10000, help="inputs per target")
+    parser.add_argument("--jobs", type=int, default=1, help="targets fuzzed at once")
+    parser.add_argument("--seed", type=int, help="libFuzzer's random seed (fixed for reproducible smoke runs)")
+    parser.add_argument("--max-time", type=int, help="stop each target after this many seconds")
+    parser.add_argument("--nice", type=int, default=0, help="run the fuzzers at this niceness")
+    parser.add_argument("--workdir", default=str(sanitized.REPO / "build" / "fuzz"),
+                        help="corpora, logs and crash inputs go here")
+    parser.add_argument("--fresh", action="store_true", help="start from the seeds, not the saved corpora")
+    parser.add_argument("--json", help="write every target's figures to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("libfuzzer_args", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args.child, args.workdir, args.libfuzzer_args)
+    names = TARGET_NAMES if args.target == "all" else tuple(args.target.split(","))
+    unknown = set(names) - set(TARGET_NAMES)
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(sorted(unknown))}; choose from {', '.join(TARGET_NAMES)}")
+    try:
+        src = sanitized.build()
+    except sanitized.SanitizedBuildError as exc:
+        print(f"fuzz: {exc}", file=sys.stderr)
+        return 2
+    started = time.time()
+    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        jobs = [pool.submit(run_target, name, src, args.runs, args.workdir, args.seed, args.max_time, args.nice,
+                            args.fresh) for name in names]
+        results = []
+        for job in jobs:
+            results.append(job.result())
+            print(_row(results[-1]), flush=True)
+    for f in results:
+        if not f["ok"]:
+            print(f"{f['target']}: exit {f['returncode']}, log {f['log']}", file=sys.stderr)
+            for line in f["findings"]:
+                print(f"  {line}", file=sys.stderr)
+            for path in f["artifacts"]:
+                print(f"  input: {path}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"started": started, "runs_per_target": args.runs,
+                                               "sanitized_core": str(src), "targets": results}, indent=1))
+    return 0 if all(f["ok"] for f in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

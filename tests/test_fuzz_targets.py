@@ -1,0 +1,120 @@
+"""The fuzz targets in-process: every seed and every saved finding passes, the seeds reach every api and version,
+and the targets' checks fail when a decoder misbehaves (so a fuzz run that passes means something)."""
+import signal
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chronik_perf import protocol
+from chronik_perf.protocol import ProtocolError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
+import targets  # noqa: E402
+
+NAMES = sorted(targets.TARGETS)
+REGRESSIONS = [(t, name, data) for t in NAMES for name, data in targets.regression_inputs(t)]
+
+
+@pytest.mark.parametrize("target", NAMES)
+def test_every_seed_passes_its_target(target):
+    fuzz, seeds = targets.TARGETS[target]
+    inputs = list(seeds())
+    assert inputs
+    for data in inputs:
+        fuzz(data)
+
+
+def test_protocol_seeds_reach_every_api_version_and_direction():
+    reached = {(targets._case(s), s[0] & 1) for s in targets.seeds_protocol()}
+    want = {((name, key, v), kind) for name, key in targets.APIS
+            for v in range(protocol.SUPPORTED[name][0], protocol.SUPPORTED[name][1] + 1) for kind in (0, 1)}
+    assert reached == want
+
+
+@pytest.mark.parametrize("target,name,data", REGRESSIONS, ids=[f"{t}-{n}" for t, n, _ in REGRESSIONS])
+def test_saved_findings_pass(target, name, data):
+    targets.TARGETS[target][0](data)
+
+
+def test_a_null_where_the_schema_forbids_one_is_a_protocol_error():
+    """Found by fuzz_protocol: a null array decoded to None, which the encoder then refused to write."""
+    frames = {name: data for t, name, data in REGRESSIONS if "null-non-nullable" in name}
+    assert len(frames) == 2
+    for data in frames.values():
+        name, key, version = targets._case(data)
+        rest = data[3:]
+        with pytest.raises(ProtocolError, match="null for a non-nullable array"):
+            if data[0] & 1:
+                protocol.decode_response(name, version, struct.pack(">i", len(rest)) + rest)
+            else:
+                head = struct.pack(">hh", key, version)
+                protocol.decode_request(struct.pack(">i", len(rest) + 4) + head + rest)
+
+
+def test_the_protocol_target_catches_a_decoder_that_misreads_a_field(monkeypatch):
+    seed = next(s for s in targets.seeds_protocol() if s[0] & 1 and targets._case(s)[::2] == ("Metadata", 12))
+    real = protocol.decode_response
+
+    def misread(api, version, frame, **kw):
+        cid, body = real(api, version, frame, **kw)
+        return cid, {**body, "throttle_time_ms": body["throttle_time_ms"] + 1}
+    monkeypatch.setattr(protocol, "decode_response", misread)
+    with pytest.raises(AssertionError):
+        targets.fuzz_protocol(seed)
+
+
+def test_the_records_target_catches_columns_that_disagree_with_records(monkeypatch):
+    seed = next(targets.seeds_records())
+    real = targets.parse_batches
+
+    class Skewed:
+        def __init__(self, batch):
+            self.batch = batch
+
+        def __getattr__(self, name):
+            return getattr(self.batch, name)
+
+        def columns(self):
+            cols = self.batch.columns()
+            cols["offset"] = cols["offset"] + 1
+            return cols
+    monkeypatch.setattr(targets, "parse_batches", lambda *a, **kw: [Skewed(b) for b in real(*a, **kw)])
+    with pytest.raises(AssertionError):
+        targets.fuzz_records(seed)
+
+
+def test_the_index_target_catches_a_wrong_lookup(monkeypatch):
+    seed = next(targets.seeds_index())
+
+    class Off(targets.OffsetIndex):
+        def lookup(self, offset, /):
+            return super().lookup(offset + 1)
+    monkeypatch.setattr(targets, "OffsetIndex", Off)
+    with pytest.raises(AssertionError):
+        targets.fuzz_index(seed)
+
+
+PROBE = """
+import ctypes, sys
+import numpy as np
+sys.path.insert(0, {fuzz!r})
+from guard import GuardedBuffer
+g = GuardedBuffer(8192)
+view = g.{where}(b"abc")
+address = np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0]
+assert ctypes.string_at(address, 3) == b"abc"
+print("read", flush=True)
+ctypes.string_at(address + {offset}, 1)
+print("no fault", flush=True)
+"""
+
+
+@pytest.mark.parametrize("where,offset", [("at_end", 3), ("at_start", -1)])
+def test_a_read_one_byte_past_a_guarded_input_faults(where, offset):
+    fuzz = str(Path(targets.__file__).parent)
+    run = subprocess.run([sys.executable, "-c", PROBE.format(fuzz=fuzz, where=where, offset=offset)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.stdout == "read\n" and run.returncode == -signal.SIGSEGV, (run.returncode, run.stdout, run.stderr)
