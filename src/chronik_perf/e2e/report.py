@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from .comparable import header
 from .repeats import overlap
 from .results import HEADERS, TEST_TITLES, notes, row
 
@@ -65,6 +66,9 @@ def _ratio(a, b, overlapping=None) -> str:
 
 
 def print_results(console: Console, docs: list[dict]) -> None:
+    """The results table; for several runs, first what they share, and after it the ratios."""
+    if len(docs) > 1:
+        console.print(header(docs), highlight=False, soft_wrap=True)
     console.print(results_table(docs))
     if len(docs) > 1:
         console.print(ratio_table(docs))
