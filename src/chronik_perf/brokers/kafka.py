@@ -41,6 +41,13 @@ _NO_NETWORK = r"Could not (transfer|resolve)|No plugin found|UnknownHost|unreach
 # English number formatting whatever the machine's locale (Kafka's perf tools print with printf).
 _LOCALE = ["-Duser.language=en", "-Duser.country=US"]
 
+# The JVM options Kafka's bin/kafka-run-class.sh gives every tool (its KAFKA_JVM_PERFORMANCE_OPTS default) ...
+TOOL_JVM_OPTIONS = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+                    "-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true"]
+# ... and its heap: kafka-run-class.sh's -Xmx256M, which kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh
+# raise to -Xmx512M.
+TOOL_HEAP = {"org.apache.kafka.tools.ProducerPerformance": "512m", "org.apache.kafka.tools.ConsumerPerformance": "512m"}
+
 
 class KafkaJava(NamedTuple):
     """How to run Kafka's classes: the java executable, the jar classpath, the Kafka version, a quiet log config."""
@@ -50,10 +57,12 @@ class KafkaJava(NamedTuple):
     version: str
     log4j_config: str
 
-    def command(self, main_class: str, *args: str, heap: str = "256m") -> list[str]:
-        """A command line running main_class (e.g. org.apache.kafka.tools.ProducerPerformance) with args."""
-        return [self.java, f"-Xmx{heap}", *_LOCALE, f"-Dlog4j2.configurationFile={self.log4j_config}",
-                "-cp", self.classpath, main_class, *args]
+    def command(self, main_class: str, *args: str, heap: str | None = None) -> list[str]:
+        """A command line running main_class (e.g. org.apache.kafka.tools.ProducerPerformance) with args, with the
+        JVM options and heap Kafka's own scripts give that tool."""
+        heap = heap or TOOL_HEAP.get(main_class, "256m")
+        return [self.java, f"-Xmx{heap}", *TOOL_JVM_OPTIONS, *_LOCALE,
+                f"-Dlog4j2.configurationFile={self.log4j_config}", "-cp", self.classpath, main_class, *args]
 
 
 def pinned_version(pom: Path = POM) -> str:
