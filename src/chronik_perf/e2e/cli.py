@@ -11,7 +11,8 @@ import sys
 
 from rich.console import Console
 
-from .config import COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, TARGET_ADDRESSES, build_config, load_workload
+from .config import (COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, TARGET_ADDRESSES, build_config, load_workload,
+                     shipped_workloads)
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
 
@@ -59,7 +60,8 @@ def run_parser() -> argparse.ArgumentParser:
     where.add_argument("--bootstrap-servers", help="host:port[,host:port...] of any other broker")
     where.add_argument("--start", action="store_true", help="start the target (kafka, tansu, mock) and stop it after")
     w = p.add_argument_group("workload (names follow Kafka's perf tools)")
-    w.add_argument("--workload", help="YAML file of these options")
+    w.add_argument("--workload", help="YAML file of these options, or the name of a shipped one: "
+                                   f"{', '.join(sorted(shipped_workloads()))}")
     w.add_argument("--tests", type=_tests, help="comma-separated: producer,consumer,latency,concurrent,groups")
     w.add_argument("--num-messages", type=int)
     w.add_argument("--message-size", type=int, help="bytes per value (at least 20)")
