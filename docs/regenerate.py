@@ -80,6 +80,13 @@ def _micro_commands(opts: Options, out: Path) -> list[list[str]]:
             [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
 
 
+def _fuzz_commands(opts: Options, out: Path) -> list[list[str]]:
+    """Every fuzz target at once from its seeds: 1,000,000 inputs each, or 50 minutes, whichever comes first."""
+    runs, seconds = ("20000", "300") if opts.quick else ("1000000", "3000")
+    return [[sys.executable, "fuzz/run.py", "--target", "all", "--runs", runs, "--max-time", seconds, "--jobs", "7",
+             "--fresh", "--json", str(out / "fuzz.json")]]
+
+
 def output(folder: Path, index: int = 0) -> str:
     """What command `index` of a data set printed."""
     return (folder / f"output-{index}.txt").read_text(encoding="utf-8")
@@ -125,6 +132,7 @@ DATA_SETS = [
     DataSet("storage-ratios", _script("micro/ratios_storage.py", ["--entries", "100000", "--segment-mib", "32"]),
             {"storage-ratios": code_block}),
     DataSet("micro", _micro_commands, {"micro": micro_report}),
+    DataSet("fuzz", _fuzz_commands, {"fuzz": markdown_table_lines}, keep=("fuzz.json",)),
 ]
 
 

@@ -43,6 +43,9 @@ def _child(target, workdir, libfuzzer_args):
     assert b"__asan_report_load" in binary and b"__sanitizer_cov_8bit_counters_init" in binary, core.__file__
     print(f"sanitized core: {core.__file__}", flush=True)
     fuzz, seeds = targets.TARGETS[target]
+    if any(os.path.isfile(arg) for arg in libfuzzer_args):  # inputs to rerun (--reproduce)
+        atheris.Setup([sys.argv[0], *libfuzzer_args], fuzz)
+        return atheris.Fuzz()
     seed_dir = Path(workdir) / "seeds"
     shutil.rmtree(seed_dir, ignore_errors=True)
     seed_dir.mkdir(parents=True)
@@ -107,10 +110,14 @@ def run_target(target, src, runs, workdir, seed=None, max_time=None, nice=0, fre
     return figures
 
 
+HEADER = ("| target | result | inputs | seconds | exec/s | coverage (edges) | features | corpus added | peak RSS MB |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+
+
 def _row(f):
-    state = "ok" if f["ok"] else "FAILED"
-    return (f"{f['target']:<9} {state:<6} {f['runs']:>9} runs {f['wall_seconds']:>8.1f} s {f['exec_per_s']:>6} exec/s "
-            f"cov {f['coverage']:>5} ft {f['features']:>6} corpus +{f['corpus_added']}")
+    """One target's figures as a Markdown table row."""
+    return (f"| {f['target']} | {'ok' if f['ok'] else 'FAILED'} | {f['runs']} | {f['wall_seconds']:.0f} | "
+            f"{f['exec_per_s']} | {f['coverage']} | {f['features']} | {f['corpus_added']} | {f['peak_rss_mb']} |")
 
 
 def main(argv=None):
@@ -125,6 +132,8 @@ def main(argv=None):
                         help="corpora, logs and crash inputs go here")
     parser.add_argument("--fresh", action="store_true", help="start from the seeds, not the saved corpora")
     parser.add_argument("--json", help="write every target's figures to this file")
+    parser.add_argument("--reproduce", metavar="INPUT", nargs="+",
+                        help="run one --target on these inputs (saved crashes) and show what happens")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("libfuzzer_args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -139,7 +148,16 @@ def main(argv=None):
     except sanitized.SanitizedBuildError as exc:
         print(f"fuzz: {exc}", file=sys.stderr)
         return 2
+    if args.reproduce:
+        if len(names) != 1:
+            parser.error("--reproduce needs exactly one --target")
+        workdir = Path(args.workdir) / names[0]
+        workdir.mkdir(parents=True, exist_ok=True)
+        return subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", names[0], "--workdir",
+                               str(workdir), "--", *map(os.path.abspath, args.reproduce)],
+                              env=sanitized.environment(src), cwd=workdir).returncode
     started = time.time()
+    print(HEADER, flush=True)
     with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
         jobs = [pool.submit(run_target, name, src, args.runs, args.workdir, args.seed, args.max_time, args.nice,
                             args.fresh) for name in names]

@@ -66,6 +66,9 @@ cdef int _scan_slots(const uint8_t* d, Py_ssize_t slots, bint time_index,
     cdef Py_ssize_t es = TIME_ENTRY_SIZE if time_index else OFFSET_ENTRY_SIZE
     cdef Py_ssize_t i, n = slots
     cdef int64_t key, value, prev_key = INT64_MIN, prev_value = 0
+    if slots == 0:  # an empty buffer's d may be NULL, where even d + 0 is undefined behaviour
+        entries[0] = 0
+        return SCAN_OK
     for i in range(slots):
         if i > 0 and _slot_is_zero(d + i * es, es):
             n = i
@@ -267,6 +270,10 @@ cdef class _Index:
         cdef Py_ssize_t g = 0, j, k, length, half, i
         cdef Py_ssize_t blocks = (self.n + SUMMARY_STRIDE - 1) // SUMMARY_STRIDE
         cdef Py_ssize_t base[LOOKUP_GROUP]
+        if blocks == 0:  # no entries, and data may be NULL: nothing to prefetch
+            for j in range(m):
+                slots[j] = -1
+            return
         while g < m:
             k = min(<Py_ssize_t>LOOKUP_GROUP, m - g)
             for j in range(k):
