@@ -293,3 +293,13 @@ def test_consumers_stop_on_owed_or_distinct_ids_never_on_raw_arrivals():
     assert owed.wanted()
     owed.ids(np.array([0]), np.array([4]))  # 3 of the 4 not failed: one is unknown, so this is everything owed
     assert not owed.wanted()
+
+
+def test_fixed_rate_senders_never_leave_before_the_intended_time():
+    from chronik_perf.e2e.drivers.base import wait_until
+    early = 0
+    for i in range(300):
+        t = time.monotonic_ns() + (i * 7919) % 200_000  # remainders under 200 µs, once sent early with a later stamp
+        wait_until(t)
+        early += time.monotonic_ns() < t
+    assert early == 0
