@@ -74,6 +74,11 @@ def test_every_benchmark_ran_with_sane_fields(suite):
     assert os.path.exists(os.path.join(run_dir, "latency.hdr")) and os.path.exists(os.path.join(run_dir, "summary.md"))
     assert os.path.exists(os.path.join(run_dir, "throughput.png")) and os.path.exists(os.path.join(run_dir, "latency.png"))
     assert "Producer Throughput" in stdout and "E2E Latency" in stdout
+    report = os.path.join(run_dir, "report.html")
+    assert stdout.rstrip().splitlines()[-1] == f"report: {report}"     # the console ends with the report's path
+    with open(report, encoding="utf-8") as fh:
+        page = fh.read()
+    assert '<table id="comparison-table">' in page and page.count('<img alt=') >= 3 and 'src="http' not in page
     env = doc["environment"]
     assert env["cpu_count"] and env["python"] and env["packages"]["confluent-kafka"] and env["client"]["librdkafka"]
     assert doc["broker"]["name"] == name and doc["config"]["num_messages"] == 3000
@@ -117,6 +122,7 @@ def test_check_regression_and_compare(suite, tmp_path):
     chart = tmp_path / "cmp.png"
     cmp = run_cli(["compare", run_dir, str(slow), "--chart", str(chart)])
     assert cmp.returncode == 0 and "0.50x" in cmp.stdout and chart.exists()
+    assert cmp.stdout.rstrip().endswith(f"report: {tmp_path / 'report.html'}") and (tmp_path / "report.html").exists()
 
 
 def test_repeat_keeps_every_run_and_gates_on_the_spread(tansu_broker, tmp_path):

@@ -140,7 +140,8 @@ def test_an_unknown_key_to_allow_is_an_argparse_error_naming_the_known_ones(comm
 def test_the_header_names_what_the_runs_share_and_what_was_allowed_to_differ():
     docs = [result(driver=d) for d in ("native", "confluent", "java")]
     line = header(docs)
-    assert line.startswith("same workload: ") and line.endswith("; drivers: native, confluent, java; same target: kafka")
+    assert line.startswith("same workload: ")
+    assert line.endswith("; drivers: native, confluent, java; same target: kafka")
     assert all(f"{key} " in line for key in WORKLOAD)
     docs[2]["config"]["acks"] = "1"
     assert "(differs: acks)" in header(docs)

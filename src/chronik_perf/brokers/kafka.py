@@ -1,7 +1,7 @@
 """Apache Kafka 4.x, KRaft combined mode (one node: broker + controller), run from Maven Central jars on Java 17+.
 
-The jars are those of e2e/pom.xml (kafka_2.13, kafka-tools, Log4j2), resolved once with `mvn` into ~/.m2; the
-resolved classpath is cached in the state folder. The data directory is <state folder>/kafka-<port>/data, so
+The jars are those of the package's pom.xml (kafka_2.13, kafka-tools, Log4j2), resolved once with `mvn` into ~/.m2;
+the resolved classpath is cached in the state folder. The data directory is <state folder>/kafka-<port>/data, so
 storage tools can open <log_dir>/<topic>-<partition>/.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +24,7 @@ DEFAULT_PORT = 9095
 DEFAULT_HEAP = "512m"
 MIN_JAVA = 17
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-POM = Path(__file__).resolve().parents[3] / "e2e" / "pom.xml"
+POM = Path(str(resources.files(__package__) / "pom.xml"))  # package data: works from a wheel
 
 _LOG4J = """status = warn
 appender.out.type = Console
@@ -65,11 +66,11 @@ class KafkaJava(NamedTuple):
 
 
 def pinned_version(pom: Path = POM) -> str:
-    """The Kafka version e2e/pom.xml pins."""
+    """The Kafka version the pom pins."""
     try:
         match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom.read_text())
     except OSError:
-        raise BrokerError(f"Kafka's Maven pom is missing ({pom}): run from a chronik-perf source checkout") from None
+        raise BrokerError(f"Kafka's Maven pom is missing ({pom}): reinstall chronik-perf") from None
     if not match:
         raise BrokerError(f"{pom} does not set <kafka.version>")
     return match.group(1).strip()
