@@ -57,13 +57,23 @@ def write(path: str, doc: dict, histograms: dict[str, str]) -> str:
 
 
 def load(path: str) -> dict:
-    """Read a results.json (or the results.json inside a run directory)."""
+    """Read a results.json (or the results.json inside a run directory); ValueError naming the file when it is not
+    one."""
     if os.path.isdir(path):
         path = os.path.join(path, "results.json")
     with open(path, encoding="utf-8") as fh:
-        doc = json.load(fh)
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {doc.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+        try:
+            doc = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+        found = doc.get("schema_version") if isinstance(doc, dict) else None
+        raise ValueError(f"{path}: schema_version {found!r}, expected {SCHEMA_VERSION}: not a chronik-perf results file")
+    for key, kind in (("target", str), ("config", dict), ("environment", dict), ("broker", dict), ("results", list)):
+        if not isinstance(doc.get(key), kind):
+            raise ValueError(f"{path}: {key!r} is missing or not a {kind.__name__}")
+    if not all(isinstance(r, dict) and isinstance(r.get("test"), str) for r in doc["results"]):
+        raise ValueError(f"{path}: every entry of 'results' needs a 'test' name")
     return doc
 
 
