@@ -629,7 +629,7 @@ cdef class RecordBatch:
             return 0
         if codec != CODEC_NONE:
             section = self._held.byte_view(start, self.position + LOG_OVERHEAD + self.batch_length)
-            self._decompressed = decompress(codec, section)
+            self._decompressed = decompress(codec, section, batch_limit(self.record_count))
             self._rec = <const uint8_t*>PyBytes_AS_STRING(self._decompressed)
             self._rec_len = PyBytes_GET_SIZE(self._decompressed)
         else:
