@@ -56,8 +56,10 @@ cdef tuple FAULT_TEXT = (
     "", "truncated varint", "varint longer than 10 bytes", "record length out of range",
     "key length out of range", "value length out of range", "header count out of range",
     "header key length out of range", "header value length out of range",
-    "record length disagrees with its contents",
+    "record length disagrees with its contents", "offset delta outside the batch's offset range",
 )
+cdef enum:
+    BAD_OFFSET_DELTA = 10        # after record_scan.h's codes: an offset delta outside [0, last offset delta]
 
 
 cdef struct Slice:
@@ -528,6 +530,7 @@ cdef struct ColumnScan:
     Py_ssize_t end
     Py_ssize_t n                 # in: record count
     int64_t base_offset
+    int64_t last_delta           # in: the batch's last offset delta, which every record's delta stays within
     int64_t ts_base
     bint log_append
     Py_ssize_t shift             # in: added to key and value starts
@@ -540,15 +543,20 @@ cdef struct ColumnScan:
 cdef void fill_columns(ColumnScan* s) noexcept nogil:
     """Scan s.n records into the six columns; stop at the first fault."""
     cdef const uint8_t* buf = s.buf
-    cdef Py_ssize_t end = s.end, n = s.n, pos = 0, i = 0, shift = s.shift
+    cdef Py_ssize_t end = s.end, n = s.n, pos = 0, i = 0, shift = s.shift, start
     cdef int64_t base_offset = s.base_offset, ts_base = s.ts_base
+    cdef uint64_t last_delta = <uint64_t>s.last_delta
     cdef int64_t ts_mask = 0 if s.log_append else -1     # LogAppendTime: every record at ts_base
     cdef int64_t* row = s.out
     cdef RecordView r
     cdef int rc = OK
     while i < n:
+        start = pos
         rc = scan_record(buf, end, &pos, &r)
         if rc:
+            break
+        if <uint64_t>r.offset_delta > last_delta:
+            rc, pos = BAD_OFFSET_DELTA, start
             break
         row[0] = base_offset + r.offset_delta
         row[n] = ts_base + (r.timestamp_delta & ts_mask)
@@ -675,7 +683,7 @@ cdef class RecordBatch:
         """The records as a list of Record objects."""
         self.load_records()
         cdef const uint8_t* buf = self._rec
-        cdef Py_ssize_t end = self._rec_len, pos = 0
+        cdef Py_ssize_t end = self._rec_len, pos = 0, start
         cdef RecordView r
         cdef int rc
         cdef int64_t i
@@ -684,9 +692,12 @@ cdef class RecordBatch:
         cdef list out = PyList_New(self.record_count)
         cdef Record rec
         for i in range(self.record_count):
+            start = pos
             rc = scan_record(buf, end, &pos, &r)
             if rc:
                 self.fault(rc, pos, i)
+            if <uint64_t>r.offset_delta > <uint64_t>self.last_offset_delta:
+                self.fault(BAD_OFFSET_DELTA, start, i)
             rec = Record.__new__(Record)
             rec.offset = self.base_offset + r.offset_delta
             rec.timestamp = ts_base if log_append else ts_base + r.timestamp_delta
@@ -716,6 +727,7 @@ cdef class RecordBatch:
         scan.end = self._rec_len
         scan.n = n
         scan.base_offset = self.base_offset
+        scan.last_delta = self.last_offset_delta
         scan.log_append = self.attributes & ATTR_TIMESTAMP_TYPE
         scan.ts_base = self.max_timestamp if scan.log_append else self.base_timestamp
         # Uncompressed: starts index the caller's own buffer; compressed: the decompressed copy.
@@ -766,6 +778,12 @@ cdef RecordBatch read_batch_header(HeldBuffer held, Py_ssize_t pos, bint verify_
                                  f"at byte {pos + BATCH_ATTRIBUTES}")
     if b.record_count < 0:
         raise CorruptRecordError(f"negative record count at byte {pos + BATCH_RECORD_COUNT}")
+    if b.last_offset_delta < 0:
+        raise CorruptRecordError(f"negative last offset delta {b.last_offset_delta} at byte "
+                                 f"{pos + BATCH_LAST_OFFSET_DELTA}")
+    if b.base_offset > INT64_MAX - 1 - b.last_offset_delta:      # the next offset must be an int64 too
+        raise CorruptRecordError(f"base offset {b.base_offset} plus last offset delta {b.last_offset_delta} "
+                                 f"overflows at byte {pos}")
     if verify_crc:
         if b.batch_length >= CRC_GIL_RELEASE_BYTES:
             with nogil:
