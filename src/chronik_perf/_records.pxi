@@ -105,37 +105,47 @@ cdef inline uint8_t* write_slice(uint8_t* p, Slice s) noexcept nogil:
     return p + s.length
 
 
-cdef Py_ssize_t headers_size(object headers, list keepalive) except -1:
-    """Encoded size of a record's headers (count included); validates their types."""
-    cdef Py_ssize_t size = uvarint_size(zigzag_encode(len(headers))), n
-    cdef const char* utf8
-    cdef Slice s
-    for item in headers:
-        hkey, hvalue = item
-        if not isinstance(hkey, str):
-            raise TypeError(f"header key must be str, not {type(hkey).__name__}")
-        utf8 = PyUnicode_AsUTF8AndSize(hkey, &n)
-        set_slice(&s, hvalue, keepalive)
-        size += uvarint_size(zigzag_encode(n)) + n + slice_size(s)
-    return size
+cdef tuple held_items(object obj, str what):
+    """obj's items as a tuple, which holds a reference to each and which no Python code can change: pointers into
+    its items stay valid while the caller's objects run code (a timestamp's __index__, a header list's __iter__)."""
+    if type(obj) is tuple:
+        return obj
+    try:
+        return tuple(obj)
+    except TypeError:
+        raise TypeError(what) from None
 
 
 cdef int set_headers(Slice* out, object headers, list keepalive) except -1:
-    """A record's headers encoded (count included) into bytes kept alive by keepalive;
-    no headers gives a null slice, written as a zero count."""
-    cdef Py_ssize_t n
+    """A record's headers encoded (count included) into bytes kept alive by keepalive; no headers gives a null
+    slice, written as a zero count. The headers are read once, into str keys and bytes or None values, before
+    anything is sized: what the caller's objects do cannot change them between sizing and writing."""
+    cdef Py_ssize_t n, size
     cdef Slice s
     if not headers:
         out.ptr = NULL
         out.length = -1
         return 0
-    encoded = PyBytes_FromStringAndSize(NULL, headers_size(headers, keepalive))
+    cdef list pairs = []
+    for item in headers:
+        hkey, hvalue = item
+        if not isinstance(hkey, str):
+            raise TypeError(f"header key must be str, not {type(hkey).__name__}")
+        if hvalue is not None and type(hvalue) is not bytes:
+            hvalue = bytes(memoryview(hvalue))        # TypeError for anything that is not a buffer
+        pairs.append((hkey, hvalue))
+    size = uvarint_size(zigzag_encode(len(pairs)))
+    for hkey, hvalue in pairs:
+        PyUnicode_AsUTF8AndSize(hkey, &n)
+        set_slice(&s, hvalue, keepalive)
+        size += uvarint_size(zigzag_encode(n)) + n + slice_size(s)
+    encoded = PyBytes_FromStringAndSize(NULL, size)
     keepalive.append(encoded)
     cdef uint8_t* p = <uint8_t*>PyBytes_AS_STRING(encoded)
     out.ptr = p
-    out.length = PyBytes_GET_SIZE(encoded)
-    p += write_uvarint(p, zigzag_encode(len(headers)))
-    for hkey, hvalue in headers:
+    out.length = size
+    p += write_uvarint(p, zigzag_encode(len(pairs)))
+    for hkey, hvalue in pairs:
         s.ptr = <const uint8_t*>PyUnicode_AsUTF8AndSize(hkey, &n)
         s.length = n
         p = write_slice(p, s)
@@ -259,7 +269,7 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
                 int32_t partition_leader_epoch=-1):
     """Build one record batch (magic v2) from sequences of values, keys, timestamps, headers."""
     cdef int codec = codec_id(compression)
-    vseq = PySequence_Fast(values, "values must be a sequence")
+    vseq = held_items(values, "values must be a sequence")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(vseq), i
     if n == 0:
         raise ValueError("a record batch needs at least one record")
@@ -270,7 +280,7 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
     cdef const int64_t[::1] tarr
     cdef bint ts_array = False
     if keys is not None:
-        kseq = PySequence_Fast(keys, "keys must be a sequence")
+        kseq = held_items(keys, "keys must be a sequence")
         if PySequence_Fast_GET_SIZE(kseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(kseq)} keys for {n} values")
         kitems = PySequence_Fast_ITEMS(kseq)
@@ -280,12 +290,12 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
             raise ValueError(f"{tarr.shape[0]} timestamps for {n} values")
         ts_array = True
     elif timestamps is not None:
-        tseq = PySequence_Fast(timestamps, "timestamps must be a sequence")
+        tseq = held_items(timestamps, "timestamps must be a sequence")
         if PySequence_Fast_GET_SIZE(tseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(tseq)} timestamps for {n} values")
         titems = PySequence_Fast_ITEMS(tseq)
     if headers is not None:
-        hseq = PySequence_Fast(headers, "headers must be a sequence")
+        hseq = held_items(headers, "headers must be a sequence")
         if PySequence_Fast_GET_SIZE(hseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(hseq)} header lists for {n} values")
         hitems = PySequence_Fast_ITEMS(hseq)
