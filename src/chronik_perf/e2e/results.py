@@ -99,13 +99,25 @@ def row(doc: dict, r: dict) -> list[str]:
     elif (summed := totals(r)) is not None:
         check = f"lost {summed['lost']} / dup {summed['duplicated']} in {len(r['repeats'])} runs"
     elif v:
-        check = f"lost {v['lost']} / dup {v['duplicated']} / ooo {fmt(v.get('out_of_order'))}"
+        check = check_text(v)
     else:
         check = "not checked"
     throughput = r.get("throughput_msgs_s")
-    return [f"{doc['target']} ({r.get('driver', '?')})", TEST_TITLES.get(r["test"], r["test"]),
-            fmt(float(throughput), 0) if throughput is not None else "N/A", fmt(r.get("throughput_mb_s")),
+    rate = fmt(float(throughput), 0) if throughput is not None else "N/A"
+    if r.get("short_window") and r["test"] != "latency":
+        rate += f" (window {r['duration_s']:.2f} s < 1 s)"
+    return [f"{doc['target']} ({r.get('driver', '?')})", TEST_TITLES.get(r["test"], r["test"]), rate,
+            fmt(r.get("throughput_mb_s")),
             fmt(lat.get("avg")), fmt(lat.get("p99")), check]
+
+
+def check_text(v: dict) -> str:
+    """A verification in one cell: lost / dup / ooo, and unread, unknown, misrouted when there are any."""
+    if v.get("count_only"):
+        return f"count only: {v['in_log']} in the log for {v['expected']} acknowledged"
+    parts = [f"lost {v['lost']}", f"dup {v['duplicated']}", f"ooo {fmt(v.get('out_of_order'))}"]
+    parts += [f"{k} {v[k]}" for k in ("unread", "unknown", "misrouted") if v.get(k)]
+    return " / ".join(parts)
 
 
 HEADERS = ["System", "Test", "Throughput (msg/s)", "Throughput (MB/s)", "Avg Latency (ms)", "P99 Latency (ms)",
