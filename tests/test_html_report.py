@@ -151,11 +151,20 @@ def test_one_run_report_holds_table_charts_partitions_environment_and_data(tmp_p
     assert "ratio-table" not in page.tables
 
 
-def test_side_by_side_report_and_hostile_text(tmp_path):
-    hostile = '</script><script>alert(1)</script><img src="http://example.invalid/x.png">'
-    docs = [results_doc("kafka", 50_000.0), results_doc("tansu", 40_000.0, failed_reason=hostile)]
+HOSTILE = '</script><script>alert(1)</script><img src="http://example.invalid/x.png">'
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two runs side by side (the second with a failure reason full of markup), their folders and comparison chart."""
+    tmp_path = tmp_path_factory.mktemp("two-runs")
+    docs = [results_doc("kafka", 50_000.0), results_doc("tansu", 40_000.0, failed_reason=HOSTILE)]
     runs = [write_run(tmp_path, d, d["target"]) for d in docs]
-    chart = charts.comparison_chart(docs, str(tmp_path / "comparison.png"))
+    return docs, runs, charts.comparison_chart(docs, str(tmp_path / "comparison.png"))
+
+
+def test_side_by_side_report_and_hostile_text(two_runs):
+    docs, runs, chart = two_runs
     page = Page(html_report.render(docs, runs, chart))
     assert page.external == [] and set(page.scripts) == {html_report.DATA_ID}
     assert page.tables["comparison-table"][1:] == ordered_rows(docs)
@@ -191,10 +200,8 @@ def chromium():
 
 
 @pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (Debian: apt-get install -y chromium)")
-def test_report_loads_in_headless_chromium(tmp_path):
-    docs = [results_doc("kafka", 50_000.0), results_doc("tansu", 40_000.0)]
-    runs = [write_run(tmp_path, d, d["target"]) for d in docs]
-    chart = charts.comparison_chart(docs, str(tmp_path / "comparison.png"))
+def test_report_loads_in_headless_chromium(two_runs, tmp_path):
+    docs, runs, chart = two_runs
     report = html_report.write(docs, runs, str(tmp_path / "report.html"), chart)
     probe = tmp_path / "probe.html"      # the same page with a script that reports what the browser saw
     probe.write_text(open(report, encoding="utf-8").read().replace("<head>", "<head>" + CHECK, 1))
