@@ -18,10 +18,12 @@ sys.path.insert(0, str(TESTS.parent / "fuzz"))
 import sanitized as sanitized_build  # noqa: E402
 
 # the tests that feed forged, truncated and corrupted input to the native code, the peers' bytes, the client's C
-# helpers, the frames and segment captured from Kafka, the fuzz targets' seeds and findings (inputs at guard pages)
+# helpers, values freed under build_batch, a hostile broker's answers, the frames and segment captured from Kafka,
+# the fuzz targets' seeds and findings (inputs at guard pages)
 SUITES = ["test_protocol_fuzz.py", "test_records_fuzz.py", "test_storage.py", "test_index.py", "test_primitives.py",
           "test_records.py", "test_compression.py", "test_protocol_fastpaths.py", "test_records_peers.py",
-          "test_client_unit.py", "test_kafka_fixtures.py", "test_fuzz_targets.py"]
+          "test_client_unit.py", "test_build_batch_lifetimes.py", "test_hostile_broker.py", "test_kafka_fixtures.py",
+          "test_fuzz_targets.py"]
 # run in the sanitized Python itself: the suites must exercise the instrumented core, not one found elsewhere
 RUN = """
 import os, sys
