@@ -83,8 +83,9 @@ def _micro_commands(opts: Options, out: Path) -> list[list[str]]:
 
 
 def _fuzz_commands(opts: Options, out: Path) -> list[list[str]]:
-    """Every fuzz target at once from its seeds: 1,000,000 inputs each, or 40 minutes, whichever comes first."""
-    runs, seconds = ("20000", "300") if opts.quick else ("1000000", "2400")
+    """Every fuzz target at once from its seeds: 1,000,000 inputs each, or 15 minutes, whichever comes first
+    (exit status 1, a finding, is a result too: its table row says FAILED)."""
+    runs, seconds = ("20000", "300") if opts.quick else ("1000000", "900")
     return [[sys.executable, "fuzz/run.py", "--target", "all", "--runs", runs, "--max-time", seconds, "--jobs", "7",
              "--fresh", "--json", str(out / "fuzz.json")]]
 
@@ -135,7 +136,7 @@ DATA_SETS = [
     DataSet("storage-ratios", _script("micro/ratios_storage.py", ["--entries", "100000", "--segment-mib", "32"]),
             {"storage-ratios": code_block}),
     DataSet("micro", _micro_commands, {"micro": micro_report}),
-    DataSet("fuzz", _fuzz_commands, {"fuzz": markdown_table_lines}, keep=("fuzz.json",)),
+    DataSet("fuzz", _fuzz_commands, {"fuzz": markdown_table_lines}, keep=("fuzz.json",), ok=(0, 1)),
 ]
 
 

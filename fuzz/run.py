@@ -87,7 +87,8 @@ def run_target(target, src, runs, workdir, seed=None, max_time=None, nice=0, fre
     if fresh:
         shutil.rmtree(work / "corpus", ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    args = [f"-runs={runs}", "-timeout=30", "-rss_limit_mb=3072", "-print_final_stats=1",
+    # the timeout is wall time: generous, so that a fuzzer starved by a loaded machine is not taken for a hung decoder
+    args = [f"-runs={runs}", "-timeout=300", "-rss_limit_mb=3072", "-print_final_stats=1",
             f"-artifact_prefix={work}/"]
     if target == "segment":
         args.append("-max_len=65536")
