@@ -159,9 +159,9 @@ def _case(data):
 
 
 def fuzz_protocol(data):
-    """Every request and response of every version: byte 0 bit 0 picks response, bit 1 zero-copy decoding,
-    bytes 1-2 the api and version; the rest is the frame after its size (and, for requests, after api key and
-    version). A decoded frame re-encodes to a frame that decodes to the same body."""
+    """Every request and response of every version: byte 0 bit 0 picks response, bit 1 zero-copy decoding, bit 2
+    raw request headers; bytes 1-2 the api and version; the rest is the frame after its size (and, for requests
+    without bit 2, after api key and version). A decoded frame re-encodes to a frame that decodes to the same body."""
     if len(data) < 3:
         return
     name, key, version = _case(data)
@@ -176,13 +176,14 @@ def fuzz_protocol(data):
         again = protocol.encode_response(name, version, correlation_id, body)
         got = protocol.decode_response(name, version, again)[1]
     else:
-        rest = struct.pack(">hh", key, version) + data[3:]
+        # bit 2 keeps the api key and version the input carries (unknown, negative, out of range) after byte 2
+        rest = data[3:] if data[0] & 4 else struct.pack(">hh", key, version) + data[3:]
         frame = guarded(struct.pack(">i", len(rest)) + rest)
         try:
             header, body = protocol.decode_request(frame, zero_copy=zero_copy)
         except ProtocolError:
             return
-        assert (header["api_key"], header["api_version"]) == (key, version)
+        key, version = header["api_key"], header["api_version"]
         again = protocol.encode_request(key, version, body, correlation_id=header["correlation_id"],
                                         client_id=header["client_id"])
         got_header, got = protocol.decode_request(again)
@@ -294,7 +295,8 @@ def fuzz_index(data):
     assert all(a < b for a, b in zip(keys, keys[1:]))
     arrays = index.arrays()
     assert list(arrays[0]) == keys and list(arrays[1]) == values
-    probes = sorted({k + d for k in keys for d in (-1, 0, 1)} | {base - 1, base, 0, -1})
+    low, high = -(1 << 63), (1 << 63) - 1
+    probes = sorted({min(max(k + d, low), high) for k in keys for d in (-1, 0, 1)} | {base - 1, base, 0, -1})
     want = [_index_reference(keys, values, p) or empty for p in probes]
     assert [index.lookup(p) for p in probes] == want
     many = index.lookup_many(np.array(probes, dtype=np.int64))

@@ -892,7 +892,8 @@ cdef tuple decode_request_frame(dict programs, frame, bint zero_copy):
         head = rd_take(&r, 8)
         key = <int16_t>load_be16(head)
         version = <int16_t>load_be16(head + 2)
-        p = programs.get((<int>key << 16) | <uint16_t>version)
+        if key >= 0:  # no api key is negative, and shifting one left is undefined behaviour
+            p = programs.get((<int>key << 16) | <uint16_t>version)
         if p is None:
             r.pos = 4
             rd_fail(&r, f"unknown api key {key} or version {version}")
