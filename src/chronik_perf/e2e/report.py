@@ -31,10 +31,20 @@ def ordered_rows(docs: list[dict]) -> list[list[str]]:
 def ratio_table(docs: list[dict]) -> Table:
     """Each run against the first: throughput ratio (higher is better) and p99 ratio (lower is better); with
     --repeat, each ratio says whether the two sets of runs overlap."""
-    base = docs[0]
-    table = Table(title=f"Ratios against {label(base)}")
-    for h in ("System", "Test", "Throughput ratio", "P99 latency ratio"):
+    table = Table(title=f"Ratios against {label(docs[0])}")
+    for h in RATIO_HEADERS:
         table.add_column(h)
+    for cells in ratio_rows(docs):
+        table.add_row(*cells)
+    return table
+
+
+RATIO_HEADERS = ("System", "Test", "Throughput ratio", "P99 latency ratio")
+
+
+def ratio_rows(docs: list[dict]) -> list[list[str]]:
+    """System | Test | throughput ratio | p99 ratio of every later run against the first, per test both measured."""
+    base, rows = docs[0], []
     for doc in docs[1:]:
         for test, r in measured(doc).items():
             b = measured(base).get(test)
@@ -42,9 +52,9 @@ def ratio_table(docs: list[dict]) -> Table:
                 continue
             throughput = _ratio(r.get("throughput_msgs_s"), b.get("throughput_msgs_s"),
                                 overlap(r, b, "throughput_msgs_s"))
-            table.add_row(label(doc), TEST_TITLES.get(test, test), throughput,
-                          _ratio(_p99(r), _p99(b), overlap(r, b, "p99_ms")))
-    return table
+            rows.append([label(doc), TEST_TITLES.get(test, test), throughput,
+                         _ratio(_p99(r), _p99(b), overlap(r, b, "p99_ms"))])
+    return rows
 
 
 def label(doc: dict) -> str:
