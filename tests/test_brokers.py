@@ -362,13 +362,15 @@ def test_cli_kafka_version_must_be_a_kafka_4_release(home):
     assert code == 2 and out == "" and "runs Kafka 4.x releases" in _one_error_line(err)
 
 
-def test_another_kafka_release_resolves_from_a_derived_pom(home):
-    try:
-        jv = kafka_java("4.1.1")
-    except BrokerError as exc:
-        fail_or_skip(f"Kafka 4.1.1's jars unavailable: {exc}")
-    assert jv.version == "4.1.1" and jv.version != kafka_java().version
-    assert any(Path(j).name == "kafka-clients-4.1.1.jar" for j in jv.classpath.split(os.pathsep))
+def test_another_kafka_release_is_the_package_pom_with_its_version(tmp_path):
+    from chronik_perf.brokers.kafka import POM, pinned_version, release_pom
+
+    assert release_pom(None, tmp_path) == POM and release_pom(pinned_version(), tmp_path) == POM
+    derived = release_pom("4.1.1", tmp_path)
+    assert pinned_version(derived) == "4.1.1" and derived.parent == tmp_path
+    assert derived.read_text().replace("4.1.1", pinned_version()) == POM.read_text()
+    with pytest.raises(BrokerError, match="runs Kafka 4.x releases"):
+        release_pom("4.1", tmp_path)
 
 
 def test_cli_chronik_without_a_binary_is_one_line_exit_2(home, tmp_path):
