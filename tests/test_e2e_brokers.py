@@ -74,6 +74,11 @@ def test_every_benchmark_ran_with_sane_fields(suite):
     assert os.path.exists(os.path.join(run_dir, "latency.hdr")) and os.path.exists(os.path.join(run_dir, "summary.md"))
     assert os.path.exists(os.path.join(run_dir, "throughput.png")) and os.path.exists(os.path.join(run_dir, "latency.png"))
     assert "Producer Throughput" in stdout and "E2E Latency" in stdout
+    report = os.path.join(run_dir, "report.html")
+    assert stdout.rstrip().splitlines()[-1] == f"report: {report}"     # the console ends with the report's path
+    with open(report, encoding="utf-8") as fh:
+        page = fh.read()
+    assert '<table id="comparison-table">' in page and page.count('<img alt=') >= 3 and 'src="http' not in page
     env = doc["environment"]
     assert env["cpu_count"] and env["python"] and env["packages"]["confluent-kafka"] and env["client"]["librdkafka"]
     assert doc["broker"]["name"] == name and doc["config"]["num_messages"] == 3000
@@ -117,6 +122,7 @@ def test_check_regression_and_compare(suite, tmp_path):
     chart = tmp_path / "cmp.png"
     cmp = run_cli(["compare", run_dir, str(slow), "--chart", str(chart)])
     assert cmp.returncode == 0 and "0.50x" in cmp.stdout and chart.exists()
+    assert cmp.stdout.rstrip().endswith(f"report: {tmp_path / 'report.html'}") and (tmp_path / "report.html").exists()
 
 
 def test_repeat_keeps_every_run_and_gates_on_the_spread(tansu_broker, tmp_path):
@@ -153,6 +159,24 @@ def test_java_driver_same_schema(kafka_broker, tmp_path):
     lat = by["latency"]["latency_ms"]
     assert lat["p50"] <= lat["p99"] <= lat["p999"] and lat["avg"] > 0
     assert doc["environment"]["client"]["driver"] == "java"
+    for test in ("producer", "consumer", "latency", "concurrent"):
+        # the suite's own process sleeps while the JVMs run: a small fraction of a core, never a spinning one
+        harness = by[test]["harness"]
+        assert harness["wall_s"] > 0.5 and harness["cores"] < 0.05, (test, harness)
+    prod = by["producer"]
+    assert prod["batching"]["records_per_request"] > 1 and prod["batching"]["bytes_per_request"] > 200 * 1
+    assert {"batch-size-avg", "request-latency-avg", "record-queue-time-avg"} <= set(prod["client_metrics"])
+    assert prod["startup_cpu_s"] > 0 and prod["cores_used"] > 0  # JVM start-up apart from the window
+
+
+def test_java_consumer_that_reads_too_little_is_a_failure(kafka_broker):
+    from chronik_perf.e2e.drivers.base import ConsumerSpec, WorkerError
+    from chronik_perf.e2e.drivers.java import JavaDriver
+    topic = f"h12-empty-{os.urandom(4).hex()}"
+    spec = ConsumerSpec(kafka_broker.bootstrap_servers, topic, {}, expected=50, idle_timeout_s=3.0)
+    worker = JavaDriver().start_consumer(spec)
+    with pytest.raises(WorkerError, match="exited early, after 0 of 50"):
+        worker.result(timeout=120)
 
 
 def test_unreachable_broker_is_a_clear_error_within_10s(tmp_path):

@@ -11,7 +11,8 @@ import sys
 
 from rich.console import Console
 
-from .config import COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, TARGET_ADDRESSES, build_config, load_workload
+from .config import (COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, TARGET_ADDRESSES, build_config, load_workload,
+                     shipped_workloads)
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
 
@@ -36,6 +37,18 @@ def _drivers(text: str) -> list[str]:
     return names
 
 
+def _allowed(text: str) -> set[str]:
+    from .comparable import parse_allowed
+    try:
+        return parse_allowed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+ALLOW_HELP = ("compare even though these keys differ (comma-separated config keys such as driver or message_size, "
+              "or target, cpu_model, cpu_count); the verdict names what differed")
+
+
 def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m chronik_perf.e2e", argument_default=argparse.SUPPRESS,
@@ -47,7 +60,8 @@ def run_parser() -> argparse.ArgumentParser:
     where.add_argument("--bootstrap-servers", help="host:port[,host:port...] of any other broker")
     where.add_argument("--start", action="store_true", help="start the target (kafka, tansu, mock) and stop it after")
     w = p.add_argument_group("workload (names follow Kafka's perf tools)")
-    w.add_argument("--workload", help="YAML file of these options")
+    w.add_argument("--workload", help="YAML file of these options, or the name of a shipped one: "
+                                   f"{', '.join(sorted(shipped_workloads()))}")
     w.add_argument("--tests", type=_tests, help="comma-separated: producer,consumer,latency,concurrent,groups")
     w.add_argument("--num-messages", type=int)
     w.add_argument("--message-size", type=int, help="bytes per value (at least 20)")
@@ -107,7 +121,7 @@ def run_main(argv: list[str]) -> int:
         parser.error(str(exc))
     logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
-    from . import charts, report
+    from . import charts, html_report, report
     from .runner import Unreachable, resolve, run_target
 
     names = [t.strip() for t in targets.split(",")] if targets else [target]
@@ -115,7 +129,7 @@ def run_main(argv: list[str]) -> int:
         resolved = [resolve(name, bootstrap, start) for name in names]
     except ValueError as exc:
         parser.error(str(exc))
-    docs = []
+    docs, run_dirs = [], []
     for tgt, announcement in resolved:
         if announcement:
             console.print(announcement)
@@ -142,10 +156,16 @@ def run_main(argv: list[str]) -> int:
                     return EXIT_SETUP
                 charts.run_charts(doc, out_dir)
                 docs.append(doc)
+                run_dirs.append(out_dir)
     report.print_results(console, docs)
+    comparison = None
     if len(docs) > 1:
-        out = charts.comparison_chart(docs, os.path.join(cfg.results_dir, "comparison.png"))
-        console.print(f"[dim]comparison chart: {out}[/dim]")
+        comparison = charts.comparison_chart(docs, os.path.join(cfg.results_dir, "comparison.png"))
+        console.print(f"[dim]comparison chart: {comparison}[/dim]")
+    # every run's folder gets the report of the whole invocation: its own run, or all of them side by side
+    pages = [html_report.write(docs, run_dirs, os.path.join(d, "report.html"), comparison) for d in run_dirs]
+    if pages:
+        console.print(f"report: {pages[0]}", highlight=False, soft_wrap=True)
     failed = any(r.get("failed") for d in docs for r in d["results"])
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -155,16 +175,27 @@ def compare_main(argv: list[str]) -> int:
                                 description="Side-by-side table of several runs, with ratios against the first.")
     p.add_argument("results", nargs="+", help="results.json files or run directories")
     p.add_argument("--chart", default="comparison.png", help="where to write the comparison chart")
+    p.add_argument("--report", help="where to write the HTML report (default: report.html beside the chart)")
+    p.add_argument("--allow-different", type=_allowed, default=set(), metavar="KEY[,KEY]", help=ALLOW_HELP)
     args = p.parse_args(argv)
-    from . import charts, report
+    from . import charts, html_report, report
+    from .comparable import for_comparison
     from .results import load
     try:
         docs = [load(path) for path in args.results]
     except (OSError, ValueError) as exc:
         p.error(str(exc))
+    verdict = for_comparison(docs, args.allow_different, args.results)
+    if not _announce(verdict):
+        return EXIT_SETUP
     console = _console()
     report.print_results(console, docs)
-    console.print(f"[dim]comparison chart: {charts.comparison_chart(docs, args.chart)}[/dim]")
+    chart = charts.comparison_chart(docs, args.chart)
+    console.print(f"[dim]comparison chart: {chart}[/dim]")
+    run_dirs = [p if os.path.isdir(p) else os.path.dirname(p) or "." for p in args.results]
+    page = html_report.write(docs, run_dirs, args.report or os.path.join(os.path.dirname(chart) or ".", "report.html"),
+                             chart)
+    console.print(f"report: {page}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -175,21 +206,39 @@ def check_regression_main(argv: list[str]) -> int:
     p.add_argument("--baseline", required=True)
     p.add_argument("--current", required=True)
     p.add_argument("--threshold", type=float, default=10.0, help="percent (default 10)")
+    p.add_argument("--allow-different", type=_allowed, default=set(), metavar="KEY[,KEY]", help=ALLOW_HELP)
     args = p.parse_args(argv)
+    from .comparable import for_regression
     from .regression import regressions
     from .results import load
     try:
         baseline, current = load(args.baseline), load(args.current)
     except (OSError, ValueError) as exc:
         p.error(str(exc))
+    verdict = for_regression(baseline, current, args.allow_different)
+    if not _announce(verdict):
+        return EXIT_SETUP
     failures, notes = regressions(baseline, current, args.threshold)
     for line in notes:
         print(f"ok          {line}")
     for line in failures:
         print(f"REGRESSION  {line}")
-    print(f"{len(failures)} regression(s) beyond {args.threshold:g}%" if failures
-          else f"no regression beyond {args.threshold:g}%")
+    line = (f"{len(failures)} regression(s) beyond {args.threshold:g}%" if failures
+            else f"no regression beyond {args.threshold:g}%")
+    print(f"{line}; {verdict.despite()}" if verdict.allowed else line)
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _announce(verdict) -> bool:
+    """Print a refusal (one line, stderr) or the warnings and allowed differences; False when refused."""
+    if (refusal := verdict.refusal()) is not None:
+        print(refusal, file=sys.stderr)
+        return False
+    for d in verdict.warnings:
+        print(f"warning: {d} (the work is the same; the figures may move)")
+    if verdict.allowed:
+        print(verdict.despite())
+    return True
 
 
 def _console() -> Console:

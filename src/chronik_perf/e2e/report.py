@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from .comparable import header
 from .repeats import overlap
 from .results import HEADERS, TEST_TITLES, notes, row
 
@@ -14,21 +15,36 @@ def results_table(docs: list[dict], title: str = "Performance Comparison") -> Ta
     table = Table(title=title)
     for h in HEADERS:
         table.add_column(h, justify="right" if "(" in h else "left")
+    for cells in ordered_rows(docs):
+        table.add_row(*cells)
+    return table
+
+
+def ordered_rows(docs: list[dict]) -> list[list[str]]:
+    """The cells of every result of every run, tests in the suite's order and runs in the given order within a test."""
     order = list(TEST_TITLES) + ["interrupted"]
     rows = [(order.index(r["test"]) if r["test"] in order else 99, i, doc, r)
             for i, doc in enumerate(docs) for r in doc["results"]]
-    for _, _, doc, r in sorted(rows, key=lambda x: (x[0], x[1])):
-        table.add_row(*row(doc, r))
-    return table
+    return [row(doc, r) for _, _, doc, r in sorted(rows, key=lambda x: (x[0], x[1]))]
 
 
 def ratio_table(docs: list[dict]) -> Table:
     """Each run against the first: throughput ratio (higher is better) and p99 ratio (lower is better); with
     --repeat, each ratio says whether the two sets of runs overlap."""
-    base = docs[0]
-    table = Table(title=f"Ratios against {label(base)}")
-    for h in ("System", "Test", "Throughput ratio", "P99 latency ratio"):
+    table = Table(title=f"Ratios against {label(docs[0])}")
+    for h in RATIO_HEADERS:
         table.add_column(h)
+    for cells in ratio_rows(docs):
+        table.add_row(*cells)
+    return table
+
+
+RATIO_HEADERS = ("System", "Test", "Throughput ratio", "P99 latency ratio")
+
+
+def ratio_rows(docs: list[dict]) -> list[list[str]]:
+    """System | Test | throughput ratio | p99 ratio of every later run against the first, per test both measured."""
+    base, rows = docs[0], []
     for doc in docs[1:]:
         for test, r in measured(doc).items():
             b = measured(base).get(test)
@@ -36,9 +52,9 @@ def ratio_table(docs: list[dict]) -> Table:
                 continue
             throughput = _ratio(r.get("throughput_msgs_s"), b.get("throughput_msgs_s"),
                                 overlap(r, b, "throughput_msgs_s"))
-            table.add_row(label(doc), TEST_TITLES.get(test, test), throughput,
-                          _ratio(_p99(r), _p99(b), overlap(r, b, "p99_ms")))
-    return table
+            rows.append([label(doc), TEST_TITLES.get(test, test), throughput,
+                         _ratio(_p99(r), _p99(b), overlap(r, b, "p99_ms"))])
+    return rows
 
 
 def label(doc: dict) -> str:
@@ -65,6 +81,9 @@ def _ratio(a, b, overlapping=None) -> str:
 
 
 def print_results(console: Console, docs: list[dict]) -> None:
+    """The results table; for several runs, first what they share, and after it the ratios."""
+    if len(docs) > 1:
+        console.print(header(docs), highlight=False, soft_wrap=True)
     console.print(results_table(docs))
     if len(docs) > 1:
         console.print(ratio_table(docs))
