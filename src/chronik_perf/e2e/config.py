@@ -55,13 +55,20 @@ class BenchConfig:
     log_level: str = "warning"
 
     def validate(self) -> None:
-        """Raise ValueError naming the first option that is out of range."""
+        """Raise ValueError naming the first option that is not a number where one is needed, or out of range."""
+        for f in dataclasses.fields(self):
+            kind, value = _NUMBERS.get(f.type.split(" | ")[0]), getattr(self, f.name)
+            if kind and not (value is None and f.type.endswith("None")) and (
+                    isinstance(value, bool) or not isinstance(value, kind)):
+                raise ValueError(f"invalid --{f.name.replace('_', '-')}: {value!r} (expected a number)")
         unknown = [t for t in self.tests if t not in TESTS]
         if unknown:
             raise ValueError(f"unknown test(s) {unknown}; choose from {', '.join(TESTS)}")
         checks = [
             ("num_messages", self.num_messages >= 1),
             ("message_size", self.message_size >= HEADER_MIN),
+            ("batch_size", self.batch_size is None or self.batch_size >= 1),
+            ("linger_ms", self.linger_ms is None or self.linger_ms >= 0),
             ("num_partitions", self.num_partitions >= 1),
             ("replication_factor", self.replication_factor >= 1),
             ("producers", self.producers >= 1),
@@ -84,6 +91,9 @@ class BenchConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
+# Field types (as written in BenchConfig) whose values must be numbers
+_NUMBERS = {"int": int, "float": (int, float)}
 
 # The message header (producer id, sequence, timestamp) needs 20 bytes; see payload.py.
 HEADER_MIN = 20
@@ -113,7 +123,10 @@ def load_workload(path: str) -> dict:
     if not os.path.exists(path) and path in shipped:
         path = shipped[path]
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        try:
+            data = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a workload file must be a mapping of option names to values")
     out = {}
@@ -127,6 +140,8 @@ def load_workload(path: str) -> dict:
         if name == "tests" and isinstance(value, str):
             value = [t.strip() for t in value.split(",") if t.strip()]
         if name == "client_config":
+            if not isinstance(value, dict):
+                raise ValueError(f"{path}: {key} must be a mapping of client properties to values")
             value = {str(k): str(v) for k, v in dict(value).items()}
         if name == "acks":
             value = str(value)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..verify import Stream, verify
-from .common import (Filled, RunContext, consumer_spec, cpu_figures, create_topic, entry, expected_of, produce_to,
-                     producer_spec, timeline_rates, wait_for)
+from ..verify import Stream, unread_counts, verify
+from .common import (Filled, RunContext, consumer_spec, cpu_figures, create_topic, end_offsets, entry, expected_of,
+                     owed, produce_to, producer_spec, timeline_rates, wait_for)
 
 
 def run_producer(ctx: RunContext) -> dict:
@@ -30,15 +30,20 @@ def run_consumer(ctx: RunContext) -> dict:
         topic, partitions = create_topic(ctx, "consumer", cfg.num_partitions)
         ctx.filled = produce_to(ctx, topic, partitions, "consumer: filling topic")
     filled = ctx.filled
-    spec = consumer_spec(ctx, filled.topic, filled.partitions, filled.acked, worker_id=0)
+    spec = consumer_spec(ctx, filled.topic, filled.partitions, filled.acked, worker_id=0,
+                         owed=owed(filled.expected) if ctx.driver.verifies else None)
     (r,) = wait_for(ctx, "consumer", [ctx.driver.start_consumer(spec)], filled.acked,
                     timeout=max(120.0, filled.acked / 2000))
     end = r.get("last_ns") or r["start_ns"]
     duration = (end - r["start_ns"]) / 1e9
     verification = None
+    messages, nbytes = r["received"], r["bytes"]
     if ctx.driver.verifies:
         verification = verify(filled.expected, [Stream(r["partition"], r["pid"], r["seq"])],
-                              ctx.partition_of(filled.partitions))
-    return entry("consumer", ctx, r["received"], r["bytes"], duration, verification=verification,
-                 errors=r["errors"], **cpu_figures(r, r["received"]), group_join_ms=r.get("rebalance_ms"),
+                              ctx.partition_of(filled.partitions),
+                              unread_counts(end_offsets(ctx, filled.topic), [r["positions"]]))
+        messages = verification["distinct"]  # duplicates and strangers are reported, never counted as throughput
+        nbytes = messages * cfg.message_size
+    return entry("consumer", ctx, messages, nbytes, duration, verification=verification, read_in_total=r["received"],
+                 errors=r["errors"], **cpu_figures(r, messages), group_join_ms=r.get("rebalance_ms"),
                  timeline=timeline_rates(r["timeline"]), topic=filled.topic)

@@ -16,7 +16,8 @@ import numpy as np
 from ... import _core
 from ...client import Cluster, Consumer, GroupConsumer, KafkaClientError, Producer
 from ..payload import HEADER, HEADER_DTYPE, filler_pool, message_key
-from .base import SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec
+from .base import (SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec,
+                   wait_until)
 CHUNK_BYTES = 4 << 20                      # workload generated and handed over this much at a time
 
 _PRODUCER_OPTIONS = {"acks": ("acks", str), "compression.type": ("compression", str),
@@ -125,23 +126,28 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
     try:
         for _, d in deliveries:
             d.wait(spec.timeout_s)
-    except TimeoutError as exc:
+    except TimeoutError as exc:                  # what is neither acknowledged nor failed now is unknown
         error = error or exc
     end = now()
     failed = [int(first + i) for first, d in deliveries for i in d.failed_indices()]
     acked = sum(d.acked for _, d in deliveries)
+    batching = _batching(producer)
     latencies = np.concatenate([np.asarray(d.batch_latencies_ns, dtype=np.int64) for _, d in deliveries]
                                or [np.empty(0, dtype=np.int64)])
     errors = [e for _, d in deliveries for e in d.errors][:20]
-    producer.close(timeout=10)
+    try:
+        producer.close(timeout=10)
+    except TimeoutError:
+        pass
     if error is not None and not acked:
         raise RuntimeError(f"broker unreachable: {error}")
     if error is not None:
         errors.append(f"stopped after {seq} messages: {error}")
     timeline.append((end - start, acked))
     ctl.progress(acked)
-    return {"pid": spec.pid, "sent": seq, "acked": acked, "failed": sorted(set(failed)),
-            "bytes": acked * spec.message_size, "start_ns": start, "end_ns": end, "timeline": timeline,
+    failed = sorted(set(failed))
+    return {"pid": spec.pid, "sent": seq, "acked": acked, "failed": failed, "unknown": seq - acked - len(failed),
+            "batching": batching, "bytes": acked * spec.message_size, "start_ns": start, "end_ns": end, "timeline": timeline,
             "errors": errors, "ack_latency_ms": _latency_summary(latencies), "batches": int(latencies.size)}
 
 
@@ -152,9 +158,7 @@ def _produce_at_rate(spec: ProducerSpec, ctl: Control, producer: Producer, work:
     next_sample = start + SAMPLE_EVERY_NS
     for seq in range(n):
         intended = start + int(seq * interval)
-        wait = intended - now()
-        if wait > 200_000:
-            time.sleep(wait / 1e9)
+        wait_until(intended)
         key = message_key(spec.key_pattern, spec.pid, seq)
         p = ((seq // spec.run_length + spec.pid) % spec.num_partitions) if key is None else None
         producer.send(spec.topic, work.values(seq, 1, intended)[0], key=key, partition=p)
@@ -163,18 +167,37 @@ def _produce_at_rate(spec: ProducerSpec, ctl: Control, producer: Producer, work:
             timeline.append((t - start, producer.sent.acked))
             ctl.progress(producer.sent.acked)
             next_sample = t + SAMPLE_EVERY_NS
-    delivery = producer.flush(spec.timeout_s)
+    errors = []
+    try:
+        delivery = producer.flush(spec.timeout_s)
+    except TimeoutError as exc:                  # what is neither acknowledged nor failed now is unknown
+        delivery = producer.sent
+        errors.append(f"gave up waiting: {exc}")
     end = now()
-    producer.close(timeout=10)
+    batching = _batching(producer)
+    try:
+        producer.close(timeout=10)
+    except TimeoutError:
+        pass
     if delivery.acked == 0 and delivery.failed:
         raise RuntimeError(f"broker unreachable: {delivery.first_error}")
     timeline.append((end - start, delivery.acked))
     ctl.progress(delivery.acked)
-    # send() batches cannot name their failed messages one by one: a failure marks the whole run unacknowledged.
-    failed = list(range(n)) if delivery.failed else []
-    return {"pid": spec.pid, "sent": n, "acked": delivery.acked, "failed": failed,
-            "bytes": delivery.acked * spec.message_size, "start_ns": start, "end_ns": end, "timeline": timeline,
-            "errors": delivery.errors}
+    failed = delivery.failed_indices()
+    return {"pid": spec.pid, "sent": n, "acked": delivery.acked, "failed": failed.tolist(),
+            "unknown": n - delivery.acked - len(failed), "bytes": delivery.acked * spec.message_size,
+            "start_ns": start, "end_ns": end, "timeline": timeline, "errors": errors + delivery.errors,
+            "batching": batching}
+
+
+def _batching(producer: Producer) -> dict:
+    """Records and bytes per batch and per Produce request, from what the producer sent."""
+    st = producer.stats
+    return {"records_per_batch": st["records"] / st["batches"] if st["batches"] else None,
+            "bytes_per_batch": st["batch_bytes"] / st["batches"] if st["batches"] else None,
+            "records_per_request": st["records"] / st["requests"] if st["requests"] else None,
+            "bytes_per_request": st["batch_bytes"] / st["requests"] if st["requests"] else None,
+            "method": "counted by chronik_perf.client as it sends (record-batch bytes, without request headers)"}
 
 
 def _latency_summary(latencies_ns: np.ndarray) -> dict | None:
@@ -228,6 +251,10 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
                     heads.append(data[cols["value_start"][:, None] + span])
                     parts.append(np.full(n, fp.partition, dtype=np.int32))
                     tally.nbytes += int(cols["value_length"].sum())
+                    tally.reached(fp.partition, int(cols["offset"][-1]) + 1)
+                    if tally.counts_ids:
+                        h = heads[-1].reshape(-1).view(HEADER_DTYPE)
+                        tally.ids(h["pid"], h["seq"])
                     got += n
             if not tally.record(t, got):
                 break
