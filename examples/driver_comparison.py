@@ -61,6 +61,17 @@ def fmt(x, digits=0, suffix="") -> str:
     return "n/a" if x is None else f"{x:,.{digits}f}{suffix}"
 
 
+def config(args, partitions: int, driver: str, results_dir: str):
+    """The suite's configuration of one producer+consumer run (ValueError naming a bad option)."""
+    client = dict(kv.split("=", 1) for kv in args.client_config if "=" in kv)
+    if len(client) != len(args.client_config):
+        raise ValueError(f"-X expects KEY=VALUE, got {args.client_config}")
+    return build_config({}, {"tests": ["producer", "consumer"], "num_messages": args.num_messages,
+                             "message_size": args.message_size, "acks": args.acks, "num_partitions": partitions,
+                             "driver": driver, "results_dir": results_dir, "client_config": client,
+                             **({"batch_size": args.batch_size} if args.batch_size else {})})
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--target", default="kafka")
@@ -76,8 +87,18 @@ def main(argv=None) -> int:
     p.add_argument("-X", dest="client_config", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     drivers = [d.strip() for d in args.drivers.split(",") if d.strip()]
+    if not drivers:
+        p.error("--drivers needs at least one driver")
+    if not all(x.strip().isdigit() for x in args.partitions.split(",")):
+        p.error(f"--partitions expects comma-separated partition counts, got {args.partitions!r}")
+    counts = [int(x) for x in args.partitions.split(",")]
+    try:
+        for d in drivers:
+            config(args, counts[0], d, "results")
+        target, announcement = resolve(args.target, args.bootstrap_servers, args.start)
+    except ValueError as exc:
+        p.error(str(exc))
     console = Console(stderr=True)
-    target, announcement = resolve(args.target, args.bootstrap_servers, args.start)
     if announcement:
         console.print(announcement)
     from contextlib import ExitStack
@@ -87,15 +108,11 @@ def main(argv=None) -> int:
             from chronik_perf.brokers import start
             broker = stack.enter_context(start(target.name, reuse=True))
             target = dataclasses.replace(target, bootstrap_servers=broker.bootstrap_servers, start=False)
-        for partitions in (int(x) for x in args.partitions.split(",")):
+        for partitions in counts:
             runs = {d: [] for d in drivers}
             for i in range(args.repeat):
                 for d in (drivers if i % 2 == 0 else drivers[::-1]):
-                    cfg = build_config({}, {"tests": ["producer", "consumer"], "num_messages": args.num_messages,
-                                            "message_size": args.message_size, "acks": args.acks,
-                                            "num_partitions": partitions, "driver": d, "results_dir": results_dir,
-                                            "client_config": dict(kv.split("=", 1) for kv in args.client_config),
-                                            **({"batch_size": args.batch_size} if args.batch_size else {})})
+                    cfg = config(args, partitions, d, results_dir)
                     console.print(f"[bold]{partitions} partition(s), {d}, run {i + 1}[/bold]")
                     runs[d].append(measure(target, cfg, console))
             for d in drivers:
