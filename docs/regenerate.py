@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ds.name}: {commands}\n    tables: {', '.join(ds.tables)}")
         return 0
     failed = []
+    if not args.write_only and ((environment().get("git") or {}).get("dirty")):
+        print("warning: the checkout has uncommitted changes; the tables will name the commit with -dirty",
+              file=sys.stderr)
     if not args.write_only:
         failed = [ds.name for ds in chosen if not run(ds, opts, args.root, args.nice)]
     names = {t for ds in chosen for t in ds.tables} if args.only else None

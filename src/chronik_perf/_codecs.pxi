@@ -17,15 +17,12 @@ cdef enum:
     XERIAL_HEADER_SIZE = 16
     XERIAL_BLOCK_SIZE = 32768
     SNAPPY_MAX_EXPANSION = 22     # a snappy copy op of 3 bytes expands to at most 64 bytes
-    LZ4_MAX_EXPANSION = 256
-    LZ4_FLG_CONTENT_SIZE = 0x08
 
 CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
 cdef tuple codec_names = CODEC_NAMES
 DEFAULT_LEVELS = {"gzip": 6, "lz4": 0, "zstd": 3}
 cdef bytes XERIAL_MAGIC = b"\x82SNAPPY\x00"
 cdef bytes XERIAL_HEADER = XERIAL_MAGIC + b"\x00\x00\x00\x01\x00\x00\x00\x01"
-cdef bytes LZ4_MAGIC = b"\x04\x22\x4d\x18"
 cdef object _zstd_decompressor = _zstd.ZstdDecompressor()
 cdef dict _zstd_compressors = {}
 
@@ -43,7 +40,8 @@ cdef int codec_id(object codec) except -1:
     raise ValueError(f"unknown compression codec {codec!r}; expected one of {', '.join(CODEC_NAMES)}")
 
 
-cdef bytes snappy_block_decompress(object block, Py_ssize_t where):
+cdef bytes snappy_block_decompress(object block, Py_ssize_t where, int64_t* budget, int64_t limit):
+    """One snappy block; its declared size is taken from budget first (it is exactly what the block yields)."""
     cdef const uint8_t[::1] v = as_bytes_view(block)
     cdef Py_ssize_t pos = 0
     cdef uint64_t size
@@ -52,13 +50,17 @@ cdef bytes snappy_block_decompress(object block, Py_ssize_t where):
     if size > <uint64_t>v.shape[0] * SNAPPY_MAX_EXPANSION + 64:
         raise CorruptRecordError(
             f"snappy block at byte {where} claims {size} bytes from {v.shape[0]}: impossible")
+    if size > <uint64_t>budget[0]:
+        too_large("snappy", limit)
+    budget[0] -= <int64_t>size
     return _snappy.uncompress(block)
 
 
-cdef bytes xerial_decompress(object data):
+cdef bytes xerial_decompress(object data, int64_t limit):
     cdef const uint8_t[::1] v = as_bytes_view(data)
     cdef Py_ssize_t n = v.shape[0], pos = XERIAL_HEADER_SIZE
     cdef uint32_t block_len
+    cdef int64_t budget = limit
     cdef list out = []
     mv = memoryview(data)
     while pos < n:
@@ -68,7 +70,7 @@ cdef bytes xerial_decompress(object data):
         if block_len > <uint64_t>(n - pos - 4):
             raise CorruptRecordError(
                 f"xerial snappy block at byte {pos} claims {block_len} bytes, {n - pos - 4} remain")
-        out.append(snappy_block_decompress(mv[pos + 4:pos + 4 + block_len], pos + 4))
+        out.append(snappy_block_decompress(mv[pos + 4:pos + 4 + block_len], pos + 4, &budget, limit))
         pos += 4 + block_len
     return b"".join(out)
 
@@ -85,23 +87,6 @@ cdef bytes xerial_compress(object data):
         parts.append(block)
         pos += XERIAL_BLOCK_SIZE
     return b"".join(parts)
-
-
-cdef check_lz4_frame(object data):
-    """Refuse a frame whose declared content size could not come from its payload."""
-    cdef const uint8_t[::1] v = as_bytes_view(data)
-    cdef uint64_t content_size
-    cdef int i
-    if v.shape[0] < 7 or bytes(v[:4]) != LZ4_MAGIC:
-        raise CorruptRecordError("not an LZ4 frame at byte 0")
-    if v[4] & LZ4_FLG_CONTENT_SIZE:
-        if v.shape[0] < 14:
-            raise CorruptRecordError("truncated LZ4 frame header at byte 6")
-        content_size = 0
-        for i in range(8):                      # the field is little-endian
-            content_size |= (<uint64_t>v[6 + i]) << (8 * i)
-        if content_size > <uint64_t>v.shape[0] * LZ4_MAX_EXPANSION:
-            raise CorruptRecordError(f"LZ4 frame claims {content_size} bytes from {v.shape[0]}: impossible")
 
 
 cpdef bytes compress(object codec, object data, object level=None):
@@ -125,30 +110,21 @@ cpdef bytes compress(object codec, object data, object level=None):
     return compressor.compress(data)
 
 
-cpdef bytes decompress(object codec, object data):
-    """Decompress a Kafka codec payload; malformed input raises CorruptRecordError."""
+cpdef bytes decompress(object codec, object data, object max_size=None):
+    """Decompress a Kafka codec payload to at most max_size bytes (default: the configured cap);
+    malformed input, or more output than that, raises CorruptRecordError."""
     cdef int cid = codec_id(codec)
+    cdef int64_t limit = max_decompressed if max_size is None else max_size
     if cid == CODEC_NONE:
         return bytes(data)
     try:
         if cid == CODEC_GZIP:
-            d = zlib.decompressobj(47)
-            out = d.decompress(data)
-            if not d.eof:
-                raise CorruptRecordError("truncated gzip stream")
-            return out
+            return gzip_decompress(data, limit)
         if cid == CODEC_SNAPPY:
             if bytes(data[:8]) == XERIAL_MAGIC:
-                return xerial_decompress(data)
-            return snappy_block_decompress(data, 0)
-        if cid == CODEC_LZ4:
-            check_lz4_frame(data)
-            return _lz4.decompress(data)
-        d = _zstd_decompressor.decompressobj()
-        out = d.decompress(data)
-        if not d.eof:
-            raise CorruptRecordError("truncated zstd frame")
-        return out
+                return xerial_decompress(data, limit)
+            return snappy_block_decompress(data, 0, &limit, limit)
+        return frame_decompress(cid, data, limit)
     except CorruptRecordError:
         raise
     except Exception as exc:

@@ -122,7 +122,9 @@ def load_workload(path: str) -> dict:
     """Read a workload YAML file, or a shipped one by name: a mapping of option names (dashes or underscores) to
     values."""
     shipped = shipped_workloads()
-    if not os.path.exists(path) and path in shipped:
+    if not os.path.exists(path):
+        if path not in shipped:
+            raise ValueError(f"{path}: no such file, nor a shipped workload ({', '.join(sorted(shipped))})")
         path = shipped[path]
     with open(path, encoding="utf-8") as fh:
         try:
@@ -141,6 +143,8 @@ def load_workload(path: str) -> dict:
             raise ValueError(f"{path}: unknown option {key!r}")
         if name == "tests" and isinstance(value, str):
             value = [t.strip() for t in value.split(",") if t.strip()]
+        if name == "tests" and not isinstance(value, list):
+            raise ValueError(f"{path}: tests must be a list or a comma-separated string of test names")
         if name == "client_config":
             if not isinstance(value, dict):
                 raise ValueError(f"{path}: {key} must be a mapping of client properties to values")
