@@ -76,9 +76,10 @@ def _script(path: str, quick_args: list[str]) -> Callable[[Options, Path], list[
 
 
 def _micro_commands(opts: Options, out: Path) -> list[list[str]]:
+    """Every group in run.py's default mode (pyperf worker processes); quick: crc and records with --fast."""
     suite = out / "micro.json"
-    groups = ["--group", "crc", "--group", "records"] if opts.quick else []
-    return [[sys.executable, "micro/run.py", "--fast", *groups, "-o", str(suite)],
+    mode = ["--fast", "--group", "crc", "--group", "records"] if opts.quick else []
+    return [[sys.executable, "micro/run.py", *mode, "-o", str(suite)],
             [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
 
 
@@ -127,7 +128,7 @@ DATA_SETS = [
     DataSet("protocol-ratios", _script("micro/ratios_protocol.py", ["--repeat", "2"]), {"protocol-ratios": code_block}),
     DataSet("storage-ratios", _script("micro/ratios_storage.py", ["--entries", "100000", "--segment-mib", "32"]),
             {"storage-ratios": code_block}),
-    DataSet("micro", _micro_commands, {"micro": micro_report}),
+    DataSet("micro", _micro_commands, {"micro": micro_report}, keep=("micro.json",)),
 ]
 
 
