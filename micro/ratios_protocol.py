@@ -16,8 +16,6 @@ Each case then prints its bar line: a decode at most 1.0x the floor's time, an e
 kafka-python. The exit status is 1 when a bar is missed.
 """
 import argparse
-import gc
-import marshal
 import os
 
 # numpy (imported by chronik_perf) starts OpenBLAS threads whose idle spinning would count as this process's CPU time
@@ -30,7 +28,6 @@ os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(256 << 20))
 import subprocess
 import sys
 import time
-import uuid
 
 from kafka.protocol.metadata import MetadataResponse
 from kafka.protocol.consumer import FetchResponse
@@ -38,7 +35,7 @@ from kafka.protocol.producer import ProduceRequest
 
 from chronik_perf import protocol
 from chronik_perf.kafka_python_peer import kp_frame, to_kp  # the adapter the cross-check tests use
-from protocol_bodies import fetch_body, metadata_body
+from protocol_bodies import fetch_body, floor_of, metadata_body, plain
 
 DECODE_BAR = 1.0   # a decode takes at most this many times marshal.loads building the same objects
 ENCODE_BAR = 20.0  # an encode is at least this many times faster than kafka-python
@@ -75,6 +72,7 @@ def produce_body(batch=16 * 1024):
             "topic_data": [{"name": "bench", "partition_data": [{"index": 0, "records": os.urandom(batch)}]}]}
 
 
+<<<<<<< HEAD
 def plain(value):
     """value with UUIDs as ints and memoryviews as empty bytes (one object each, no copy): what marshal builds."""
     if isinstance(value, dict):
@@ -101,6 +99,8 @@ def floor_of(decode):
     return load
 
 
+=======
+>>>>>>> main
 def cases():
     md = metadata_body()
     md_kp = to_kp(MetadataResponse, md, 12)

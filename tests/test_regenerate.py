@@ -27,7 +27,8 @@ def meta(name: str, commands: list[str], quick: bool = False) -> dict:
 
 def result_doc(target: str, producer_rate: float) -> dict:
     verified = {"lost": 0, "duplicated": 0, "out_of_order": 0, "per_partition": {}}
-    return {"schema_version": 1, "target": target, "results": [
+    return {"schema_version": 1, "target": target, "config": {"num_messages": 200000}, "environment": ENV,
+            "broker": {"name": target}, "results": [
         {"test": "producer", "driver": "confluent", "throughput_msgs_s": producer_rate, "throughput_mb_s": 12.5,
          "latency_ms": None},
         {"test": "latency", "driver": "confluent", "throughput_msgs_s": 500.0, "throughput_mb_s": 0.25,

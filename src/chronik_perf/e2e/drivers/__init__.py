@@ -1,4 +1,5 @@
-"""Drivers by name: confluent (default), java (Kafka's own perf tools), native (our core's client)."""
+"""Drivers by name: confluent (default), java (Kafka's own perf tools), native (our core's client), native-records
+(native, its consumers building a Python object per message)."""
 
 from .base import Driver
 
@@ -14,4 +15,7 @@ def get_driver(name: str, kafka_version: str | None = None) -> Driver:
     if name == "native":
         from .native import NativeDriver
         return NativeDriver()
+    if name == "native-records":
+        from .native import NativeRecordsDriver
+        return NativeRecordsDriver()
     raise ValueError(f"unknown driver {name!r}")
