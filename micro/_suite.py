@@ -3,8 +3,9 @@
 
 A script registers its benchmarks on a `Suite` and calls `Suite.run()`; every pyperf option still works
 (`-o`, `--fast`, `--rigorous`, `-p`, `--affinity`, `--append`, ...). Extra options: `--select REGEX` keeps the
-benchmarks whose name matches, `--list` prints the names and exits, `--clock cpu|wall` chooses what is timed
-(default cpu: on a machine shared with other jobs, wall time measures the neighbours as much as the code).
+benchmarks whose name matches, `--list` prints the names and exits, `--check` sets up every selected benchmark
+and times one call of it (no pyperf, no timing: a broken benchmark fails fast), `--clock cpu|wall` chooses what
+is timed (default cpu: on a machine shared with other jobs, wall time measures the neighbours as much as the code).
 """
 import argparse
 import atexit
@@ -142,6 +143,8 @@ class Suite:
         runner = pyperf.Runner(add_cmdline_args=_forward_args)
         runner.argparser.add_argument("--select", metavar="REGEX", help="run only benchmarks whose name matches")
         runner.argparser.add_argument("--list", action="store_true", help="print the benchmark names and exit")
+        runner.argparser.add_argument("--check", action="store_true",
+                                      help="set up every benchmark and run one call of it, without timing")
         runner.argparser.add_argument("--clock", choices=CLOCKS, default="cpu",
                                       help="cpu: CPU time of the measuring process (default); wall: elapsed time")
         runner.argparser.add_argument("--environment", help=argparse.SUPPRESS)
@@ -155,6 +158,9 @@ class Suite:
             if cases:
                 print("\n".join(name for name, _, _ in cases))
             return
+        if args.check:
+            check(cases)
+            return
         if not args.worker:
             args.environment = json.dumps(environment())
         runner.metadata.update(json.loads(args.environment), clock=args.clock)
@@ -165,6 +171,15 @@ class Suite:
             # Set up only where the benchmark runs: in this worker's task, or here with --in-process.
             runs_here = args.in_process or (args.worker and args.worker_task == index)
             runner.bench_time_func(name, setup(meta) if runs_here else None, metadata=meta)
+
+
+def check(cases):
+    """Set up each benchmark and run its time function for one loop; print one line per benchmark checked."""
+    for name, setup, meta in cases:
+        elapsed = setup(dict(meta))(1)
+        if not elapsed >= 0:
+            raise AssertionError(f"{name}: time function returned {elapsed!r}")
+        print(f"checked {name}", flush=True)
 
 
 def _forward_args(cmd, args):

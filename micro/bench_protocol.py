@@ -103,7 +103,7 @@ def produce_decoding(impl, count, size):
 def metadata(impl, operation, topics):
     def setup(meta):
         from chronik_perf import protocol
-        from chronik_perf.kafka_python_peer import metadata_body
+        from protocol_bodies import metadata_body
         body = metadata_body(topics, 3)
         frame = protocol.encode_response("Metadata", 12, 1, body)
         meta["throughput_bytes"] = len(frame)
@@ -140,7 +140,7 @@ def fetch_request(impl, partitions):
 def fetch_response(impl, partitions, size):
     def setup(meta):
         from chronik_perf import protocol
-        from chronik_perf.kafka_python_peer import fetch_body
+        from protocol_bodies import fetch_body
         frame = protocol.encode_response("Fetch", 12, 1, fetch_body(partitions, size))
         meta["throughput_bytes"] = len(frame)
         if impl == "chronik_perf":

@@ -34,6 +34,7 @@ from kafka.protocol.producer import ProduceRequest
 
 from chronik_perf import protocol
 from chronik_perf.kafka_python_peer import kp_frame, to_kp  # the adapter the cross-check tests use
+from protocol_bodies import fetch_body, metadata_body
 
 
 def calibrate(fn, min_time=0.2):
@@ -62,33 +63,9 @@ def best_times(ours, theirs, repeat):
     return best
 
 
-def metadata_body(topics=1000, partitions=3):
-    return {
-        "throttle_time_ms": 0,
-        "brokers": [{"node_id": n, "host": f"broker-{n}.example", "port": 9092, "rack": None} for n in range(3)],
-        "cluster_id": "chronik-perf-cluster",
-        "controller_id": 1,
-        "topics": [{
-            "error_code": 0, "name": f"topic-{t:04d}", "topic_id": uuid.UUID(int=t + 1), "is_internal": False,
-            "partitions": [{"error_code": 0, "partition_index": p, "leader_id": p % 3, "leader_epoch": 5,
-                            "replica_nodes": [0, 1, 2], "isr_nodes": [0, 1, 2], "offline_replicas": []}
-                           for p in range(partitions)],
-            "topic_authorized_operations": -(1 << 31),
-        } for t in range(topics)],
-    }
-
-
 def produce_body(batch=16 * 1024):
     return {"transactional_id": None, "acks": -1, "timeout_ms": 30000,
             "topic_data": [{"name": "bench", "partition_data": [{"index": 0, "records": os.urandom(batch)}]}]}
-
-
-def fetch_body(partitions=10, size=1 << 20):
-    return {"throttle_time_ms": 0, "error_code": 0, "session_id": 0, "responses": [{
-        "topic": "bench", "partitions": [{
-            "partition_index": p, "error_code": 0, "high_watermark": 1000, "last_stable_offset": 1000,
-            "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1,
-            "records": os.urandom(size)} for p in range(partitions)]}]}
 
 
 def plain(value):

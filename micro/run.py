@@ -1,6 +1,6 @@
 """Run the micro-benchmark groups (micro/bench_<group>.py) into one pyperf suite JSON.
 
-    python micro/run.py [-o FILE] [--fast] [--group G ...] [--select REGEX] [pyperf options...]
+    python micro/run.py [-o FILE] [--fast | --check] [--group G ...] [--select REGEX] [pyperf options...]
 
 Default output: micro/results/<UTC timestamp>.json, readable by `python -m pyperf show/compare_to` and by
 micro/report.py and micro/compare.py. Every run carries the environment metadata (CPU, Python, chronik_perf's git
@@ -9,7 +9,8 @@ commit and path, peer package versions). Options run.py does not know are handed
 
 Without --fast each benchmark runs in 6 pyperf worker processes of 3 values (pass `-p`/`-n` to change);
 --fast runs every benchmark inside its group's process (pyperf --in-process), 3 runs of 3 values of >= 20 ms:
-a quick look and a rough comparison, a few minutes for all groups.
+a quick look and a rough comparison, a few minutes for all groups. --check sets up every benchmark and runs one
+call of it, untimed, and writes nothing: seconds, to find a broken benchmark.
 """
 import argparse
 import os
@@ -32,13 +33,27 @@ def groups():
     return order + [g for g in found if g not in order]
 
 
+def check(chosen, select):
+    """Run each group's script with --check; the exit status of the first that fails, else 0."""
+    for group in chosen:
+        cmd = [sys.executable, str(HERE / f"bench_{group}.py"), "--check"] + (["--select", select] if select else [])
+        result = subprocess.run(cmd, env=os.environ)
+        if result.returncode:
+            print(f"group {group} failed (exit {result.returncode})", file=sys.stderr)
+            return result.returncode
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, help="suite JSON to write (must not exist)")
     parser.add_argument("--fast", action="store_true", help="in-process, fewer values: minutes, not an hour")
+    parser.add_argument("--check", action="store_true", help="set up and call every benchmark once, untimed")
     parser.add_argument("--group", action="append", choices=groups(), help="run only this group (repeatable)")
     parser.add_argument("--select", metavar="REGEX", help="run only benchmarks whose name matches")
     args, pyperf_args = parser.parse_known_args(argv)
+    if args.check:
+        return check(args.group or groups(), args.select)
 
     output = args.output or HERE / "results" / (datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ".json")
     if output.exists():

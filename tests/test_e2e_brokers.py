@@ -153,6 +153,24 @@ def test_java_driver_same_schema(kafka_broker, tmp_path):
     lat = by["latency"]["latency_ms"]
     assert lat["p50"] <= lat["p99"] <= lat["p999"] and lat["avg"] > 0
     assert doc["environment"]["client"]["driver"] == "java"
+    for test in ("producer", "consumer", "latency", "concurrent"):
+        # the suite's own process sleeps while the JVMs run: a small fraction of a core, never a spinning one
+        harness = by[test]["harness"]
+        assert harness["wall_s"] > 0.5 and harness["cores"] < 0.05, (test, harness)
+    prod = by["producer"]
+    assert prod["batching"]["records_per_request"] > 1 and prod["batching"]["bytes_per_request"] > 200 * 1
+    assert {"batch-size-avg", "request-latency-avg", "record-queue-time-avg"} <= set(prod["client_metrics"])
+    assert prod["startup_cpu_s"] > 0 and prod["cores_used"] > 0  # JVM start-up apart from the window
+
+
+def test_java_consumer_that_reads_too_little_is_a_failure(kafka_broker):
+    from chronik_perf.e2e.drivers.base import ConsumerSpec, WorkerError
+    from chronik_perf.e2e.drivers.java import JavaDriver
+    topic = f"h12-empty-{os.urandom(4).hex()}"
+    spec = ConsumerSpec(kafka_broker.bootstrap_servers, topic, {}, expected=50, idle_timeout_s=3.0)
+    worker = JavaDriver().start_consumer(spec)
+    with pytest.raises(WorkerError, match="exited early, after 0 of 50"):
+        worker.result(timeout=120)
 
 
 def test_unreachable_broker_is_a_clear_error_within_10s(tmp_path):

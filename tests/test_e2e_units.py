@@ -1,6 +1,4 @@
 """e2e suite without a broker: verification, message layout, configuration, CLI errors, tool output parsing."""
-import glob
-import os
 import time
 
 import numpy as np
@@ -14,11 +12,10 @@ from chronik_perf.e2e.drivers.base import ProcessWorker
 from chronik_perf.e2e.regression import regressions
 from chronik_perf.e2e.repeats import combine, totals
 from chronik_perf.e2e.report import ratio_table
-from chronik_perf.e2e.drivers.java import parse_consumer, parse_end_to_end, parse_producer
+from chronik_perf.e2e.drivers.java import (check_consumed, parse_consumer, parse_end_to_end, parse_metrics,
+                                           parse_producer, producer_batching)
 from chronik_perf.e2e.payload import HEADER, MessageFactory, message_key, parse_headers, partition_of
 from chronik_perf.e2e.verify import Expected, Stream, verify
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def stream(rows):
@@ -80,9 +77,9 @@ def test_header_round_trip_and_partitions():
     assert [partition_of(None, 0, s, 4, 10) for s in (0, 9, 10, 39, 40)] == [0, 0, 1, 3, 0]
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "e2e", "workloads", "*.yaml"))))
-def test_shipped_workloads_load(path):
-    cfg = build_config(load_workload(path), {})
+@pytest.mark.parametrize("name", ["high-throughput", "latency-focused"])
+def test_shipped_workloads_load_by_name(name):
+    cfg = build_config(load_workload(name), {})
     assert cfg.tests and cfg.message_size >= 20
 
 
@@ -127,6 +124,31 @@ def test_java_tool_output_parsers():
     assert (e["avg"], e["p50"], e["p99"], e["p999"]) == (1.8123, 1, 4, 9)
     with pytest.raises(ValueError):
         parse_producer("nothing useful\n")
+
+
+def test_java_metrics_and_early_consumer_exit():
+    out = ("Metric Name                                                      Value\n"
+           "producer-metrics:batch-size-avg:{client-id=perf-producer-client}  : 16056.818\n"
+           "producer-metrics:records-per-request-avg:{client-id=perf-producer-client}  : 145.985\n"
+           "producer-metrics:outgoing-byte-total:{client-id=perf-producer-client}  : 2000000.000\n"
+           "producer-metrics:request-total:{client-id=perf-producer-client}  : 100.000\n"
+           "producer-node-metrics:request-latency-avg:{client-id=perf-producer-client, node-id=node-1}  : 46.4\n"
+           "producer-metrics:request-latency-avg:{client-id=perf-producer-client}  : NaN\n")
+    m = parse_metrics(out, "producer-metrics")
+    assert m["batch-size-avg"] == 16056.818 and m["records-per-request-avg"] == 145.985
+    assert np.isnan(m["request-latency-avg"]) and "node-id" not in str(m)
+    b = producer_batching(m)
+    assert b["bytes_per_request"] == 20000 and b["records_per_request"] == 145.985
+    warned = ("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
+              "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n"
+              "WARNING: Exiting before consuming the expected number of messages: timeout (3000 ms) exceeded.\n"
+              "2026-11-30 12:37:00:214, 2026-11-30 12:37:03:407, 0.0100, 0.0000, 40, 0.0000, 2729, 464, 0.0, 0.0\n")
+    assert parse_consumer(warned)["messages"] == 40
+    with pytest.raises(ValueError, match="exited early, after 40 of 50 messages .WARNING"):
+        check_consumed(warned, "", 40, 50)
+    with pytest.raises(ValueError, match="after 40 of 50"):
+        check_consumed("", "", 40, 50)  # a short count without the warning fails as well
+    check_consumed("", "", 50, 50)
 
 
 def test_console_script_dispatches_e2e(capsys):
@@ -205,3 +227,30 @@ def test_ratios_of_repeated_results_say_whether_the_runs_overlap():
     rendered.print(table)
     text = rendered.export_text()
     assert "1.20x (runs overlap)" in text and "2.00x (runs apart)" in text
+
+
+class _Sleeper:
+    """A worker seen from outside: done after `seconds`, doing nothing meanwhile (like a JVM tool)."""
+
+    name = "sleeper"
+
+    def __init__(self, seconds):
+        self.until = time.monotonic() + seconds
+
+    def done(self):
+        return time.monotonic() >= self.until
+
+    def progress(self):
+        return 0
+
+    def result(self, timeout):
+        return {"ok": True}
+
+
+def test_waiting_for_workers_costs_the_suite_no_core():
+    from chronik_perf.e2e.benchmarks.common import RunContext, wait_for
+    ctx = RunContext(build_config({}, {}), "unused:1", None, None)
+    assert wait_for(ctx, "idle", [_Sleeper(1.0)], 1, timeout=30) == [{"ok": True}]
+    harness = ctx.take_harness()
+    assert harness["wall_s"] >= 1.0 and harness["cores"] < 0.1, harness  # a spinning loop reads ~1.0
+    assert ctx.take_harness()["cpu_s"] == 0  # taken once, then reset

@@ -13,6 +13,7 @@ MICRO = Path(__file__).resolve().parent.parent / "micro"
 sys.path.insert(0, str(MICRO))
 
 import compare  # noqa: E402
+import run as run_script  # noqa: E402
 import report  # noqa: E402
 
 SELECTED = "^crc/crc32c/1KiB/(chronik_perf|crc32c)$"
@@ -188,3 +189,32 @@ def test_report_cli_tables_and_charts(tmp_path):
     assert "## varint" in done.stdout and "3.00x vs kafka-python" in done.stdout
     assert (tmp_path / "charts" / "varint.png").read_bytes()[:4] == b"\x89PNG"
     assert "data:image/png;base64" in (tmp_path / "r.html").read_text()
+
+
+def listed(group):
+    done = subprocess.run([sys.executable, str(MICRO / f"bench_{group}.py"), "--list"], capture_output=True,
+                          text=True, check=True)
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize("group", run_script.groups())
+def test_every_benchmark_sets_up_and_runs_once(group):
+    """`run.py --check` sets up every benchmark of the group and calls it once: a broken benchmark fails here."""
+    names = listed(group)
+    assert names and all(n.startswith(f"{group}/") for n in names)
+    assert any(not n.rsplit("/", 1)[1].startswith("chronik_perf") for n in names)    # the peers are installed
+    done = subprocess.run([sys.executable, str(MICRO / "run.py"), "--check", "--group", group], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    checked = [line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("checked ")]
+    assert checked == names
+
+
+def test_check_fails_on_a_broken_benchmark(tmp_path):
+    """A benchmark whose set-up raises makes --check exit non-zero, naming the error."""
+    script = tmp_path / "bench_broken.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {str(MICRO)!r})\nfrom _suite import Suite\n"
+                      "def setup(meta):\n    from chronik_perf.kafka_python_peer import no_such_name\n"
+                      "s = Suite('broken')\ns.add('op', 'p', 'chronik_perf', setup)\ns.run()\n")
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode != 0 and "no_such_name" in done.stderr

@@ -2,8 +2,10 @@
 function runs (no timing asserted here)."""
 import importlib.util
 import pathlib
+import sys
 
 SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "micro" / "ratios_protocol.py"
+sys.path.insert(0, str(SCRIPT.parent))  # its shared bodies (protocol_bodies.py), as when run as a script
 
 
 def test_ratios_cases_run_and_agree():

@@ -1,6 +1,6 @@
 """Apache Kafka 4.x, KRaft combined mode (one node: broker + controller), run from Maven Central jars on Java 17+.
 
-The jars are those of e2e/pom.xml (kafka_2.13, kafka-tools, Log4j2), resolved once with `mvn` into ~/.m2; the
+The jars are those of the package's pom.xml (kafka_2.13, kafka-tools, Log4j2), resolved once with `mvn` into ~/.m2; the
 resolved classpath is cached in the state folder. The data directory is <state folder>/kafka-<port>/data, so
 storage tools can open <log_dir>/<topic>-<partition>/.
 """
@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +24,7 @@ DEFAULT_PORT = 9095
 DEFAULT_HEAP = "512m"
 MIN_JAVA = 17
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-POM = Path(__file__).resolve().parents[3] / "e2e" / "pom.xml"
+POM = Path(str(resources.files(__package__) / "pom.xml"))  # package data: works from a wheel
 
 _LOG4J = """status = warn
 appender.out.type = Console
@@ -40,6 +41,13 @@ _NO_NETWORK = r"Could not (transfer|resolve)|No plugin found|UnknownHost|unreach
 # English number formatting whatever the machine's locale (Kafka's perf tools print with printf).
 _LOCALE = ["-Duser.language=en", "-Duser.country=US"]
 
+# The JVM options Kafka's bin/kafka-run-class.sh gives every tool (its KAFKA_JVM_PERFORMANCE_OPTS default) ...
+TOOL_JVM_OPTIONS = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+                    "-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true"]
+# ... and its heap: kafka-run-class.sh's -Xmx256M, which kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh
+# raise to -Xmx512M.
+TOOL_HEAP = {"org.apache.kafka.tools.ProducerPerformance": "512m", "org.apache.kafka.tools.ConsumerPerformance": "512m"}
+
 
 class KafkaJava(NamedTuple):
     """How to run Kafka's classes: the java executable, the jar classpath, the Kafka version, a quiet log config."""
@@ -49,18 +57,20 @@ class KafkaJava(NamedTuple):
     version: str
     log4j_config: str
 
-    def command(self, main_class: str, *args: str, heap: str = "256m") -> list[str]:
-        """A command line running main_class (e.g. org.apache.kafka.tools.ProducerPerformance) with args."""
-        return [self.java, f"-Xmx{heap}", *_LOCALE, f"-Dlog4j2.configurationFile={self.log4j_config}",
-                "-cp", self.classpath, main_class, *args]
+    def command(self, main_class: str, *args: str, heap: str | None = None) -> list[str]:
+        """A command line running main_class (e.g. org.apache.kafka.tools.ProducerPerformance) with args, with the
+        JVM options and heap Kafka's own scripts give that tool."""
+        heap = heap or TOOL_HEAP.get(main_class, "256m")
+        return [self.java, f"-Xmx{heap}", *TOOL_JVM_OPTIONS, *_LOCALE,
+                f"-Dlog4j2.configurationFile={self.log4j_config}", "-cp", self.classpath, main_class, *args]
 
 
 def pinned_version(pom: Path = POM) -> str:
-    """The Kafka version e2e/pom.xml pins."""
+    """The Kafka version the pom pins."""
     try:
         match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom.read_text())
     except OSError:
-        raise BrokerError(f"Kafka's Maven pom is missing ({pom}): run from a chronik-perf source checkout") from None
+        raise BrokerError(f"Kafka's Maven pom is missing ({pom}): reinstall chronik-perf") from None
     if not match:
         raise BrokerError(f"{pom} does not set <kafka.version>")
     return match.group(1).strip()

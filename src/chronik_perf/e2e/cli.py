@@ -11,7 +11,8 @@ import sys
 
 from rich.console import Console
 
-from .config import COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, TARGET_ADDRESSES, build_config, load_workload
+from .config import (COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, TARGET_ADDRESSES, build_config, load_workload,
+                     shipped_workloads)
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
 
@@ -36,6 +37,18 @@ def _drivers(text: str) -> list[str]:
     return names
 
 
+def _allowed(text: str) -> set[str]:
+    from .comparable import parse_allowed
+    try:
+        return parse_allowed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+ALLOW_HELP = ("compare even though these keys differ (comma-separated config keys such as driver or message_size, "
+              "or target, cpu_model, cpu_count); the verdict names what differed")
+
+
 def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m chronik_perf.e2e", argument_default=argparse.SUPPRESS,
@@ -47,7 +60,8 @@ def run_parser() -> argparse.ArgumentParser:
     where.add_argument("--bootstrap-servers", help="host:port[,host:port...] of any other broker")
     where.add_argument("--start", action="store_true", help="start the target (kafka, tansu, mock) and stop it after")
     w = p.add_argument_group("workload (names follow Kafka's perf tools)")
-    w.add_argument("--workload", help="YAML file of these options")
+    w.add_argument("--workload", help="YAML file of these options, or the name of a shipped one: "
+                                   f"{', '.join(sorted(shipped_workloads()))}")
     w.add_argument("--tests", type=_tests, help="comma-separated: producer,consumer,latency,concurrent,groups")
     w.add_argument("--num-messages", type=int)
     w.add_argument("--message-size", type=int, help="bytes per value (at least 20)")
@@ -225,13 +239,18 @@ def compare_main(argv: list[str]) -> int:
                                 description="Side-by-side table of several runs, with ratios against the first.")
     p.add_argument("results", nargs="+", help="results.json files or run directories")
     p.add_argument("--chart", default="comparison.png", help="where to write the comparison chart")
+    p.add_argument("--allow-different", type=_allowed, default=set(), metavar="KEY[,KEY]", help=ALLOW_HELP)
     args = p.parse_args(argv)
     from . import charts, report
+    from .comparable import for_comparison
     from .results import load
     try:
         docs = [load(path) for path in args.results]
     except (OSError, ValueError) as exc:
         p.error(str(exc))
+    verdict = for_comparison(docs, args.allow_different, args.results)
+    if not _announce(verdict):
+        return EXIT_SETUP
     console = _console()
     report.print_results(console, docs)
     console.print(f"[dim]comparison chart: {charts.comparison_chart(docs, args.chart)}[/dim]")
@@ -245,21 +264,39 @@ def check_regression_main(argv: list[str]) -> int:
     p.add_argument("--baseline", required=True)
     p.add_argument("--current", required=True)
     p.add_argument("--threshold", type=float, default=10.0, help="percent (default 10)")
+    p.add_argument("--allow-different", type=_allowed, default=set(), metavar="KEY[,KEY]", help=ALLOW_HELP)
     args = p.parse_args(argv)
+    from .comparable import for_regression
     from .regression import regressions
     from .results import load
     try:
         baseline, current = load(args.baseline), load(args.current)
     except (OSError, ValueError) as exc:
         p.error(str(exc))
+    verdict = for_regression(baseline, current, args.allow_different)
+    if not _announce(verdict):
+        return EXIT_SETUP
     failures, notes = regressions(baseline, current, args.threshold)
     for line in notes:
         print(f"ok          {line}")
     for line in failures:
         print(f"REGRESSION  {line}")
-    print(f"{len(failures)} regression(s) beyond {args.threshold:g}%" if failures
-          else f"no regression beyond {args.threshold:g}%")
+    line = (f"{len(failures)} regression(s) beyond {args.threshold:g}%" if failures
+            else f"no regression beyond {args.threshold:g}%")
+    print(f"{line}; {verdict.despite()}" if verdict.allowed else line)
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _announce(verdict) -> bool:
+    """Print a refusal (one line, stderr) or the warnings and allowed differences; False when refused."""
+    if (refusal := verdict.refusal()) is not None:
+        print(refusal, file=sys.stderr)
+        return False
+    for d in verdict.warnings:
+        print(f"warning: {d} (the work is the same; the figures may move)")
+    if verdict.allowed:
+        print(verdict.despite())
+    return True
 
 
 def _console() -> Console:

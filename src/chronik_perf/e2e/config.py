@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from importlib import resources
 
 import yaml
 
@@ -98,8 +100,18 @@ def option_names() -> set[str]:
     return {f.name for f in dataclasses.fields(BenchConfig)}
 
 
+def shipped_workloads() -> dict[str, str]:
+    """The workloads installed with the package (e2e/workloads/*.yaml), by name without .yaml."""
+    folder = resources.files(__package__) / "workloads"
+    return {f.name[:-5]: str(f) for f in folder.iterdir() if f.name.endswith(".yaml")}
+
+
 def load_workload(path: str) -> dict:
-    """Read a workload YAML file: a mapping of option names (dashes or underscores) to values."""
+    """Read a workload YAML file, or a shipped one by name: a mapping of option names (dashes or underscores) to
+    values."""
+    shipped = shipped_workloads()
+    if not os.path.exists(path) and path in shipped:
+        path = shipped[path]
     with open(path, encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
     if not isinstance(data, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from .comparable import header
 from .repeats import overlap
 from .results import HEADERS, TEST_TITLES, notes, row
 
@@ -14,12 +15,17 @@ def results_table(docs: list[dict], title: str = "Performance Comparison") -> Ta
     table = Table(title=title)
     for h in HEADERS:
         table.add_column(h, justify="right" if "(" in h else "left")
+    for cells in ordered_rows(docs):
+        table.add_row(*cells)
+    return table
+
+
+def ordered_rows(docs: list[dict]) -> list[list[str]]:
+    """The cells of every result of every run, tests in the suite's order and runs in the given order within a test."""
     order = list(TEST_TITLES) + ["interrupted"]
     rows = [(order.index(r["test"]) if r["test"] in order else 99, i, doc, r)
             for i, doc in enumerate(docs) for r in doc["results"]]
-    for _, _, doc, r in sorted(rows, key=lambda x: (x[0], x[1])):
-        table.add_row(*row(doc, r))
-    return table
+    return [row(doc, r) for _, _, doc, r in sorted(rows, key=lambda x: (x[0], x[1]))]
 
 
 def ratio_table(docs: list[dict]) -> Table:
@@ -65,6 +71,9 @@ def _ratio(a, b, overlapping=None) -> str:
 
 
 def print_results(console: Console, docs: list[dict]) -> None:
+    """The results table; for several runs, first what they share, and after it the ratios."""
+    if len(docs) > 1:
+        console.print(header(docs), highlight=False, soft_wrap=True)
     console.print(results_table(docs))
     if len(docs) > 1:
         console.print(ratio_table(docs))

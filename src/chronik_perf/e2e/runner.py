@@ -83,10 +83,12 @@ def _repeated(ctx: RunContext, test: str) -> dict:
         for i in range(n):
             if n > 1:
                 ctx.run_id = f"{base_id}-{i + 1}"
+            ctx.take_harness()
             try:
                 result = BENCHMARKS[test](ctx)
             except TestFailed as exc:
                 raise TestFailed(f"run {i + 1} of {n}: {exc}" if n > 1 else str(exc)) from exc
+            result["harness"] = ctx.take_harness()
             runs.append((result, ctx.histograms.pop(test, None)))
     finally:
         ctx.run_id = base_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from ..verify import Expected, Stream, verify
 
 HIST_MAX_US = 3600 * 1_000_000  # an hour, in microseconds: nothing real overflows it
 HIST_DIGITS = 3
+POLL_S = 0.05  # the benchmark process sleeps this long between looks at its workers
 
 
 class TestFailed(RuntimeError):
@@ -49,6 +51,29 @@ class RunContext:
     filled: Filled | None = None
     histograms: dict[str, str] = field(default_factory=dict)  # test -> encoded HDR histogram
     auto_create_partitions: int | None = None  # brokers without CreateTopics (the mock) auto-create this many
+    harness_cpu_s: float = 0.0   # this process's CPU seconds while its workers ran (the harness's own cost)
+    harness_wall_s: float = 0.0  # ... and the wall-clock seconds they ran
+    _watching: int = 0
+
+    @contextlib.contextmanager
+    def workers_running(self):
+        """Count this process's CPU and wall time inside the block (outermost only) as the harness's cost."""
+        self._watching += 1
+        cpu, wall = time.process_time(), time.monotonic()
+        try:
+            yield
+        finally:
+            self._watching -= 1
+            if not self._watching:
+                self.harness_cpu_s += time.process_time() - cpu
+                self.harness_wall_s += time.monotonic() - wall
+
+    def take_harness(self) -> dict:
+        """The harness's cost since the last call: {cpu_s, wall_s, cores}; resets the count."""
+        cpu, wall = self.harness_cpu_s, self.harness_wall_s
+        self.harness_cpu_s = self.harness_wall_s = 0.0
+        return {"cpu_s": round(cpu, 4), "wall_s": round(wall, 4),
+                "cores": round(cpu / wall, 4) if wall > 0 else None}
 
     def run_length(self) -> int:
         return run_length_for(self.cfg.message_size, self.cfg.batch_size)
@@ -151,9 +176,11 @@ def wait_for(ctx: RunContext, label: str, workers: list[Worker], total: int, tim
     task = ctx.progress.add_task(label, total=total) if ctx.progress else None
     deadline = time.monotonic() + timeout
     try:
-        while not all([w.done() for w in workers]) and time.monotonic() < deadline:
-            if task is not None:
-                ctx.progress.update(task, completed=sum(w.progress() for w in workers))
+        with ctx.workers_running():
+            while not all([w.done() for w in workers]) and time.monotonic() < deadline:
+                if task is not None:
+                    ctx.progress.update(task, completed=sum(w.progress() for w in workers))
+                time.sleep(POLL_S)  # never spin: the workers and the broker share this host's cores
         results = []
         for w in workers:
             try:
@@ -215,6 +242,15 @@ def entry(test: str, ctx: RunContext, messages: int, nbytes: int, duration_s: fl
            "latency_ms": None, "verification": None, "errors": []}
     out.update(extra)
     return out
+
+
+def cpu_figures(r: dict, messages: int) -> dict:
+    """A worker's CPU over its throughput window: seconds, cores kept busy, and messages per core-second (CPU before
+    the window, such as a JVM's start-up, apart as startup_cpu_s)."""
+    cpu, window = r.get("cpu_s"), r.get("cpu_window_s")
+    return {"client_cpu_s": cpu, "client_cpu_window_s": round(window, 4) if window else window,
+            "cores_used": round(cpu / window, 3) if cpu is not None and window else None,
+            "msgs_per_core_s": messages / cpu if cpu else None, "startup_cpu_s": r.get("startup_cpu_s")}
 
 
 def latency_summary(latency_ns: np.ndarray) -> tuple[dict, HdrHistogram]:

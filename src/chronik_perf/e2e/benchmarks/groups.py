@@ -86,25 +86,26 @@ def run_groups(ctx: RunContext) -> dict:
 
     workers = [member(i) for i in range(n)]
     state = Assignment(partitions)
-    try:
-        wait_ready(workers)
-        first_join = min(_event_time(state, workers, "joining", i) for i in range(n))
-        assigned_at = state.wait(workers, first_join, set(range(n)))
-        counts = [len(state.owned.get(i, ())) for i in range(n)]
-        drained_at = _drain(ctx, workers, filled.acked)
+    with ctx.workers_running():
+        try:
+            wait_ready(workers)
+            first_join = min(_event_time(state, workers, "joining", i) for i in range(n))
+            assigned_at = state.wait(workers, first_join, set(range(n)))
+            counts = [len(state.owned.get(i, ())) for i in range(n)]
+            drained_at = _drain(ctx, workers, filled.acked)
 
-        joiner = member(n)
-        workers.append(joiner)
-        t_join = _event_time(state, workers, "joining", n)
-        joined_at = state.wait(workers, t_join, set(range(n + 1)))
+            joiner = member(n)
+            workers.append(joiner)
+            t_join = _event_time(state, workers, "joining", n)
+            joined_at = state.wait(workers, t_join, set(range(n + 1)))
 
-        workers[0].stop()
-        t_leave = _event_time(state, workers, "closing", 0)
-        left_at = state.wait(workers, t_leave, set(range(1, n + 1)))
-    except BaseException:
-        for w in workers:
-            w.kill()
-        raise
+            workers[0].stop()
+            t_leave = _event_time(state, workers, "closing", 0)
+            left_at = state.wait(workers, t_leave, set(range(1, n + 1)))
+        except BaseException:
+            for w in workers:
+                w.kill()
+            raise
     for w in workers:
         w.stop()
     results = wait_for(ctx, "groups: closing", workers, filled.acked, timeout=60)

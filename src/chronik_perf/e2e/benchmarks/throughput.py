@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..verify import Stream, verify
-from .common import (Filled, RunContext, create_topic, consumer_spec, entry, expected_of, produce_to, producer_spec,
-                     timeline_rates, wait_for)
+from .common import (Filled, RunContext, consumer_spec, cpu_figures, create_topic, entry, expected_of, produce_to,
+                     producer_spec, timeline_rates, wait_for)
 
 
 def run_producer(ctx: RunContext) -> dict:
@@ -17,8 +17,9 @@ def run_producer(ctx: RunContext) -> dict:
     ctx.filled = Filled(topic, partitions, [expected_of(r)])
     duration = (r["end_ns"] - r["start_ns"]) / 1e9
     return entry("producer", ctx, r["acked"], r["bytes"], duration, sent=r["sent"],
-                 unacknowledged=len(r["failed"]), errors=r["errors"], client_cpu_s=r.get("cpu_s"),
-                 ack_latency_ms=r.get("ack_latency_ms"),
+                 unacknowledged=len(r["failed"]), errors=r["errors"], **cpu_figures(r, r["acked"]),
+                 ack_latency_ms=r.get("ack_latency_ms"), batching=r.get("batching"),
+                 client_metrics=r.get("client_metrics"),
                  latency_ms=r.get("latency_ms"), timeline=timeline_rates(r["timeline"]), topic=topic, partitions=partitions)
 
 
@@ -39,5 +40,5 @@ def run_consumer(ctx: RunContext) -> dict:
         verification = verify(filled.expected, [Stream(r["partition"], r["pid"], r["seq"])],
                               ctx.partition_of(filled.partitions))
     return entry("consumer", ctx, r["received"], r["bytes"], duration, verification=verification,
-                 errors=r["errors"], client_cpu_s=r.get("cpu_s"), group_join_ms=r.get("rebalance_ms"),
+                 errors=r["errors"], **cpu_figures(r, r["received"]), group_join_ms=r.get("rebalance_ms"),
                  timeline=timeline_rates(r["timeline"]), topic=filled.topic)

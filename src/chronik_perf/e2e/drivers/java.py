@@ -26,6 +26,11 @@ _FINAL = re.compile(r"^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/se
                     r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
 _E2E_AVG = re.compile(r"Avg latency: ([\d.]+) ms")
 _E2E_PCT = re.compile(r"Percentiles: 50th = (\d+), 99th = (\d+), 99.9th = (\d+)")
+_METRIC = re.compile(r"^([\w-]+):([\w.-]+):\{([^}]*)\}\s*:\s*(\S+)\s*$")
+_EARLY_EXIT = "WARNING: Exiting before consuming"
+# --print-metrics figures kept in a producer result (client-wide, from the producer-metrics group)
+PRODUCER_METRICS = ("batch-size-avg", "records-per-request-avg", "request-latency-avg", "record-queue-time-avg",
+                    "record-size-avg", "outgoing-byte-total", "request-total", "record-send-total")
 
 
 def parse_producer(stdout: str) -> dict:
@@ -39,16 +44,49 @@ def parse_producer(stdout: str) -> dict:
             "ack_latency_ms": {"avg": avg, "p50": p50, "p95": p95, "p99": p99, "p999": p999, "max": mx}}
 
 
+def parse_metrics(stdout: str, group: str) -> dict:
+    """The `group:name:{tags} : value` lines --print-metrics writes -> {name: float} for one metric group."""
+    out = {}
+    for line in stdout.splitlines():
+        m = _METRIC.match(line.strip())
+        if m and m.group(1) == group:
+            try:
+                out[m.group(2)] = float(m.group(4))
+            except ValueError:
+                continue
+    return out
+
+
+def producer_batching(metrics: dict) -> dict:
+    """Records and bytes per request and bytes per batch from ProducerPerformance's --print-metrics figures."""
+    requests = metrics.get("request-total") or 0
+    return {"records_per_request": metrics.get("records-per-request-avg"),
+            "bytes_per_request": metrics["outgoing-byte-total"] / requests
+            if requests and "outgoing-byte-total" in metrics else None,
+            "bytes_per_batch": metrics.get("batch-size-avg"),
+            "records_per_batch": None,
+            "method": "Java producer metrics (--print-metrics); it has no records-per-batch figure"}
+
+
 def parse_consumer(stdout: str) -> dict:
-    """ConsumerPerformance's data line (after its header) -> messages, bytes and times."""
+    """ConsumerPerformance's data line (after its header; warnings and log lines may come between) -> messages,
+    bytes and times."""
     lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
-    for i, line in enumerate(lines):
-        if line.startswith("start.time") and i + 1 < len(lines):
-            f = [x.strip() for x in lines[i + 1].split(",")]
-            if len(f) < 10:
-                break
+    header = next((i for i, line in enumerate(lines) if line.startswith("start.time")), None)
+    for line in lines[header + 1:] if header is not None else []:
+        f = [x.strip() for x in line.split(",")]
+        if len(f) >= 10 and f[4].isdigit():
             return {"mb": float(f[2]), "messages": int(f[4]), "rebalance_ms": int(f[6]), "fetch_ms": int(f[7])}
     raise ValueError("no data line in ConsumerPerformance output")
+
+
+def check_consumed(stdout: str, stderr: str, messages: int, expected: int) -> None:
+    """Raise ValueError when ConsumerPerformance stopped before reading `expected` messages (its warning or a
+    short count): a run that did not read everything is a failure, not a throughput figure."""
+    warning = next((ln.strip() for ln in (stdout + "\n" + stderr).splitlines() if _EARLY_EXIT in ln), None)
+    if warning or messages < expected:
+        raise ValueError(f"ConsumerPerformance exited early, after {messages} of {expected} messages"
+                         + (f" ({warning})" if warning else ""))
 
 
 def parse_end_to_end(stdout: str) -> dict:
@@ -57,6 +95,9 @@ def parse_end_to_end(stdout: str) -> dict:
         raise ValueError("no latency lines in EndToEndLatency output")
     return {"min": None, "avg": float(avg.group(1)), "p50": float(pct.group(1)), "p95": None,
             "p99": float(pct.group(2)), "p999": float(pct.group(3)), "max": None}
+
+
+CPU_SAMPLE_S = 0.2  # the JVM's CPU time is sampled this often (its start-up is told apart from the window)
 
 
 class JavaWorker(Worker):
@@ -79,10 +120,12 @@ class JavaWorker(Worker):
             self.started_ns = time.monotonic_ns()
             self._proc = subprocess.Popen(self._command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self._stderr: list[str] = []
-            self._cpu_s = None
-            threading.Thread(target=self._read, daemon=True).start()
+            self._cpu: list[tuple[int, float]] = []  # (monotonic ns, the JVM's CPU seconds so far)
+            self._readers = [threading.Thread(target=self._read, daemon=True),
+                             threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True)]
+            for t in self._readers:
+                t.start()
             threading.Thread(target=self._sample_cpu, daemon=True).start()
-            threading.Thread(target=lambda: self._stderr.extend(self._proc.stderr), daemon=True).start()
 
     def _read(self) -> None:
         for line in self._proc.stdout:
@@ -92,15 +135,27 @@ class JavaWorker(Worker):
                 self._sent += int(m.group(1))
 
     def _sample_cpu(self) -> None:
-        """The JVM's CPU seconds, sampled until it exits (the last sample is within 0.2 s of the end)."""
+        """The JVM's CPU seconds, sampled every CPU_SAMPLE_S until it exits."""
         try:
             proc = psutil.Process(self._proc.pid)
             while self._proc.poll() is None:
                 t = proc.cpu_times()
-                self._cpu_s = t.user + t.system
-                time.sleep(0.2)
+                self._cpu.append((time.monotonic_ns(), t.user + t.system))
+                time.sleep(CPU_SAMPLE_S)
         except psutil.Error:
             pass  # exited between poll() and cpu_times()
+
+    def cpu_over(self, start_ns: int) -> dict:
+        """The JVM's CPU seconds from monotonic start_ns (the throughput window's start) to its last sample, and
+        before it (JVM start-up, connecting) apart."""
+        samples = list(self._cpu)
+        if not samples:
+            return {"cpu_s": None, "cpu_window_s": None, "startup_cpu_s": None}
+        before = [c for t, c in samples if t <= start_ns]
+        at_start = before[-1] if before else 0.0
+        end_t, end_c = samples[-1]
+        return {"cpu_s": round(end_c - at_start, 4), "cpu_window_s": max(0.0, (end_t - start_ns) / 1e9),
+                "startup_cpu_s": round(at_start, 4)}
 
     def progress(self) -> int:
         return self._sent
@@ -118,17 +173,19 @@ class JavaWorker(Worker):
         self.kill()
 
     def done(self) -> bool:
+        """True once the JVM exited and its output was parsed; never blocks (callers sleep between looks)."""
         if self._outcome is None and self._proc is not None and self._proc.poll() is not None:
-            time.sleep(0.1)  # let the reader threads drain the pipes
+            for t in self._readers:  # the pipes are at EOF: the readers finish their last lines
+                t.join(5)
             out, err = "".join(self._lines), "".join(self._stderr)
-            ended = time.monotonic_ns()
+            ended = self._cpu[-1][0] if self._cpu else time.monotonic_ns()
             if self._proc.returncode != 0:
                 self._outcome = ("error", f"{self._command[self._command.index('-cp') + 2].rsplit('.', 1)[-1]} "
                                           f"exited {self._proc.returncode}: {_cause(err or out)}")
             else:
                 try:
-                    self._outcome = ("ok", {**self._finish(out, err, self.started_ns, ended), "cpu_s": self._cpu_s,
-                                             "cpu_window_s": (ended - self.started_ns) / 1e9})  # JVM start included
+                    result = self._finish(out, err, self.started_ns, ended)
+                    self._outcome = ("ok", {**result, **self.cpu_over(result.get("start_ns") or self.started_ns)})
                 except ValueError as exc:
                     self._outcome = ("error", f"{exc}: {out.strip()[-300:]} {err.strip()[-300:]}")
             if self._cleanup:
@@ -187,15 +244,18 @@ class JavaDriver(Driver):
         props = {"bootstrap.servers": spec.bootstrap_servers, **spec.client_config}
         args = ["--topic", spec.topic, "--num-records", str(spec.num_messages), "--record-size",
                 str(spec.message_size), "--throughput", str(int(spec.rate)) if spec.rate else "-1",
-                "--producer-props", *[f"{k}={v}" for k, v in props.items()]]
+                "--print-metrics", "--producer-props", *[f"{k}={v}" for k, v in props.items()]]
         size = spec.message_size
 
         def finish(out, err, started, ended):
             p = parse_producer(out)
+            metrics = parse_metrics(out, "producer-metrics")
             duration_ns = int(p["records"] / p["records_per_s"] * 1e9) if p["records_per_s"] else ended - started
             return {"pid": spec.pid, "sent": p["records"], "acked": p["records"], "failed": [],
                     "bytes": p["records"] * size, "start_ns": ended - duration_ns, "end_ns": ended,
-                    "timeline": [], "errors": _errors(err), "ack_latency_ms": p["ack_latency_ms"]}
+                    "timeline": [], "errors": _errors(err), "ack_latency_ms": p["ack_latency_ms"],
+                    "client_metrics": {k: metrics[k] for k in PRODUCER_METRICS if k in metrics},
+                    "batching": producer_batching(metrics)}
 
         return JavaWorker(self.java.command("org.apache.kafka.tools.ProducerPerformance", *args), finish, gated)
 
@@ -212,6 +272,7 @@ class JavaDriver(Driver):
 
         def finish(out, err, started, ended):
             c = parse_consumer(out)
+            check_consumed(out, err, c["messages"], spec.expected)
             return {"worker": spec.worker_id, "received": c["messages"], "bytes": int(c["mb"] * 1024 * 1024),
                     "start_ns": ended - c["fetch_ms"] * 1_000_000, "first_ns": None, "last_ns": ended,
                     "timeline": [], "errors": _errors(err), "rebalance_ms": c["rebalance_ms"]}

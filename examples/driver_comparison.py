@@ -1,8 +1,8 @@
 """Driver comparison: the native client against confluent-kafka and Kafka's Java perf tools, same broker, same run.
 
-    python e2e/driver_comparison.py --target kafka [--start] [--num-messages 1000000] [--partitions 1,10]
-                                    [--drivers native,confluent,java] [--repeat 2]
-                                    [--batch-size BYTES]
+    python examples/driver_comparison.py --target kafka [--start] [--num-messages 1000000] [--partitions 1,10]
+                                         [--drivers native,confluent,java] [--repeat 2]
+                                         [--batch-size BYTES]
 
 For each partition count, every driver runs the e2e suite's producer benchmark (100-byte messages, acks=1 by
 default) and then its consumer benchmark reading what it wrote, against the same broker; repeats alternate the

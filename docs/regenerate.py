@@ -1,0 +1,284 @@
+"""Regenerate every measured table in README.md and docs/ from result files of one commit.
+
+    python docs/regenerate.py                      # run every data set's commands, store the results, write the tables
+    python docs/regenerate.py --only records-ratios,e2e   # some data sets (or table names); repeatable
+    python docs/regenerate.py --quick              # smaller runs, for a look (each table says it was quick)
+    python docs/regenerate.py --write-only         # no runs: rewrite the tables from the stored results
+    python docs/regenerate.py --list               # data sets, their commands and tables
+
+A table lives between `<!-- table:NAME -->` and `<!-- /table:NAME -->` in README.md or any page under docs/. Each
+data set runs its commands (under `nice` with --nice), then stores their output and result files with the
+environment (machine, software, git commit, load average, date) in docs/results/data/<data set>/, and every table
+is written from those files alone, starting with the commit, machine and date it came from. A table whose data is
+missing says so instead of keeping old figures; a marker this script does not know is an error. The e2e data sets
+use the brokers already running at the targets' default addresses (Kafka 127.0.0.1:9095, Tansu 127.0.0.1:9093);
+--start lets the suite start them.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path("docs") / "results" / "data"
+MARKER = re.compile(r"<!-- table:(?P<name>[\w.-]+) -->\n.*?<!-- /table:(?P=name) -->", re.S)
+E2E_WORKLOAD = ["--num-messages", "200000", "--message-size", "1024", "--num-partitions", "6", "--producers", "2",
+                "--consumers", "2", "--rate", "1000", "--duration", "15", "--warmup", "3",
+                "-X", "consumer.session.timeout.ms=6000", "-X", "consumer.max.poll.interval.ms=8000"]
+
+
+@dataclasses.dataclass
+class Options:
+    quick: bool = False
+    start: bool = False
+
+
+@dataclasses.dataclass
+class DataSet:
+    """Commands that produce result files, and the tables written from them."""
+
+    name: str
+    commands: Callable[[Options, Path], list[list[str]]]
+    tables: dict[str, Callable[[Path], str]]
+    keep: tuple[str, ...] = ()   # result files (globs under the output folder) kept beside the commands' output
+
+
+def _e2e_commands(opts: Options, out: Path) -> list[list[str]]:
+    workload = ["--quick"] if opts.quick else E2E_WORKLOAD
+    start = ["--start"] if opts.start else []
+    return [[sys.executable, "-m", "chronik_perf.e2e", "--targets", "kafka,tansu", *start, *workload,
+             "--results-dir", str(out / "runs")]]
+
+
+def _driver_commands(batch_size: int | None) -> Callable[[Options, Path], list[list[str]]]:
+    def commands(opts: Options, out: Path) -> list[list[str]]:
+        size = ["--num-messages", "200000"] if opts.quick else ["--repeat", "2"]
+        batch = ["--batch-size", str(batch_size)] if batch_size else []
+        start = ["--start"] if opts.start else []
+        return [[sys.executable, "examples/driver_comparison.py", "--target", "kafka", *start, *size, *batch]]
+    return commands
+
+
+def _script(path: str, quick_args: list[str]) -> Callable[[Options, Path], list[list[str]]]:
+    return lambda opts, out: [[sys.executable, path, *(quick_args if opts.quick else [])]]
+
+
+def _micro_commands(opts: Options, out: Path) -> list[list[str]]:
+    suite = out / "micro.json"
+    groups = ["--group", "crc", "--group", "records"] if opts.quick else []
+    return [[sys.executable, "micro/run.py", "--fast", *groups, "-o", str(suite)],
+            [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
+
+
+def output(folder: Path, index: int = 0) -> str:
+    """What command `index` of a data set printed."""
+    return (folder / f"output-{index}.txt").read_text(encoding="utf-8")
+
+
+def code_block(folder: Path, index: int = 0) -> str:
+    """A command's output as it printed it."""
+    return "```\n" + output(folder, index).strip("\n") + "\n```"
+
+
+def markdown_table_lines(folder: Path, index: int = 0) -> str:
+    """The Markdown table a command printed (its lines starting with '|')."""
+    lines = [line for line in output(folder, index).splitlines() if line.startswith("|")]
+    if not lines:
+        raise ValueError(f"{folder.name}: no Markdown table in the output of command {index}")
+    return "\n".join(lines)
+
+
+def micro_report(folder: Path) -> str:
+    """micro/report.py's tables, one heading level below the page's."""
+    return re.sub(r"^## ", "#### ", output(folder, 1).strip("\n"), flags=re.M)
+
+
+def e2e_table(folder: Path) -> str:
+    """The suite's comparison table over every target of the run, tests grouped together."""
+    from chronik_perf.e2e import report
+    from chronik_perf.e2e.results import HEADERS, load
+    docs = [load(str(p)) for p in sorted((folder / "runs").glob("*/results.json"))]
+    if not docs:
+        raise ValueError(f"{folder.name}: no results.json under runs/")
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in report.ordered_rows(docs)]
+    return "\n".join(lines)
+
+
+DATA_SETS = [
+    DataSet("e2e", _e2e_commands, {"readme-e2e": e2e_table, "e2e-kafka-tansu": e2e_table},
+            keep=("runs/*/results.json", "runs/*/summary.md")),
+    DataSet("drivers-default-batch", _driver_commands(None), {"drivers-default-batch": markdown_table_lines}),
+    DataSet("drivers-256k-batch", _driver_commands(262144), {"drivers-256k-batch": markdown_table_lines}),
+    DataSet("records-ratios", _script("micro/ratios_records.py", ["--repeat", "11"]), {"records-ratios": code_block}),
+    DataSet("protocol-ratios", _script("micro/ratios_protocol.py", ["--repeat", "2"]), {"protocol-ratios": code_block}),
+    DataSet("storage-ratios", _script("micro/ratios_storage.py", ["--entries", "100000", "--segment-mib", "32"]),
+            {"storage-ratios": code_block}),
+    DataSet("micro", _micro_commands, {"micro": micro_report}),
+]
+
+
+def environment() -> dict:
+    """The machine, software and checkout, as the e2e suite records them in every results.json."""
+    from chronik_perf.e2e.environment import environment as e2e_environment
+    return e2e_environment({})
+
+
+def run(ds: DataSet, opts: Options, root: Path, nice: int) -> bool:
+    """Run a data set's commands; on success its folder holds their output, kept files and meta.json."""
+    final = root / DATA / ds.name
+    work = final.with_name(ds.name + ".running")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    started, load_before, t0 = dt.datetime.now(dt.timezone.utc), os.getloadavg(), time.monotonic()
+    commands, codes = ds.commands(opts, work), []
+    for i, cmd in enumerate(commands):
+        shown = " ".join(str(c) for c in cmd).replace(sys.executable, "python").replace(str(work), f"<{ds.name}>")
+        print(f"[{ds.name}] {shown}", flush=True)
+        prefix = ["nice", "-n", str(nice)] if nice else []
+        with open(work / f"output-{i}.txt", "w", encoding="utf-8") as out:
+            proc = subprocess.run(prefix + [str(c) for c in cmd], cwd=root, stdout=out, stderr=subprocess.STDOUT)
+        codes.append(proc.returncode)
+        if proc.returncode != 0:
+            print(f"[{ds.name}] failed with exit status {proc.returncode}; the stored data is unchanged "
+                  f"(output in {work / f'output-{i}.txt'})", file=sys.stderr)
+            return False
+    meta = {"data_set": ds.name, "quick": opts.quick,
+            "commands": [" ".join(str(c) for c in cmd).replace(sys.executable, "python").replace(str(work), ".")
+                         for cmd in commands],
+            "exit_status": codes, "started_utc": started.isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - t0, 1),
+            "load_average": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+            "nice": nice, "environment": environment()}
+    (work / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    _prune(work, ds.keep)
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)
+    return True
+
+
+def _prune(folder: Path, keep: tuple[str, ...]) -> None:
+    """Keep the commands' output, meta.json and the `keep` globs; drop charts, histograms and the rest."""
+    kept = {p for pattern in keep for p in folder.glob(pattern)}
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file() and path.parent == folder and (path.name == "meta.json" or path.name.startswith("output-")):
+            continue
+        if path.is_file() and path not in kept:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def provenance(meta: dict) -> str:
+    """One line: commit, machine, date, load, mode, commands."""
+    env = meta["environment"]
+    git = env.get("git") or {}
+    commit = (git.get("commit") or "unknown")[:10] + ("-dirty" if git.get("dirty") else "")
+    load = meta.get("load_average") or {}
+    mode = "quick mode, " if meta.get("quick") else ""
+    commands = "; ".join(f"`{c}`" for c in meta["commands"])
+    when = dt.datetime.fromisoformat(meta["started_utc"]).astimezone(dt.timezone.utc)
+    return (f"*Commit {commit} · {env.get('cpu_model')}, {env.get('cpu_count')} CPUs, {env.get('memory_gib')} GiB · "
+            f"{env.get('os')} · Python {env.get('python')} · {when:%Y-%m-%d %H:%M} UTC · "
+            f"{mode}load average {load.get('before')} before, {load.get('after')} after · {commands}*")
+
+
+def render(table: str, ds: DataSet | None, root: Path) -> str:
+    """The text between a table's markers: provenance and figures, or why there are none."""
+    if ds is None:
+        raise KeyError(table)
+    folder = root / DATA / ds.name
+    missing = (f"**No data.** `python docs/regenerate.py --only {ds.name}` measures and writes this table; figures "
+               f"from an earlier run are not kept once they cannot be regenerated.")
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        body = ds.tables[table](folder)
+    except (OSError, ValueError, KeyError) as exc:
+        return f"{missing} ({type(exc).__name__}: {exc})"
+    return provenance(meta) + "\n\n" + body
+
+
+def pages(root: Path) -> list[Path]:
+    """README.md and every Markdown page under docs/."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def write_tables(root: Path, names: set[str] | None) -> list[str]:
+    """Rewrite the marked tables (all, or those named); returns the names written. Unknown markers are errors."""
+    by_table = {table: ds for ds in DATA_SETS for table in ds.tables}
+    written, unknown = [], []
+    for page in pages(root):
+        text = page.read_text(encoding="utf-8")
+
+        def replace(m: re.Match) -> str:
+            name = m["name"]
+            if name not in by_table:
+                unknown.append(f"{page.relative_to(root)}: {name}")
+                return m[0]
+            if names is not None and name not in names:
+                return m[0]
+            written.append(name)
+            return f"<!-- table:{name} -->\n{render(name, by_table[name], root)}\n<!-- /table:{name} -->"
+        new = MARKER.sub(replace, text)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+    if unknown:
+        raise SystemExit("unknown table markers (no data set writes them): " + ", ".join(unknown))
+    return written
+
+
+def select(only: list[str]) -> list[DataSet]:
+    """Data sets named, or holding a table named, in --only (comma lists allowed); all when none."""
+    wanted = {n.strip() for item in only for n in item.split(",") if n.strip()}
+    if not wanted:
+        return DATA_SETS
+    chosen = [ds for ds in DATA_SETS if ds.name in wanted or wanted & set(ds.tables)]
+    known = {ds.name for ds in DATA_SETS} | {t for ds in DATA_SETS for t in ds.tables}
+    if wanted - known:
+        raise SystemExit(f"unknown data set or table: {', '.join(sorted(wanted - known))} "
+                         f"(known: {', '.join(sorted(known))})")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", action="append", default=[], metavar="NAME[,NAME]",
+                   help="data sets or tables to regenerate (default: all)")
+    p.add_argument("--quick", action="store_true", help="smaller runs; the tables say so")
+    p.add_argument("--write-only", action="store_true", help="no runs: write the tables from the stored results")
+    p.add_argument("--start", action="store_true", help="let the e2e runs start Kafka and Tansu if not running")
+    p.add_argument("--nice", type=int, default=0, help="run the commands under nice -n N")
+    p.add_argument("--list", action="store_true", help="print the data sets, their commands and tables")
+    p.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    chosen = select(args.only)
+    opts = Options(quick=args.quick, start=args.start)
+    if args.list:
+        for ds in chosen:
+            commands = "; ".join(" ".join(c).replace(sys.executable, "python")
+                                 for c in ds.commands(opts, DATA / ds.name))
+            print(f"{ds.name}: {commands}\n    tables: {', '.join(ds.tables)}")
+        return 0
+    failed = []
+    if not args.write_only:
+        failed = [ds.name for ds in chosen if not run(ds, opts, args.root, args.nice)]
+    names = {t for ds in chosen for t in ds.tables} if args.only else None
+    written = write_tables(args.root, names)
+    print(f"wrote {len(written)} table(s): {', '.join(written) or 'none'}")
+    if failed:
+        print(f"failed: {', '.join(failed)} (their tables show the data stored before)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Message bodies shared by the protocol micro-benchmarks (bench_protocol.py) and ratios_protocol.py: our body
+dicts, with no dependency on a peer library."""
+import os
+import uuid
+
+
+def metadata_body(topics=1000, partitions=3):
+    """A Metadata v12 response body: 3 brokers, `topics` topics of `partitions` partitions."""
+    return {
+        "throttle_time_ms": 0,
+        "brokers": [{"node_id": n, "host": f"broker-{n}.example", "port": 9092, "rack": None} for n in range(3)],
+        "cluster_id": "chronik-perf-cluster",
+        "controller_id": 1,
+        "topics": [{
+            "error_code": 0, "name": f"topic-{t:04d}", "topic_id": uuid.UUID(int=t + 1), "is_internal": False,
+            "partitions": [{"error_code": 0, "partition_index": p, "leader_id": p % 3, "leader_epoch": 5,
+                            "replica_nodes": [0, 1, 2], "isr_nodes": [0, 1, 2], "offline_replicas": []}
+                           for p in range(partitions)],
+            "topic_authorized_operations": -(1 << 31),
+        } for t in range(topics)],
+    }
+
+
+def fetch_body(partitions=10, size=1 << 20):
+    """A Fetch v12 response body: one topic, `partitions` partitions of `size` random record bytes each."""
+    return {"throttle_time_ms": 0, "error_code": 0, "session_id": 0, "responses": [{
+        "topic": "bench", "partitions": [{
+            "partition_index": p, "error_code": 0, "high_watermark": 1000, "last_stable_offset": 1000,
+            "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1,
+            "records": os.urandom(size)} for p in range(partitions)]}]}

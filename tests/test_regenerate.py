@@ -1,0 +1,120 @@
+"""docs/regenerate.py writes every marked table from stored result files (no live benchmark runs here): with the
+commit, machine and date; 'No data' where the files are missing; only the tables asked for; unknown markers refused."""
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("regenerate", ROOT / "docs" / "regenerate.py")
+regenerate = importlib.util.module_from_spec(_spec)
+sys.modules["regenerate"] = regenerate   # dataclasses look their module up
+_spec.loader.exec_module(regenerate)
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+ENV = {"cpu_model": "Test CPU 9000", "cpu_count": 2, "memory_gib": 23.4, "os": "Linux-6.18-x86_64", "python": "3.11.7",
+       "git": {"commit": COMMIT, "dirty": False}}
+
+
+def meta(name: str, commands: list[str], quick: bool = False) -> dict:
+    return {"data_set": name, "quick": quick, "commands": commands, "exit_status": [0] * len(commands),
+            "started_utc": "2026-11-30T13:05:00+00:00", "duration_s": 61.0,
+            "load_average": {"before": 1.5, "after": 2.25}, "nice": 10, "environment": ENV}
+
+
+def result_doc(target: str, producer_rate: float) -> dict:
+    verified = {"lost": 0, "duplicated": 0, "out_of_order": 0, "per_partition": {}}
+    return {"schema_version": 1, "target": target, "results": [
+        {"test": "producer", "driver": "confluent", "throughput_msgs_s": producer_rate, "throughput_mb_s": 12.5,
+         "latency_ms": None},
+        {"test": "latency", "driver": "confluent", "throughput_msgs_s": 500.0, "throughput_mb_s": 0.25,
+         "latency_ms": {"avg": 1.25, "p99": 7.5}, "verification": verified},
+        {"test": "groups", "driver": "confluent", "failed": "group consumed 0 of 20000 messages and stalled"},
+    ]}
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A checkout with stale tables between markers, and stored results for some of the data sets."""
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "README.md").write_text("# x\n\n<!-- table:readme-e2e -->\n| STALE | 999 |\n<!-- /table:readme-e2e -->\n"
+                                        "after\n")
+    (tmp_path / "docs" / "results" / "page.md").write_text(
+        "# Results\n\n<!-- table:records-ratios -->\nold records\n<!-- /table:records-ratios -->\n\ntext kept\n\n"
+        "<!-- table:drivers-default-batch -->\n| old | 1 |\n<!-- /table:drivers-default-batch -->\n")
+    data = tmp_path / regenerate.DATA
+    for target, rate in (("kafka", 94803.0), ("tansu", 93625.0)):
+        run = data / "e2e" / "runs" / f"20261130T130500Z_{target}"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps(result_doc(target, rate)))
+    (data / "e2e" / "meta.json").write_text(json.dumps(meta("e2e", ["python -m chronik_perf.e2e --targets kafka,tansu"])))
+    (data / "records-ratios").mkdir()
+    (data / "records-ratios" / "meta.json").write_text(json.dumps(meta("records-ratios", ["python micro/ratios_records.py"],
+                                                                        quick=True)))
+    (data / "records-ratios" / "output-0.txt").write_text("build: 10.79x  (median 3.66 us vs 39.51 us)\n")
+    return tmp_path
+
+
+def test_writes_tables_with_commit_machine_and_date(tree):
+    assert regenerate.main(["--write-only", "--root", str(tree)]) == 0
+    readme = (tree / "README.md").read_text()
+    assert "STALE" not in readme and readme.endswith("<!-- /table:readme-e2e -->\nafter\n")
+    assert "Commit 0123456789 ·" in readme and "Test CPU 9000, 2 CPUs" in readme and "2026-11-30 13:05 UTC" in readme
+    assert "load average 1.5 before, 2.25 after" in readme
+    rows = [line for line in readme.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| System | Test |")
+    # tests grouped together, targets in order within a test
+    assert [r.split(" | ")[:2] for r in rows[1:]] == [
+        ["| kafka (confluent)", "Producer Throughput"], ["| tansu (confluent)", "Producer Throughput"],
+        ["| kafka (confluent)", "E2E Latency"], ["| tansu (confluent)", "E2E Latency"],
+        ["| kafka (confluent)", "Consumer Groups"], ["| tansu (confluent)", "Consumer Groups"]]
+    assert "94,803" in rows[1] and "7.50" in rows[3] and "FAILED: group consumed 0" in rows[5]
+    page = (tree / "docs" / "results" / "page.md").read_text()
+    assert "old records" not in page and "build: 10.79x" in page and "quick mode" in page and "text kept" in page
+    drivers = re.search(r"<!-- table:drivers-default-batch -->\n(.*?)<!-- /table", page, re.S)[1]
+    assert drivers.startswith("**No data.**") and "| old | 1 |" not in drivers
+
+
+def test_only_rewrites_the_tables_named_and_running_again_is_stable(tree):
+    assert regenerate.main(["--write-only", "--only", "records-ratios", "--root", str(tree)]) == 0
+    assert "STALE" in (tree / "README.md").read_text()
+    page = (tree / "docs" / "results" / "page.md").read_text()
+    assert "build: 10.79x" in page and "| old | 1 |" in page
+    regenerate.main(["--write-only", "--root", str(tree)])
+    first = [(p, p.read_text()) for p in regenerate.pages(tree)]
+    regenerate.main(["--write-only", "--root", str(tree)])
+    assert first == [(p, p.read_text()) for p in regenerate.pages(tree)]
+
+
+def test_unknown_marker_and_unknown_name_are_refused(tree):
+    (tree / "docs" / "other.md").write_text("<!-- table:made-up -->\nx\n<!-- /table:made-up -->\n")
+    with pytest.raises(SystemExit, match="docs/other.md: made-up"):
+        regenerate.main(["--write-only", "--root", str(tree)])
+    with pytest.raises(SystemExit, match="unknown data set or table: nope"):
+        regenerate.main(["--write-only", "--only", "nope", "--root", str(tree)])
+
+
+def test_run_stores_output_environment_and_keeps_old_data_on_failure(tree, monkeypatch):
+    ok = regenerate.DataSet("probe", lambda opts, out: [[sys.executable, "-c", "print('| a | 1 |')"]],
+                            {"probe": regenerate.markdown_table_lines})
+    assert regenerate.run(ok, regenerate.Options(), tree, nice=0)
+    folder = tree / regenerate.DATA / "probe"
+    stored = json.loads((folder / "meta.json").read_text())
+    assert stored["exit_status"] == [0] and stored["environment"]["cpu_count"] >= 1
+    assert stored["environment"]["git"]["commit"]            # the checkout chronik_perf is imported from
+    assert regenerate.markdown_table_lines(folder) == "| a | 1 |"
+    failing = regenerate.DataSet("probe", lambda opts, out: [[sys.executable, "-c", "raise SystemExit(3)"]],
+                                 ok.tables)
+    assert not regenerate.run(failing, regenerate.Options(), tree, nice=0)
+    assert (folder / "output-0.txt").read_text() == "| a | 1 |\n"
+
+
+def test_repository_markers_match_the_data_sets():
+    """Every marker in README.md and docs/ has a data set, and every data set's table appears somewhere."""
+    names = [m["name"] for page in regenerate.pages(ROOT) for m in regenerate.MARKER.finditer(page.read_text())]
+    tables = {t for ds in regenerate.DATA_SETS for t in ds.tables}
+    assert set(names) == tables
+    assert len(names) == len(set(names))
