@@ -75,14 +75,14 @@ class ClusterDriver(Driver):
         paired = self._latency_consumer
         if spec.rate and paired is not None:  # the latency test: the producer of the consumer started just before
             self._latency_consumer = None
-            record = Record("producer", spec.pid, self._pair_host(paired.record.worker))
+            record = Record("producer", spec.pid, self._pair_host(paired.record.worker), spec.topic)
             paired.record.peer = record.worker
         else:
-            record = Record("producer", spec.pid, self._next("producer"))
+            record = Record("producer", spec.pid, self._next("producer"), spec.topic)
         return self._start(record, (spec,), gated)
 
     def start_consumer(self, spec: ConsumerSpec) -> Worker:
-        w = self._start(Record("consumer", spec.worker_id, self._next("consumer")), (spec,))
+        w = self._start(Record("consumer", spec.worker_id, self._next("consumer"), spec.topic), (spec,))
         if spec.record_latency:
             self._latency_consumer = w
         return w
@@ -90,7 +90,7 @@ class ClusterDriver(Driver):
     def start_latency(self, spec: ProducerSpec, consumer: ConsumerSpec) -> Worker | None:
         if not self._facts["own_latency"]:
             return None
-        return self._start(Record("latency", spec.pid, self._next("producer")), (spec, consumer))
+        return self._start(Record("latency", spec.pid, self._next("producer"), spec.topic), (spec, consumer))
 
     def take_placement(self) -> dict:
         """Where the last test's tasks ran and each worker's and host's rate; starts the next test's placement."""

@@ -61,7 +61,8 @@ class Session:
         try:
             if self.where.scheme == "local":
                 self._cluster = LocalCluster(n_workers=self.where.workers, threads_per_worker=1, processes=True,
-                                             host="127.0.0.1", dashboard_address=None, scheduler_port=0,
+                                             host="127.0.0.1", dashboard_address="127.0.0.1:0", scheduler_port=0,
+                                             scheduler_kwargs={"dashboard": False},
                                              protocol="tls://" if sec else "tcp://", security=sec)
                 self.client = Client(self._cluster, security=sec, timeout=CONNECT_TIMEOUT_S)
             else:

@@ -38,6 +38,7 @@ class Record:
     role: str
     id: int
     worker: DaskWorker
+    topic: str = ""
     messages: int | None = None
     window_ns: tuple[int, int] | None = None
     error: str | None = None
@@ -45,7 +46,7 @@ class Record:
 
     def to_dict(self) -> dict:
         out = {"role": self.role, "id": self.id, "worker": self.worker.address, "host": self.worker.host,
-               "messages": self.messages}
+               "topic": self.topic, "messages": self.messages}
         if self.window_ns:
             seconds = (self.window_ns[1] - self.window_ns[0]) / 1e9
             out["seconds"] = round(seconds, 6)
