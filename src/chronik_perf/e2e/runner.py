@@ -155,7 +155,9 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                     save()
         except KeyboardInterrupt:
             status = "interrupted"
-            entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C"})
+            driver.shutdown()
+            entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C",
+                            **driver.take_placement()})
             raise
         finally:
             ctx.progress = None

@@ -96,6 +96,7 @@ class ClusterDriver(Driver):
         """Where the last test's tasks ran and each worker's and host's rate; starts the next test's placement."""
         records, self._records = self._records, []
         self._live = [w for w in self._live if w.alive()]
+        self.session.forget()
         self._cycles.clear()
         self._gate = self._latency_consumer = None
         if not records:

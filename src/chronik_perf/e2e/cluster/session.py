@@ -47,6 +47,7 @@ class Session:
         self._allowed_failures = None
         self._listeners: dict[str, object] = {}
         self._released: set[str] = set()
+        self._names: list[tuple[str, str]] = []  # ("event" | "variable", name) created on the scheduler
         self._lost: set[str] = set()
         self._lock = threading.Lock()
 
@@ -151,6 +152,7 @@ class Session:
         if gate and gate not in self._released:
             from distributed import Event
             self._released.add(gate)
+            self._names.append(("event", gate))
             Event(gate, client=self.client).set()
 
     def released(self, gate: str) -> bool:
@@ -159,8 +161,20 @@ class Session:
     def command(self, key: str, what: str) -> None:
         """Tell one task to 'stop' (finish what it does and return) or to 'kill' its worker process."""
         from distributed import Event, Variable
+        self._names += [("variable", f"{key}-command"), ("event", f"{key}-stop")]
         Variable(f"{key}-command", client=self.client).set(what)
         Event(f"{key}-stop", client=self.client).set()
+
+    def forget(self) -> None:
+        """Remove the start gates and stop commands of finished tasks from the scheduler."""
+        from distributed import Event, Variable
+        names, self._names = self._names, []
+        for kind, name in names:
+            with contextlib.suppress(Exception):
+                if kind == "event":
+                    Event(name, client=self.client).clear()
+                else:
+                    Variable(name, client=self.client).delete()
 
     def worker_lost(self, address: str) -> None:
         self._lost.add(address)
