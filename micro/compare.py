@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyperf
+from suite_arg import suite_file
 
 RESAMPLES = 10_000
 ALPHA = 0.05
@@ -119,8 +120,8 @@ def peer_changes(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base")
-    parser.add_argument("new")
+    parser.add_argument("base", type=suite_file)
+    parser.add_argument("new", type=suite_file)
     parser.add_argument("--threshold", type=float, default=10.0,
                         help="fail (exit 1) on a significant regression above this percent (default 10)")
     parser.add_argument("--noise", type=float, default=2.0,

@@ -1,6 +1,6 @@
 """Run the micro-benchmark groups (micro/bench_<group>.py) into one pyperf suite JSON.
 
-    python micro/run.py [-o FILE] [--fast | --check] [--group G ...] [--select REGEX] [pyperf options...]
+    python micro/run.py [-o FILE] [--fast | --check] [--group G[,G]] [--select REGEX] [pyperf options...]
 
 Default output: micro/results/<UTC timestamp>.json, readable by `python -m pyperf show/compare_to` and by
 micro/report.py and micro/compare.py. Every run carries the environment metadata (CPU, Python, chronik_perf's git
@@ -33,6 +33,16 @@ def groups():
     return order + [g for g in found if g not in order]
 
 
+def group_list(text):
+    """--group crc,varint: the named groups, each one that exists."""
+    names = [g.strip() for g in text.split(",") if g.strip()]
+    unknown = [g for g in names if g not in groups()]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown group(s) {', '.join(unknown) or '(none)'}; "
+                                         f"known: {', '.join(groups())}")
+    return names
+
+
 def check(chosen, select):
     """Run each group's script with --check; the exit status of the first that fails, else 0."""
     for group in chosen:
@@ -49,7 +59,8 @@ def main(argv=None):
     parser.add_argument("-o", "--output", type=Path, help="suite JSON to write (must not exist)")
     parser.add_argument("--fast", action="store_true", help="in-process, fewer values: minutes, not an hour")
     parser.add_argument("--check", action="store_true", help="set up and call every benchmark once, untimed")
-    parser.add_argument("--group", action="append", choices=groups(), help="run only this group (repeatable)")
+    parser.add_argument("--group", action="extend", type=group_list, metavar="G[,G]",
+                        help=f"run only these groups (comma-separated, repeatable): {', '.join(groups())}")
     parser.add_argument("--select", metavar="REGEX", help="run only benchmarks whose name matches")
     args, pyperf_args = parser.parse_known_args(argv)
     if args.check:

@@ -261,3 +261,21 @@ def test_group_members_share_partitions_and_rebalance(broker, assignor):
     check.close(commit=False)
     assert sum(committed.values()) == 4000
     admin.close()
+
+
+def test_send_names_each_failed_message_and_linger_zero_sends_at_once(kafka_broker):
+    with Cluster(kafka_broker.bootstrap_servers) as cluster:
+        topic = f"client-{uuid.uuid4().hex[:12]}"
+        cluster.create_topics([topic], 2)
+        producer = Producer(cluster=cluster, acks=1, linger_ms=0)
+        producer.send(topic, b"a" * 100, partition=0)
+        assert producer.stats["batches"] == 1  # on its way inside send(), no polling thread in between
+        for _ in range(2):
+            producer.send(topic, b"a" * 100, partition=0)
+        producer.send(topic, b"x" * (2 << 20), partition=1)  # above the broker's 1 MB limit: this one fails
+        for _ in range(2):
+            producer.send(topic, b"a" * 100, partition=0)
+        delivery = producer.flush(30)
+        assert (delivery.acked, delivery.failed) == (5, 1)
+        assert delivery.failed_indices().tolist() == [3]  # only the failed message, not every message sent
+        producer.close()

@@ -88,7 +88,7 @@ def test_environment_differences_are_warnings_above_the_verdict(tmp_path, capsys
     current = result()
     env = current["environment"]
     env.update(memory_gib=64.0, python="3.12.1", git={"commit": "b" * 40, "dirty": True})
-    env["client"].update(version="2.8.0", librdkafka="2.8.0")
+    env["client"].update(version="2.8.0", librdkafka="2.8.0", java='openjdk version "21.0.5"')
     current["broker"]["version"] = "4.4.0"
     code, out, _ = gate(tmp_path, capsys, result(), current)
     lines = out.splitlines()
@@ -96,7 +96,8 @@ def test_environment_differences_are_warnings_above_the_verdict(tmp_path, capsys
     warnings = [line for line in lines if line.startswith("warning: ")]
     assert warnings == lines[:len(warnings)]  # above every figure
     for text in ("memory_gib 24.0 -> 64.0", "python 3.11.2 -> 3.12.1", f"chronik_perf {'a' * 12} -> {'b' * 12} (dirty)",
-                 "broker_version 4.1.1 -> 4.4.0", "client_version 2.6.0 -> 2.8.0", "librdkafka 2.6.0 -> 2.8.0"):
+                 "broker_version 4.1.1 -> 4.4.0", "client_version 2.6.0 -> 2.8.0", "librdkafka 2.6.0 -> 2.8.0",
+                 'java unset -> openjdk version "21.0.5"'):
         assert any(text in w for w in warnings), text
     current["environment"]["cpu_count"] = 8  # a different machine: allowed, then the verdict says so
     code, out, _ = gate(tmp_path, capsys, result(), current, "--allow-different", "cpu_count")
@@ -140,7 +141,8 @@ def test_an_unknown_key_to_allow_is_an_argparse_error_naming_the_known_ones(comm
 def test_the_header_names_what_the_runs_share_and_what_was_allowed_to_differ():
     docs = [result(driver=d) for d in ("native", "confluent", "java")]
     line = header(docs)
-    assert line.startswith("same workload: ") and line.endswith("; drivers: native, confluent, java; same target: kafka")
+    assert line.startswith("same workload: ")
+    assert line.endswith("; drivers: native, confluent, java; same target: kafka")
     assert all(f"{key} " in line for key in WORKLOAD)
     docs[2]["config"]["acks"] = "1"
     assert "(differs: acks)" in header(docs)

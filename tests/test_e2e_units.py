@@ -254,3 +254,50 @@ def test_waiting_for_workers_costs_the_suite_no_core():
     harness = ctx.take_harness()
     assert harness["wall_s"] >= 1.0 and harness["cores"] < 0.1, harness  # a spinning loop reads ~1.0
     assert ctx.take_harness()["cpu_s"] == 0  # taken once, then reset
+
+
+def test_verify_keeps_unread_unknown_and_misrouted_apart_from_lost():
+    rows = [r for r in in_order(0, 40) if r[2] not in (36, 38, 39)]  # 36, 38 in partition 0; 39 in partition 1
+    rows[5] = (0, 0, 5)  # seq 5 was produced to partition 1 (odd) and arrives in partition 0: misrouted
+    report = verify([Expected(0, 40)], [stream(rows)], lambda pid, seq: seq % 2, unread={0: 2})
+    # partition 0 stopped 2 short of its end: its 2 missing messages are unread, not lost; partition 1's is lost
+    assert (report["lost"], report["unread"], report["misrouted"]) == (1, 2, 1)
+    assert report["per_partition"]["0"]["unread"] == 2 and report["per_partition"]["1"]["lost"] == 1
+    assert report["distinct"] == 37
+    owed = verify([Expected(0, 40, unknown=3)], [stream(rows)], lambda pid, seq: seq % 2)
+    assert owed["lost"] == 0 and owed["unknown"] == 3 and owed["expected"] == 37  # unknown is never owed
+    dup = verify([Expected(0, 10)], [stream(in_order(0, 10) + in_order(0, 3))], lambda pid, seq: seq % 2)
+    assert dup["received"] == 13 and dup["distinct"] == 10 and dup["duplicated"] == 3
+
+
+class _Ctl:
+    started = None
+
+    def progress(self, n):
+        pass
+
+
+def test_consumers_stop_on_owed_or_distinct_ids_never_on_raw_arrivals():
+    from chronik_perf.e2e.drivers.base import ConsumeTally, ConsumerSpec
+    by_count = ConsumeTally(ConsumerSpec("x", "t", {}, expected=3), _Ctl())
+    for seq in (0, 1, 1, 1):  # four arrivals, two of them the same message again
+        by_count.ids(np.array([0]), np.array([seq]))
+        by_count.record(time.monotonic_ns(), 1)
+    assert by_count.wanted()  # raw arrivals reached 3 (4), distinct ids only 2
+    by_count.ids(np.array([0]), np.array([2]))
+    assert not by_count.wanted()
+    owed = ConsumeTally(ConsumerSpec("x", "t", {}, expected=3, owed=[(0, 5, [1], 1)]), _Ctl())
+    owed.ids(np.array([0, 0, 0, 7]), np.array([0, 0, 2, 0]))  # a duplicate and a stranger count for nothing
+    assert owed.wanted()
+    owed.ids(np.array([0]), np.array([4]))  # 3 of the 4 not failed: one is unknown, so this is everything owed
+    assert not owed.wanted()
+
+
+def test_fixed_rate_senders_never_leave_before_the_intended_time():
+    from chronik_perf.e2e.drivers.base import wait_until
+    early = 0
+    for i in range(300):
+        t = time.monotonic_ns() + (i * 7919) % 200_000  # remainders under 200 µs, once sent early with a later stamp
+        wait_until(t)
+        early += time.monotonic_ns() < t
+    assert early == 0

@@ -27,7 +27,8 @@ def meta(name: str, commands: list[str], quick: bool = False) -> dict:
 
 def result_doc(target: str, producer_rate: float) -> dict:
     verified = {"lost": 0, "duplicated": 0, "out_of_order": 0, "per_partition": {}}
-    return {"schema_version": 1, "target": target, "results": [
+    return {"schema_version": 1, "target": target, "config": {"num_messages": 200000}, "environment": ENV,
+            "broker": {"name": target}, "results": [
         {"test": "producer", "driver": "confluent", "throughput_msgs_s": producer_rate, "throughput_mb_s": 12.5,
          "latency_ms": None},
         {"test": "latency", "driver": "confluent", "throughput_msgs_s": 500.0, "throughput_mb_s": 0.25,
@@ -42,6 +43,7 @@ def tree(tmp_path):
     (tmp_path / "docs" / "results").mkdir(parents=True)
     (tmp_path / "README.md").write_text("# x\n\n<!-- table:readme-e2e -->\n| STALE | 999 |\n<!-- /table:readme-e2e -->\n"
                                         "after\n")
+    (tmp_path / "docs" / "results" / "summary.md").write_text("<!-- table:results-summary -->\n<!-- /table:results-summary -->\n")
     (tmp_path / "docs" / "results" / "page.md").write_text(
         "# Results\n\n<!-- table:records-ratios -->\nold records\n<!-- /table:records-ratios -->\n\ntext kept\n\n"
         "<!-- table:drivers-default-batch -->\n| old | 1 |\n<!-- /table:drivers-default-batch -->\n")
@@ -50,7 +52,9 @@ def tree(tmp_path):
         run = data / "e2e" / "runs" / f"20261130T130500Z_{target}"
         run.mkdir(parents=True)
         (run / "results.json").write_text(json.dumps(result_doc(target, rate)))
-    (data / "e2e" / "meta.json").write_text(json.dumps(meta("e2e", ["python -m chronik_perf.e2e --targets kafka,tansu"])))
+    e2e_meta = meta("e2e", ["python -m chronik_perf.e2e --targets kafka,tansu"])
+    e2e_meta["exit_status"] = [1]            # the groups test failed: measured all the same, and the table says so
+    (data / "e2e" / "meta.json").write_text(json.dumps(e2e_meta))
     (data / "records-ratios").mkdir()
     (data / "records-ratios" / "meta.json").write_text(json.dumps(meta("records-ratios", ["python micro/ratios_records.py"],
                                                                         quick=True)))
@@ -63,7 +67,7 @@ def test_writes_tables_with_commit_machine_and_date(tree):
     readme = (tree / "README.md").read_text()
     assert "STALE" not in readme and readme.endswith("<!-- /table:readme-e2e -->\nafter\n")
     assert "Commit 0123456789 ·" in readme and "Test CPU 9000, 2 CPUs" in readme and "2026-11-30 13:05 UTC" in readme
-    assert "load average 1.5 before, 2.25 after" in readme
+    assert "load average 1.5 before, 2.25 after" in readme and "exit status 1 (a failed test" in readme
     rows = [line for line in readme.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| System | Test |")
     # tests grouped together, targets in order within a test
@@ -76,6 +80,11 @@ def test_writes_tables_with_commit_machine_and_date(tree):
     assert "old records" not in page and "build: 10.79x" in page and "quick mode" in page and "text kept" in page
     drivers = re.search(r"<!-- table:drivers-default-batch -->\n(.*?)<!-- /table", page, re.S)[1]
     assert drivers.startswith("**No data.**") and "| old | 1 |" not in drivers
+    summary = (tree / "docs" / "results" / "summary.md").read_text()
+    assert "All stored results come from one commit." in summary
+    assert "| e2e | 0123456789 | 2026-11-30 13:05 UTC | Test CPU 9000, 2 CPUs | full |" in summary
+    assert "| records-ratios | 0123456789 | 2026-11-30 13:05 UTC | Test CPU 9000, 2 CPUs | quick |" in summary
+    assert "| micro | no data | | | |" in summary
 
 
 def test_only_rewrites_the_tables_named_and_running_again_is_stable(tree):
@@ -115,6 +124,6 @@ def test_run_stores_output_environment_and_keeps_old_data_on_failure(tree, monke
 def test_repository_markers_match_the_data_sets():
     """Every marker in README.md and docs/ has a data set, and every data set's table appears somewhere."""
     names = [m["name"] for page in regenerate.pages(ROOT) for m in regenerate.MARKER.finditer(page.read_text())]
-    tables = {t for ds in regenerate.DATA_SETS for t in ds.tables}
+    tables = {t for ds in regenerate.DATA_SETS for t in ds.tables} | {regenerate.SUMMARY}
     assert set(names) == tables
     assert len(names) == len(set(names))

@@ -44,7 +44,7 @@ def key_partitions(keys, int num_partitions):
     """Partition of each key as Kafka's default partitioner picks it (murmur2 & 0x7fffffff % n); None -> -1."""
     if num_partitions <= 0:
         raise ValueError("num_partitions must be positive")
-    kseq = PySequence_Fast(keys, "keys must be a sequence")
+    kseq = held_items(keys, "keys must be a sequence")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(kseq), i
     cdef PyObject** items = PySequence_Fast_ITEMS(kseq)
     out = np.empty(n, dtype=np.int32)
@@ -62,12 +62,12 @@ def batch_bounds(values, keys=None, Py_ssize_t max_bytes=1048576):
 
     The size of each record is bounded from above (widest varints), so a run never builds a larger batch; a
     single record larger than max_bytes gets a run of its own."""
-    vseq = PySequence_Fast(values, "values must be a sequence")
+    vseq = held_items(values, "values must be a sequence")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(vseq), i, size, used = BATCH_HEADER_SIZE
     cdef PyObject** vitems = PySequence_Fast_ITEMS(vseq)
     cdef PyObject** kitems = NULL
     if keys is not None:
-        kseq = PySequence_Fast(keys, "keys must be a sequence")
+        kseq = held_items(keys, "keys must be a sequence")
         if PySequence_Fast_GET_SIZE(kseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(kseq)} keys for {n} values")
         kitems = PySequence_Fast_ITEMS(kseq)

@@ -3,7 +3,7 @@ import os
 
 from libc.errno cimport errno
 from posix.fcntl cimport O_CLOEXEC, O_CREAT, O_RDONLY, O_RDWR
-from posix.fcntl cimport open as posix_open
+from posix.fcntl cimport open as posix_open, posix_fallocate
 from posix.mman cimport MAP_FAILED, MAP_POPULATE, MAP_SHARED, MS_SYNC, PROT_READ, PROT_WRITE, mmap, msync, munmap
 from posix.stat cimport fstat, struct_stat
 from posix.unistd cimport close as posix_close, ftruncate
@@ -40,11 +40,18 @@ cdef class MappedFile:
         return st.st_size
 
     cdef int map(self, Py_ssize_t length, bint populate=False) except -1:
-        """Map the first `length` bytes (replacing any previous mapping); populate pre-faults every page."""
+        """Map the first `length` bytes (replacing any previous mapping); populate pre-faults every page.
+        A writable mapping gets disk blocks for all of it first (posix_fallocate, extending the file as needed):
+        a write through it can then never meet a full disk, which would be SIGBUS rather than an error."""
         cdef void* p
+        cdef int rc
         self.unmap()
         if length == 0:
             return 0
+        if self.writable:
+            rc = posix_fallocate(self.fd, 0, length)
+            if rc != 0:
+                raise OSError(rc, os.strerror(rc), self.path)
         p = mmap(NULL, <size_t>length, PROT_READ | (PROT_WRITE if self.writable else 0), MAP_SHARED | (MAP_POPULATE if populate else 0), self.fd, 0)
         if p == MAP_FAILED:
             raise OSError(errno, os.strerror(errno), self.path)
@@ -55,9 +62,9 @@ cdef class MappedFile:
     cdef int resize(self, Py_ssize_t length) except -1:
         """Set the file's size (new bytes read as zeros) and map all of it."""
         self.unmap()
-        if ftruncate(self.fd, length) != 0:
+        if (length < self.file_size() or not self.writable) and ftruncate(self.fd, length) != 0:
             raise OSError(errno, os.strerror(errno), self.path)
-        return self.map(length)
+        return self.map(length)                 # a writable file grows by map's allocation
 
     cdef int sync(self) except -1:
         if self.data != NULL and self.writable and msync(self.data, <size_t>self.length, MS_SYNC) != 0:

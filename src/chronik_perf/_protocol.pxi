@@ -556,11 +556,13 @@ cdef int rd_fail(Reader* r, str what) except -1:
 
 
 cdef int rd_truncated(Reader* r, Py_ssize_t n) except -1:
+    if n < 0:
+        rd_fail(r, f"negative length {n}")
     rd_fail(r, f"truncated: need {n} bytes, {r.end - r.pos} left")
 
 
 cdef inline const uint8_t* rd_take(Reader* r, Py_ssize_t n) except NULL:
-    if n > r.end - r.pos:
+    if <size_t>n > <size_t>(r.end - r.pos):     # a negative n is refused too
         rd_truncated(r, n)
     cdef const uint8_t* p = r.buf + r.pos
     r.pos += n

@@ -56,8 +56,10 @@ cdef tuple FAULT_TEXT = (
     "", "truncated varint", "varint longer than 10 bytes", "record length out of range",
     "key length out of range", "value length out of range", "header count out of range",
     "header key length out of range", "header value length out of range",
-    "record length disagrees with its contents",
+    "record length disagrees with its contents", "offset delta outside the batch's offset range",
 )
+cdef enum:
+    BAD_OFFSET_DELTA = 10        # after record_scan.h's codes: an offset delta outside [0, last offset delta]
 
 
 cdef struct Slice:
@@ -103,37 +105,47 @@ cdef inline uint8_t* write_slice(uint8_t* p, Slice s) noexcept nogil:
     return p + s.length
 
 
-cdef Py_ssize_t headers_size(object headers, list keepalive) except -1:
-    """Encoded size of a record's headers (count included); validates their types."""
-    cdef Py_ssize_t size = uvarint_size(zigzag_encode(len(headers))), n
-    cdef const char* utf8
-    cdef Slice s
-    for item in headers:
-        hkey, hvalue = item
-        if not isinstance(hkey, str):
-            raise TypeError(f"header key must be str, not {type(hkey).__name__}")
-        utf8 = PyUnicode_AsUTF8AndSize(hkey, &n)
-        set_slice(&s, hvalue, keepalive)
-        size += uvarint_size(zigzag_encode(n)) + n + slice_size(s)
-    return size
+cdef tuple held_items(object obj, str what):
+    """obj's items as a tuple, which holds a reference to each and which no Python code can change: pointers into
+    its items stay valid while the caller's objects run code (a timestamp's __index__, a header list's __iter__)."""
+    if type(obj) is tuple:
+        return obj
+    try:
+        return tuple(obj)
+    except TypeError:
+        raise TypeError(what) from None
 
 
 cdef int set_headers(Slice* out, object headers, list keepalive) except -1:
-    """A record's headers encoded (count included) into bytes kept alive by keepalive;
-    no headers gives a null slice, written as a zero count."""
-    cdef Py_ssize_t n
+    """A record's headers encoded (count included) into bytes kept alive by keepalive; no headers gives a null
+    slice, written as a zero count. The headers are read once, into str keys and bytes or None values, before
+    anything is sized: what the caller's objects do cannot change them between sizing and writing."""
+    cdef Py_ssize_t n, size
     cdef Slice s
     if not headers:
         out.ptr = NULL
         out.length = -1
         return 0
-    encoded = PyBytes_FromStringAndSize(NULL, headers_size(headers, keepalive))
+    cdef list pairs = []
+    for item in headers:
+        hkey, hvalue = item
+        if not isinstance(hkey, str):
+            raise TypeError(f"header key must be str, not {type(hkey).__name__}")
+        if hvalue is not None and type(hvalue) is not bytes:
+            hvalue = bytes(memoryview(hvalue))        # TypeError for anything that is not a buffer
+        pairs.append((hkey, hvalue))
+    size = uvarint_size(zigzag_encode(len(pairs)))
+    for hkey, hvalue in pairs:
+        PyUnicode_AsUTF8AndSize(hkey, &n)
+        set_slice(&s, hvalue, keepalive)
+        size += uvarint_size(zigzag_encode(n)) + n + slice_size(s)
+    encoded = PyBytes_FromStringAndSize(NULL, size)
     keepalive.append(encoded)
     cdef uint8_t* p = <uint8_t*>PyBytes_AS_STRING(encoded)
     out.ptr = p
-    out.length = PyBytes_GET_SIZE(encoded)
-    p += write_uvarint(p, zigzag_encode(len(headers)))
-    for hkey, hvalue in headers:
+    out.length = size
+    p += write_uvarint(p, zigzag_encode(len(pairs)))
+    for hkey, hvalue in pairs:
         s.ptr = <const uint8_t*>PyUnicode_AsUTF8AndSize(hkey, &n)
         s.length = n
         p = write_slice(p, s)
@@ -257,7 +269,7 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
                 int32_t partition_leader_epoch=-1):
     """Build one record batch (magic v2) from sequences of values, keys, timestamps, headers."""
     cdef int codec = codec_id(compression)
-    vseq = PySequence_Fast(values, "values must be a sequence")
+    vseq = held_items(values, "values must be a sequence")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(vseq), i
     if n == 0:
         raise ValueError("a record batch needs at least one record")
@@ -268,7 +280,7 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
     cdef const int64_t[::1] tarr
     cdef bint ts_array = False
     if keys is not None:
-        kseq = PySequence_Fast(keys, "keys must be a sequence")
+        kseq = held_items(keys, "keys must be a sequence")
         if PySequence_Fast_GET_SIZE(kseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(kseq)} keys for {n} values")
         kitems = PySequence_Fast_ITEMS(kseq)
@@ -278,12 +290,12 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
             raise ValueError(f"{tarr.shape[0]} timestamps for {n} values")
         ts_array = True
     elif timestamps is not None:
-        tseq = PySequence_Fast(timestamps, "timestamps must be a sequence")
+        tseq = held_items(timestamps, "timestamps must be a sequence")
         if PySequence_Fast_GET_SIZE(tseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(tseq)} timestamps for {n} values")
         titems = PySequence_Fast_ITEMS(tseq)
     if headers is not None:
-        hseq = PySequence_Fast(headers, "headers must be a sequence")
+        hseq = held_items(headers, "headers must be a sequence")
         if PySequence_Fast_GET_SIZE(hseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(hseq)} header lists for {n} values")
         hitems = PySequence_Fast_ITEMS(hseq)
@@ -528,6 +540,7 @@ cdef struct ColumnScan:
     Py_ssize_t end
     Py_ssize_t n                 # in: record count
     int64_t base_offset
+    int64_t last_delta           # in: the batch's last offset delta, which every record's delta stays within
     int64_t ts_base
     bint log_append
     Py_ssize_t shift             # in: added to key and value starts
@@ -540,15 +553,20 @@ cdef struct ColumnScan:
 cdef void fill_columns(ColumnScan* s) noexcept nogil:
     """Scan s.n records into the six columns; stop at the first fault."""
     cdef const uint8_t* buf = s.buf
-    cdef Py_ssize_t end = s.end, n = s.n, pos = 0, i = 0, shift = s.shift
+    cdef Py_ssize_t end = s.end, n = s.n, pos = 0, i = 0, shift = s.shift, start
     cdef int64_t base_offset = s.base_offset, ts_base = s.ts_base
+    cdef uint64_t last_delta = <uint64_t>s.last_delta
     cdef int64_t ts_mask = 0 if s.log_append else -1     # LogAppendTime: every record at ts_base
     cdef int64_t* row = s.out
     cdef RecordView r
     cdef int rc = OK
     while i < n:
+        start = pos
         rc = scan_record(buf, end, &pos, &r)
         if rc:
+            break
+        if <uint64_t>r.offset_delta > last_delta:
+            rc, pos = BAD_OFFSET_DELTA, start
             break
         row[0] = base_offset + r.offset_delta
         row[n] = ts_base + (r.timestamp_delta & ts_mask)
@@ -629,7 +647,7 @@ cdef class RecordBatch:
             return 0
         if codec != CODEC_NONE:
             section = self._held.byte_view(start, self.position + LOG_OVERHEAD + self.batch_length)
-            self._decompressed = decompress(codec, section)
+            self._decompressed = decompress(codec, section, batch_limit(self.record_count))
             self._rec = <const uint8_t*>PyBytes_AS_STRING(self._decompressed)
             self._rec_len = PyBytes_GET_SIZE(self._decompressed)
         else:
@@ -675,7 +693,7 @@ cdef class RecordBatch:
         """The records as a list of Record objects."""
         self.load_records()
         cdef const uint8_t* buf = self._rec
-        cdef Py_ssize_t end = self._rec_len, pos = 0
+        cdef Py_ssize_t end = self._rec_len, pos = 0, start
         cdef RecordView r
         cdef int rc
         cdef int64_t i
@@ -684,9 +702,12 @@ cdef class RecordBatch:
         cdef list out = PyList_New(self.record_count)
         cdef Record rec
         for i in range(self.record_count):
+            start = pos
             rc = scan_record(buf, end, &pos, &r)
             if rc:
                 self.fault(rc, pos, i)
+            if <uint64_t>r.offset_delta > <uint64_t>self.last_offset_delta:
+                self.fault(BAD_OFFSET_DELTA, start, i)
             rec = Record.__new__(Record)
             rec.offset = self.base_offset + r.offset_delta
             rec.timestamp = ts_base if log_append else ts_base + r.timestamp_delta
@@ -716,6 +737,7 @@ cdef class RecordBatch:
         scan.end = self._rec_len
         scan.n = n
         scan.base_offset = self.base_offset
+        scan.last_delta = self.last_offset_delta
         scan.log_append = self.attributes & ATTR_TIMESTAMP_TYPE
         scan.ts_base = self.max_timestamp if scan.log_append else self.base_timestamp
         # Uncompressed: starts index the caller's own buffer; compressed: the decompressed copy.
@@ -766,6 +788,12 @@ cdef RecordBatch read_batch_header(HeldBuffer held, Py_ssize_t pos, bint verify_
                                  f"at byte {pos + BATCH_ATTRIBUTES}")
     if b.record_count < 0:
         raise CorruptRecordError(f"negative record count at byte {pos + BATCH_RECORD_COUNT}")
+    if b.last_offset_delta < 0:
+        raise CorruptRecordError(f"negative last offset delta {b.last_offset_delta} at byte "
+                                 f"{pos + BATCH_LAST_OFFSET_DELTA}")
+    if b.base_offset > INT64_MAX - 1 - b.last_offset_delta:      # the next offset must be an int64 too
+        raise CorruptRecordError(f"base offset {b.base_offset} plus last offset delta {b.last_offset_delta} "
+                                 f"overflows at byte {pos}")
     if verify_crc:
         if b.batch_length >= CRC_GIL_RELEASE_BYTES:
             with nogil:

@@ -2,9 +2,10 @@
 
 `compress(codec, data, level=None)` and `decompress(codec, data)` with codec one of
 "none", "gzip", "snappy" (xerial framing; plain snappy is read too), "lz4" (LZ4 frame), "zstd".
-Corrupt payloads raise `chronik_perf.records.CorruptRecordError`.
+Corrupt payloads, and payloads that decompress past their limit (`set_decompression_limits`),
+raise `chronik_perf.records.CorruptRecordError`.
 """
 from ._core import CODEC_NAMES as CODECS
-from ._core import DEFAULT_LEVELS, compress, decompress
+from ._core import DEFAULT_LEVELS, compress, decompress, decompression_limits, set_decompression_limits
 
-__all__ = ["CODECS", "DEFAULT_LEVELS", "compress", "decompress"]
+__all__ = ["CODECS", "DEFAULT_LEVELS", "compress", "decompress", "decompression_limits", "set_decompression_limits"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -20,31 +21,54 @@ def _property(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds above 0, got {text!r}")
+    return value
+
+
+def _heap(text: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*[kKmMgG]?", text):
+        raise argparse.ArgumentTypeError(f"expected a JVM heap size such as 512m or 2g, got {text!r}")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m chronik_perf.brokers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("start", help="start a broker and print its bootstrap address")
     p.add_argument("name", choices=NAMES)
-    p.add_argument("--port", type=int, help="listening port (kafka 9095, tansu 9093)")
+    p.add_argument("--port", type=_port, help="listening port (kafka 9095, tansu 9093)")
     p.add_argument("--host", default="127.0.0.1", help="listening address (default 127.0.0.1)")
     p.add_argument("--fresh", action="store_true", help="kafka: wipe its data dir first")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for it to answer")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+                   help=f"seconds to wait for it to answer (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--advertised-host", help="host advertised to clients (default: --host)")
-    p.add_argument("--advertised-port", type=int, help="port advertised to clients (default: --port)")
-    p.add_argument("--heap", default=DEFAULT_HEAP, help=f"kafka: JVM heap (default {DEFAULT_HEAP})")
+    p.add_argument("--advertised-port", type=_port, help="port advertised to clients (default: --port)")
+    p.add_argument("--heap", type=_heap, default=DEFAULT_HEAP, help=f"kafka: JVM heap (default {DEFAULT_HEAP})")
     p.add_argument("--property", type=_property, action="append", default=[], metavar="KEY=VALUE",
                    help="kafka: server.properties override (repeatable)")
     p.add_argument("--brokers", type=int, default=3, help="mock: number of brokers (default 3)")
     p = sub.add_parser("stop", help="stop a broker we started (SIGTERM, then SIGKILL after --timeout)")
     p.add_argument("name", choices=NAMES)
-    p.add_argument("--port", type=int, help="only the instance on this port")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--port", type=_port, help="only the instance on this port")
+    p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds before SIGKILL (default 30)")
     p = sub.add_parser("status", help="list brokers: running or not, address, pid, version, data dir")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = sub.add_parser("logs", help="print the end of a broker's log")
     p.add_argument("name", choices=NAMES)
-    p.add_argument("--port", type=int)
-    p.add_argument("-n", "--lines", type=int, default=40)
+    p.add_argument("--port", type=_port)
+    p.add_argument("-n", "--lines", type=int, default=40, help="default 40")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C to end)")
     return parser
 
@@ -112,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             _status(args)
         else:
             _logs(args)
-    except BrokerError as exc:
+    except (BrokerError, OSError) as exc:  # OSError: a state folder or log that cannot be written or read
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """Apache Kafka 4.x, KRaft combined mode (one node: broker + controller), run from Maven Central jars on Java 17+.
 
-The jars are those of the package's pom.xml (kafka_2.13, kafka-tools, Log4j2), resolved once with `mvn` into ~/.m2; the
-resolved classpath is cached in the state folder. The data directory is <state folder>/kafka-<port>/data, so
+The jars are those of the package's pom.xml (kafka_2.13, kafka-tools, Log4j2), resolved once with `mvn` into ~/.m2;
+the resolved classpath is cached in the state folder. The data directory is <state folder>/kafka-<port>/data, so
 storage tools can open <log_dir>/<topic>-<partition>/.
 """
 from __future__ import annotations

@@ -25,6 +25,7 @@ from .errors import BrokerUnavailableError, ConnectionLostError, RequestTimedOut
 VERSION_CAPS = {"Produce": 12, "Fetch": 12, "JoinGroup": 5, "SyncGroup": 3, "Heartbeat": 3, "LeaveGroup": 3,
                 "OffsetCommit": 7, "OffsetFetch": 5}
 MAX_FRAME = 512 << 20        # a larger size prefix is treated as corrupt, never allocated
+_FIRST_CHUNK = 1 << 20       # a frame's first allocation; the rest of a larger frame is allocated as its bytes arrive
 _MAX_SILENT = 4096           # remembered ids of unanswered requests; Kafka never answers them, Tansu does
 _TICK = 0.2                  # how often the reader looks at request deadlines when no data arrives
 
@@ -185,9 +186,8 @@ class Connection:
                 size = int.from_bytes(head, "big", signed=True)
                 if not 4 <= size <= MAX_FRAME:
                     raise ProtocolError(f"{self}: response size {size} out of range")
-                frame = bytearray(4 + size)
-                frame[:4] = head
-                if not self._recv_exact(memoryview(frame)[4:]):
+                frame = self._recv_frame(head, size)
+                if frame is None:
                     return
                 cid = int.from_bytes(frame[4:8], "big", signed=True)
                 with self._send_lock:
@@ -213,6 +213,23 @@ class Connection:
         except Exception as exc:  # never leave requests waiting on a dead reader
             self.close(ConnectionLostError(f"{self}: reader failed: {exc!r}"))
             raise
+
+    def _recv_frame(self, head, size):
+        """The frame whose size prefix is ``head``, or None once closed by us. Memory follows the bytes that
+        arrive: after the first chunk, each allocation is at most what has been received, so a forged size prefix
+        costs no more than the bytes actually sent."""
+        frame = bytearray(4 + min(size, _FIRST_CHUNK))
+        frame[:4] = head
+        if not self._recv_exact(memoryview(frame)[4:]):
+            return None
+        got, parts = len(frame) - 4, [frame]
+        while got < size:
+            part = bytearray(min(size - got, got))
+            if not self._recv_exact(memoryview(part)):
+                return None
+            parts.append(part)
+            got += len(part)
+        return frame if len(parts) == 1 else bytearray().join(parts)
 
     def _recv_exact(self, view):
         """Fill ``view`` from the socket; False once the connection is closed by us. Checks deadlines while idle."""

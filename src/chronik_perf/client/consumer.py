@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from ..protocol import ProtocolError
 from ..records import parse_batches
 from .closing import Closing
 from .cluster import Cluster
@@ -250,7 +251,10 @@ class Consumer(Closing):
                 if not batches:
                     continue
                 start = self.positions[tp]
-                self.positions[tp] = max(start, batches[-1].next_offset)
+                if batches[-1].next_offset <= start:     # refetching the same offset would never end
+                    raise ProtocolError(f"Fetch {topic}/{tp[1]} from broker {node} at offset {start}: its batches "
+                                        f"end at offset {batches[-1].last_offset}, before it")
+                self.positions[tp] = batches[-1].next_offset
                 out.append(FetchedPartition(topic, tp[1], start, batches, p["high_watermark"], len(records)))
         if refresh:
             self._sessions.pop(node, None)

@@ -126,9 +126,11 @@ class Producer(Closing):
         self._retries = []                   # batches to send again (filled by reader threads)
         self._retry_lock = threading.Lock()
         self._deliveries = []                # unfinished deliveries, for flush()
-        self._open = {}                      # (topic, partition) -> (BatchBuilder, created) for send()
+        self._open = {}                      # (topic, partition) -> (BatchBuilder, created, positions) for send()
         self._open_lock = threading.Lock()
         self._pending = Delivery(self)           # the Delivery of send() calls since the last flush
+        self._send_count = 0                 # send() calls since the last flush: a message's position in _pending
+        self.stats = {"batches": 0, "records": 0, "requests": 0, "batch_bytes": 0}  # what left, for batching figures
         self._closed = False
         self._linger = None
         if idempotent:
@@ -228,25 +230,32 @@ class Producer(Closing):
     # ------------------------------------------------------------------ one-message path
 
     def send(self, topic, value, key=None, partition=None, timestamp=None):
-        """Queue one message; it leaves in a batch when the batch is full, linger_ms passed, or on flush()."""
+        """Queue one message; it leaves in a batch when the batch is full, linger_ms passed (at once with linger_ms
+        0), or on flush(). A failure names its messages by position among the send() calls since the last flush."""
         if partition is None:
             num_partitions = len(self.cluster.topic(topic).partitions)
             partition = (int(_core.key_partitions([key], num_partitions)[0]) if key is not None
                          else self._sticky % num_partitions)
-        full = None
+        ready = []
         with self._open_lock:
+            position = self._send_count
+            self._send_count += 1
             entry = self._open.get((topic, partition))
             if entry is None:
-                entry = self._open[topic, partition] = (self._new_builder(topic, partition), time.monotonic())
+                entry = self._open[topic, partition] = (self._new_builder(topic, partition), time.monotonic(), [])
             if not entry[0].append(value, key, timestamp):
-                full = entry[0]
-                entry = self._open[topic, partition] = (self._new_builder(topic, partition), time.monotonic())
+                ready.append(self._finish(topic, partition, entry[0], entry[2]))
+                entry = self._open[topic, partition] = (self._new_builder(topic, partition), time.monotonic(), [])
                 entry[0].append(value, key, timestamp)
                 if key is None:
                     self._sticky += 1
+            entry[2].append(position)
+            if self.linger_s <= 0:               # linger 0: the message leaves now, as librdkafka's does
+                del self._open[topic, partition]
+                ready.append(self._finish(topic, partition, entry[0], entry[2]))
         self._pending._add(1)
-        if full is not None:
-            self._ship([self._finish(topic, partition, full)])
+        for batch in ready:
+            self._ship([batch])
         if self._linger is None:
             self._linger = threading.Thread(target=self._linger_loop, name="producer-linger", daemon=True)
             self._linger.start()
@@ -261,25 +270,28 @@ class Producer(Closing):
                             producer_id=self.producer_id, producer_epoch=self.producer_epoch,
                             base_sequence=self._sequences.get((topic, partition), 0) if self.idempotent else -1)
 
-    def _finish(self, topic, partition, builder):
+    def _finish(self, topic, partition, builder, positions):
         if self.idempotent:
             key = (topic, partition)
             self._sequences[key] = (self._sequences.get(key, 0) + len(builder)) & 0x7FFFFFFF
-        return _Batch(topic, partition, builder.build(), len(builder), self._pending)
+        return _Batch(topic, partition, builder.build(), len(builder), self._pending,
+                      np.asarray(positions, dtype=np.int64))
 
     def _ship_open(self, older_than=None):
         """Send every open send() batch (those created before ``older_than``, if given)."""
         with self._open_lock:
-            ready = [(k, b) for k, (b, created) in self._open.items() if older_than is None or created <= older_than]
-            for k, _ in ready:
+            ready = [(k, b, pos) for k, (b, created, pos) in self._open.items()
+                     if older_than is None or created <= older_than]
+            for k, _, _ in ready:
                 del self._open[k]
-            batches = [self._finish(t, p, b) for (t, p), b in ready]
+            batches = [self._finish(t, p, b, pos) for (t, p), b, pos in ready]
         if batches:
             self._ship(batches)
 
     def _linger_loop(self):
         while not self._closed:
-            time.sleep(max(self.linger_s / 2, 0.001))
+            # with linger 0 nothing waits here (send() ships at once): only retries, a few times a second
+            time.sleep(max(self.linger_s / 2, 0.001) if self.linger_s > 0 else 0.05)
             try:
                 self._ship_open(time.monotonic() - self.linger_s)
                 self.drain_retries()
@@ -303,6 +315,10 @@ class Producer(Closing):
             for b in group:
                 topics.setdefault(b.topic, []).append({"index": b.partition, "records": b.data})
                 b.attempts += 1
+                self.stats["batches"] += 1
+                self.stats["records"] += b.count
+                self.stats["batch_bytes"] += len(b.data)
+            self.stats["requests"] += 1
             body = {"transactional_id": None, "acks": self.acks, "timeout_ms": int(self.request_timeout * 1000),
                     "topic_data": [{"name": t, "partition_data": parts} for t, parts in topics.items()]}
             try:
@@ -386,7 +402,9 @@ class Producer(Closing):
     def flush(self, timeout=None):
         """Send every queued message and wait for all outstanding deliveries; returns the send() Delivery."""
         self._ship_open()
-        pending, self._pending = self._pending, Delivery(self)
+        with self._open_lock:
+            pending, self._pending = self._pending, Delivery(self)
+            self._send_count = 0
         for d in list(self._deliveries) + [pending]:
             self.wait(d, timeout)
         return pending

@@ -1,5 +1,5 @@
 """PNG charts (matplotlib, Agg): throughput per test (with the range of repeated runs), latency distribution and CDF,
-throughput over time."""
+throughput over time, per-worker rates."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from hdrh.histogram import HdrHistogram  # noqa: E402
 
 from .report import label, measured  # noqa: E402
-from .results import TEST_TITLES  # noqa: E402
+from .results import MIN_TIMELINE_POINTS, TEST_TITLES  # noqa: E402
 
 
 def run_charts(doc: dict, path: str) -> list[str]:
@@ -50,7 +50,8 @@ def run_charts(doc: dict, path: str) -> list[str]:
         a2.set_title("Latency CDF (HDR histogram)")
         fig.suptitle(label(doc))
         written.append(_save(fig, path, "latency.png"))
-    timelines = {t: r["timeline"] for t, r in measured(doc).items() if r.get("timeline")}
+    timelines = {t: r["timeline"] for t, r in measured(doc).items()
+                 if len(r.get("timeline") or ()) >= MIN_TIMELINE_POINTS}  # shorter ones get a note (results.notes)
     if timelines:
         fig, ax = plt.subplots(figsize=(8, 4))
         for t, tl in timelines.items():
@@ -60,6 +61,16 @@ def run_charts(doc: dict, path: str) -> list[str]:
         ax.set_title(f"Throughput over time — {label(doc)}")
         ax.legend()
         written.append(_save(fig, path, "throughput_over_time.png"))
+    workers = [(f"{TEST_TITLES.get(t, t)}\n{kind} {w.get(kind, i)}", w.get("throughput_msgs_s") or 0)
+               for t, r in measured(doc).items() for kind in ("producer", "consumer")
+               for i, w in enumerate(r.get(f"per_{kind}") or [])]
+    if workers:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.bar([w[0] for w in workers], [w[1] for w in workers])
+        ax.set_ylabel("messages / s")
+        ax.set_title(f"Per-worker rates — {label(doc)}")
+        ax.tick_params(axis="x", labelsize=8)
+        written.append(_save(fig, path, "workers.png"))
     return written
 
 

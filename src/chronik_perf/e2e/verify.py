@@ -1,9 +1,12 @@
-"""Delivery verification: lost, duplicated and out-of-order messages per partition.
+"""Delivery verification: lost, unread, duplicated, out-of-order and misrouted messages per partition.
 
-A message is identified by (producer id, sequence). Producers report how many messages they sent and
-which of them were not acknowledged; consumers report, in arrival order, the partition, producer id
-and sequence of everything they read. Out of order means a sequence lower than one already seen from
-the same producer in the same partition by the same consumer (Kafka orders per partition only).
+A message is identified by (producer id, sequence). Producers report how many messages they sent, which of them
+failed and how many were neither acknowledged nor failed when they gave up waiting (unknown: never owed); consumers
+report, in arrival order, the partition, producer id and sequence of everything they read, and how far they read.
+An acknowledged message that did not arrive is *unread* while the consumer stopped short of the partition's end
+offset (the log may still hold it) and *lost* only beyond that. Out of order means a sequence lower than one already
+seen from the same producer in the same partition by the same consumer (Kafka orders per partition only); misrouted
+means it arrived in another partition than the one it was produced to.
 """
 
 from __future__ import annotations
@@ -32,26 +35,39 @@ class Stream:
 
 @dataclass
 class Expected:
-    """What one producer sent: sequences 0..sent-1, of which `failed` were not acknowledged."""
+    """What one producer sent: sequences 0..sent-1, of which `failed` were not acknowledged and `unknown` (which ones
+    is not known) were neither acknowledged nor failed when the producer stopped waiting."""
 
     pid: int
     sent: int
     failed: set[int] = field(default_factory=set)
+    unknown: int = 0
 
     @property
     def acked(self) -> int:
-        return self.sent - len(self.failed)
+        return self.sent - len(self.failed) - self.unknown
+
+
+def unread_counts(end_offsets: dict[int, int], positions: Iterable[dict]) -> dict[int, int]:
+    """Per partition, the messages between the furthest position any consumer reached and the end offset."""
+    reached: dict[int, int] = {}
+    for pos in positions:
+        for p, o in pos.items():
+            reached[int(p)] = max(reached.get(int(p), 0), int(o))
+    return {int(p): max(0, int(end) - reached.get(int(p), 0)) for p, end in end_offsets.items()}
 
 
 def verify(expected: Iterable[Expected], streams: Iterable[Stream],
-           partition_of: Callable[[int, int], int]) -> dict:
-    """Compare what was acknowledged with what arrived; partition_of(pid, seq) attributes losses."""
+           partition_of: Callable[[int, int], int], unread: dict[int, int] | None = None) -> dict:
+    """Compare what was acknowledged with what arrived; partition_of(pid, seq) attributes losses and finds misrouted
+    arrivals; unread {partition: messages the consumers stopped short of} keeps the unread apart from the lost."""
     expected = list(expected)
     streams = [s for s in streams if len(s.seq)]
     per_part: dict[int, dict[str, int]] = {}
 
     def bump(part: int, what: str, n: int = 1) -> None:
-        row = per_part.setdefault(int(part), {"received": 0, "lost": 0, "duplicated": 0, "out_of_order": 0})
+        row = per_part.setdefault(int(part), {"received": 0, "missing": 0, "lost": 0, "unread": 0, "duplicated": 0,
+                                              "out_of_order": 0, "misrouted": 0})
         row[what] += n
 
     out_of_order = 0
@@ -76,30 +92,66 @@ def verify(expected: Iterable[Expected], streams: Iterable[Stream],
     for p, n in zip(*np.unique(parts[dup_mask], return_counts=True)):
         bump(p, "duplicated", int(n))
 
+    misrouted = 0
+    sent = {e.pid: e.sent for e in expected}
+    first = ~dup_mask
+    pid_of, seq_of = ids >> _SEQ_BITS, ids & ((1 << _SEQ_BITS) - 1)
+    limit = np.zeros(len(ids), dtype=np.int64)
+    for q, n in sent.items():
+        limit[pid_of == q] = n
+    ours = first & (seq_of < limit)
+    if ours.any():
+        wrong = _partitions(partition_of, pid_of[ours], seq_of[ours]) != parts[ours]
+        misrouted = int(wrong.sum())
+        for p, n in zip(*np.unique(parts[ours][wrong], return_counts=True)):
+            bump(p, "misrouted", int(n))
+
     received_ids = np.unique(ids)
-    lost = 0
-    expected_total = 0
+    missing = 0
+    expected_total = distinct = unknown = 0
     known = np.zeros(len(received_ids), dtype=bool)
     for e in expected:
         expected_total += e.acked
+        unknown += e.unknown
         lo, hi = np.searchsorted(received_ids, [e.pid << _SEQ_BITS, (e.pid << _SEQ_BITS) + e.sent])
         seen = np.zeros(e.sent, dtype=bool)
         seen[received_ids[lo:hi] - (e.pid << _SEQ_BITS)] = True
         known[lo:hi] = True
         if e.failed:
             seen[list(e.failed)] = True  # not acknowledged: not owed to the consumer
+            distinct -= int(np.isin(received_ids[lo:hi] - (e.pid << _SEQ_BITS), list(e.failed)).sum())
+        distinct += hi - lo
         for seq in np.flatnonzero(~seen):
-            lost += 1
-            bump(partition_of(e.pid, int(seq)), "lost")
+            missing += 1
+            bump(partition_of(e.pid, int(seq)), "missing")
+    unread = {int(p): int(n) for p, n in (unread or {}).items() if n}
+    for p, n in unread.items():
+        bump(p, "unread", n)
+    for p, row in per_part.items():
+        row["lost"] = max(0, row["missing"] - unread.get(p, 0))
+    unread_total = sum(unread.values())
+    lost = max(0, sum(row["lost"] for row in per_part.values()) - unknown)
     return {
         "expected": expected_total,
         "received": int(len(ids)),
+        "distinct": int(distinct),
         "lost": lost,
+        "unread": unread_total,
+        "unknown": unknown,
         "duplicated": duplicated,
         "out_of_order": out_of_order,
+        "misrouted": misrouted,
         "unexpected": int((~known).sum()),
         "per_partition": {str(p): per_part[p] for p in sorted(per_part)},
     }
+
+
+def _partitions(partition_of, pids: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+    """partition_of for many messages: its `many` attribute (vectorised) when it has one, else one call each."""
+    many = getattr(partition_of, "many", None)
+    if many is not None:
+        return np.asarray(many(pids, seqs), dtype=np.int64)
+    return np.fromiter((partition_of(int(q), int(s)) for q, s in zip(pids, seqs)), dtype=np.int64, count=len(pids))
 
 
 def _first_seen(ids: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from hdrh.histogram import HdrHistogram
 
@@ -15,10 +16,11 @@ from ...client import Cluster
 from ..config import BenchConfig
 from ..drivers.base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
 from ..payload import message_key, partition_of, run_length_for
-from ..verify import Expected, Stream, verify
+from ..verify import Expected, Stream, unread_counts, verify
 
 HIST_MAX_US = 3600 * 1_000_000  # an hour, in microseconds: nothing real overflows it
 HIST_DIGITS = 3
+MIN_WINDOW_S = 1.0  # a throughput window shorter than this is flagged in the results and the table
 POLL_S = 0.05  # the benchmark process sleeps this long between looks at its workers
 
 
@@ -33,6 +35,7 @@ class Filled:
     topic: str
     partitions: int
     expected: list[Expected]
+    written_by: str | None = None  # the driver that wrote it, when it is one fill shared by a driver comparison
 
     @property
     def acked(self) -> int:
@@ -49,6 +52,7 @@ class RunContext:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     topics: list[str] = field(default_factory=list)
     filled: Filled | None = None
+    shared_fill: Filled | None = None  # a driver comparison's one fill: every driver's consumer test reads it
     histograms: dict[str, str] = field(default_factory=dict)  # test -> encoded HDR histogram
     auto_create_partitions: int | None = None  # brokers without CreateTopics (the mock) auto-create this many
     harness_cpu_s: float = 0.0   # this process's CPU seconds while its workers ran (the harness's own cost)
@@ -79,9 +83,15 @@ class RunContext:
         return run_length_for(self.cfg.message_size, self.cfg.batch_size)
 
     def partition_of(self, partitions: int):
-        """partition_of(pid, seq) for messages produced by this run's producers to a topic of `partitions`."""
+        """partition_of(pid, seq) for messages produced by this run's producers to a topic of `partitions` (with a
+        vectorised .many(pids, seqs) for unkeyed messages)."""
         kp, rl = self.cfg.key_pattern, self.run_length()
-        return lambda pid, seq: partition_of(message_key(kp, pid, seq), pid, seq, partitions, rl)
+
+        def one(pid, seq):
+            return partition_of(message_key(kp, pid, seq), pid, seq, partitions, rl)
+        if kp == "none":
+            one.many = lambda pids, seqs: (seqs // rl + pids) % partitions
+        return one
 
 
 def create_topic(ctx: RunContext, label: str, partitions: int) -> tuple[str, int]:
@@ -211,6 +221,23 @@ def wait_ready(workers: list[Worker], timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def watermarks(ctx: RunContext, topic: str) -> dict[int, tuple[int, int]]:
+    """{partition: (log start offset, end offset)} of a topic, as the broker reports them now."""
+    md = ctx.admin.list_topics(topic, timeout=10).topics[topic]
+    consumer = Consumer({"bootstrap.servers": ctx.bootstrap_servers, "group.id": f"chronik-perf-{ctx.run_id}-wm",
+                         "log_level": 3})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in md.partitions}
+    finally:
+        consumer.close()
+
+
+def end_offsets(ctx: RunContext, topic: str) -> dict[int, int]:
+    """{partition: end offset}: where a consumer that read everything written so far stands (taken after a read, so
+    a broker that is slow to advance its high watermark, as Tansu is, cannot turn unread messages into lost ones)."""
+    return {p: hi for p, (_, hi) in watermarks(ctx, topic).items()}
+
+
 def produce_to(ctx: RunContext, topic: str, partitions: int, label: str) -> Filled:
     """Untimed fill: one producer writes num_messages to the topic."""
     n = ctx.cfg.num_messages
@@ -222,15 +249,21 @@ def produce_to(ctx: RunContext, topic: str, partitions: int, label: str) -> Fill
 def read_back(ctx: RunContext, topic: str, partitions: int, expected: list[Expected], label: str) -> dict:
     """Untimed: read the whole topic with one consumer and verify it against what was acknowledged."""
     total = sum(e.acked for e in expected)
-    spec = consumer_spec(ctx, topic, partitions, total, idle_timeout_s=15.0, worker_id=0)
+    spec = consumer_spec(ctx, topic, partitions, total, idle_timeout_s=15.0, worker_id=0, owed=owed(expected))
     (r,) = wait_for(ctx, label, [ctx.driver.start_consumer(spec)], total, timeout=max(120.0, total / 2000))
-    out = verify(expected, [Stream(r["partition"], r["pid"], r["seq"])], ctx.partition_of(partitions))
-    out["method"] = "read back after the test (untimed)"
+    out = verify(expected, [Stream(r["partition"], r["pid"], r["seq"])], ctx.partition_of(partitions),
+                 unread_counts(end_offsets(ctx, topic), [r["positions"]]))
+    out["method"] = "read back after the test (untimed) until every acknowledged id arrived"
     return out
 
 
+def owed(expected: list[Expected]) -> list[tuple[int, int, list[int], int]]:
+    """What a consumer waits for: (producer id, sent, failed sequences, unknown) of each producer."""
+    return [(e.pid, e.sent, sorted(e.failed), e.unknown) for e in expected]
+
+
 def expected_of(r: dict) -> Expected:
-    return Expected(r["pid"], r["sent"], set(r["failed"]))
+    return Expected(r["pid"], r["sent"], set(r["failed"]), r.get("unknown", 0))
 
 
 def entry(test: str, ctx: RunContext, messages: int, nbytes: int, duration_s: float, **extra) -> dict:
@@ -240,6 +273,8 @@ def entry(test: str, ctx: RunContext, messages: int, nbytes: int, duration_s: fl
            "throughput_msgs_s": messages / duration_s if duration_s > 0 else None,
            "throughput_mb_s": nbytes / duration_s / 1e6 if duration_s > 0 else None,
            "latency_ms": None, "verification": None, "errors": []}
+    if duration_s < MIN_WINDOW_S:
+        out["short_window"] = f"{duration_s:.3f} s window: too short to trust the rate"
     out.update(extra)
     return out
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 
-from ..verify import Stream, verify
-from .common import (RunContext, TestFailed, consumer_spec, create_topic, entry, produce_to, wait_for,
+import numpy as np
+
+from ..verify import Stream, unread_counts, verify
+from .common import (RunContext, TestFailed, consumer_spec, create_topic, end_offsets, entry, produce_to, wait_for,
                      wait_ready)
 
 STABLE_TIMEOUT_S = 90.0
@@ -92,7 +94,7 @@ def run_groups(ctx: RunContext) -> dict:
             first_join = min(_event_time(state, workers, "joining", i) for i in range(n))
             assigned_at = state.wait(workers, first_join, set(range(n)))
             counts = [len(state.owned.get(i, ())) for i in range(n)]
-            drained_at = _drain(ctx, workers, filled.acked)
+            _drain(ctx, workers, filled.acked)
 
             joiner = member(n)
             workers.append(joiner)
@@ -109,19 +111,18 @@ def run_groups(ctx: RunContext) -> dict:
     for w in workers:
         w.stop()
     results = wait_for(ctx, "groups: closing", workers, filled.acked, timeout=60)
-    # throughput covers the drain: first message to the moment the group had read everything
-    firsts = [r["first_ns"] for r in results if r["first_ns"] and r["first_ns"] <= drained_at]
-    duration = (drained_at - min(firsts)) / 1e9 if firsts else 0.0
-    per = []
-    for r in results[:n]:
-        got = _count_at(r, drained_at)
-        d = (drained_at - r["first_ns"]) / 1e9 if r["first_ns"] else 0.0
-        per.append({"consumer": r["worker"], "messages": got, "throughput_msgs_s": got / d if d > 0 else None})
-    drained = sum(p["messages"] for p in per)
     verification = verify(filled.expected, [Stream(r["partition"], r["pid"], r["seq"]) for r in results],
-                          ctx.partition_of(partitions))
+                          ctx.partition_of(partitions),
+                          unread_counts(end_offsets(ctx, topic), [r["positions"] for r in results]))
+    per, start, end = first_arrivals(results, filled.expected)
+    # the drain: from the moment every partition was assigned (or the first arrival, if earlier) to the first
+    # arrival of the last acknowledged id
+    duration = (end - min(start, assigned_at)) / 1e9 if start is not None else 0.0
+    drained = verification["distinct"]  # re-deliveries after a rebalance are duplicates, not throughput
     return entry("groups", ctx, drained, drained * cfg.message_size, duration,
-                 read_in_total=sum(r["received"] for r in results), consumers=n, partitions=partitions, group_protocol=cfg.group_protocol,
+                 read_in_total=sum(r["received"] for r in results), consumers=n, partitions=partitions,
+                 group_protocol=cfg.group_protocol, drain_method="all partitions assigned to the first arrival of "
+                 "the last acknowledged id, from the members' own CLOCK_MONOTONIC stamps",
                  initial_assignment_ms=(assigned_at - first_join) / 1e6,
                  rebalance_join_ms=(joined_at - t_join) / 1e6, rebalance_leave_ms=(left_at - t_leave) / 1e6,
                  assignment_balance=max(counts) - min(counts), partitions_per_member=counts,
@@ -129,18 +130,40 @@ def run_groups(ctx: RunContext) -> dict:
                  topic=topic)
 
 
-def _count_at(r: dict, t_ns: int) -> int:
-    """Messages a consumer had read at monotonic time t_ns, from its progress timeline."""
-    got = 0
-    for t, n in r["timeline"]:
-        if r["start_ns"] + t > t_ns:
-            break
-        got = n
-    return got
+def first_arrivals(results: list[dict], expected) -> tuple[list[dict], int | None, int | None]:
+    """Per member, the acknowledged ids it delivered first (before any other member) and its rate over them; and the
+    group's drain window: the first arrival of any id to the first arrival of the last acknowledged one."""
+    ids, stamps, member = [], [], []
+    for i, r in enumerate(results):
+        ids.append((np.asarray(r["pid"], dtype=np.int64) << 40) | np.asarray(r["seq"], dtype=np.int64))
+        stamps.append(np.asarray(r["arrival_ns"], dtype=np.int64))
+        member.append(np.full(len(r["seq"]), i, dtype=np.int64))
+    ids, stamps, member = (np.concatenate(a) if a else np.empty(0, np.int64) for a in (ids, stamps, member))
+    owed = np.zeros(len(ids), dtype=bool)
+    for e in expected:
+        seq = ids & ((1 << 40) - 1)
+        mine = ((ids >> 40) == e.pid) & (seq < e.sent)
+        if e.failed:
+            mine &= ~np.isin(seq, list(e.failed))
+        owed |= mine
+    ids, stamps, member = ids[owed], stamps[owed], member[owed]
+    order = np.lexsort((stamps, ids))            # by id, earliest arrival first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ids[order][1:] != ids[order][:-1]
+    stamps, member = stamps[order][first], member[order][first]
+    per = []
+    for i, r in enumerate(results):
+        mine = stamps[member == i]
+        d = (mine.max() - mine.min()) / 1e9 if len(mine) > 1 else 0.0
+        per.append({"consumer": r["worker"], "messages": int(len(mine)),
+                    "throughput_msgs_s": len(mine) / d if d > 0 else None})
+    if not len(stamps):
+        return per, None, None
+    return per, int(stamps.min()), int(stamps.max())
 
 
-def _drain(ctx: RunContext, workers, total: int) -> int:
-    """Wait until the members together read `total` messages; returns that moment (monotonic ns)."""
+def _drain(ctx: RunContext, workers, total: int) -> None:
+    """Wait until the members together read `total` messages (the drain's timing comes from their own stamps)."""
     task = ctx.progress.add_task("groups: consuming", total=total) if ctx.progress else None
     deadline = time.monotonic() + max(120.0, total / 1000)
     last, last_change = -1, time.monotonic()
@@ -150,7 +173,7 @@ def _drain(ctx: RunContext, workers, total: int) -> int:
             if task is not None:
                 ctx.progress.update(task, completed=done)
             if done >= total:
-                return time.monotonic_ns()
+                return
             if done != last:
                 last, last_change = done, time.monotonic()
             if time.monotonic() > deadline or time.monotonic() - last_change > 30:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..verify import Stream, verify
-from .common import (RunContext, TestFailed, create_topic, consumer_spec, entry, expected_of, latency_summary,
-                     producer_spec, wait_for, wait_ready)
+from ..verify import Stream, unread_counts, verify
+from .common import (RunContext, TestFailed, create_topic, consumer_spec, end_offsets, entry, expected_of,
+                     latency_summary, producer_spec, wait_for, wait_ready)
 
 
 def run_latency(ctx: RunContext) -> dict:
@@ -41,9 +41,10 @@ def run_latency(ctx: RunContext) -> dict:
     summary, hist = latency_summary(measured)
     ctx.histograms["latency"] = hist.encode().decode()
     verification = verify([expected_of(pr)], [Stream(cr["partition"], cr["pid"], cr["seq"])],
-                          ctx.partition_of(partitions))
+                          ctx.partition_of(partitions), unread_counts(end_offsets(ctx, topic), [cr["positions"]]))
     duration = (pr["end_ns"] - pr["start_ns"]) / 1e9
-    return entry("latency", ctx, cr["received"], cr["bytes"], duration, latency_ms=summary,
+    messages = verification["distinct"]
+    return entry("latency", ctx, messages, messages * cfg.message_size, duration, latency_ms=summary,
                  verification=verification, errors=pr["errors"] + cr["errors"],
                  method="fixed-rate schedule, intended send time to consume(), same-host CLOCK_MONOTONIC",
                  rate_target=cfg.rate, warmup_s=cfg.warmup, samples=int(len(measured)),

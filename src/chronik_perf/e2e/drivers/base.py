@@ -20,6 +20,17 @@ from typing import Any, Callable
 import numpy as np
 
 SAMPLE_EVERY_NS = 250_000_000  # progress and throughput-timeline sampling period of every worker
+SPIN_NS = 60_000  # Linux's timer slack (50 µs) makes a sleep overshoot by about this: the last stretch is waited out
+
+
+def wait_until(t_ns: int) -> None:
+    """Return at monotonic time t_ns, not before: sleep most of the way, then wait out the last SPIN_NS in a loop (a
+    message is never sent early with a later stamp, which would understate its latency)."""
+    left = t_ns - time.monotonic_ns()
+    if left > SPIN_NS:
+        time.sleep((left - SPIN_NS) / 1e9)
+    while time.monotonic_ns() < t_ns:
+        pass
 
 
 @dataclass
@@ -38,11 +49,13 @@ class ProducerSpec:
     client_config: dict[str, Any]
     rate: float | None = None  # messages/s on a fixed schedule; None = as fast as acknowledged
     timeout_s: float = 120.0
+    duration_s: float | None = None  # stop sending after this long (num_messages is then only a ceiling)
 
 
 @dataclass
 class ConsumerSpec:
-    """One consumer's workload: read `expected` messages (None = until stopped)."""
+    """One consumer's workload: read until every acknowledged id of `owed` arrived, else until `expected` distinct
+    ids arrived, else (both None) until stopped; an idle timeout ends a read that cannot complete."""
 
     bootstrap_servers: str
     topic: str
@@ -54,6 +67,7 @@ class ConsumerSpec:
     record_latency: bool = False
     idle_timeout_s: float = 30.0
     worker_id: int = 0
+    owed: list[tuple[int, int, list[int], int]] | None = None  # (producer id, sent, failed seqs, unknown) each
 
 
 class Control:
@@ -213,6 +227,9 @@ class Driver:
 
     name = "base"
     verifies = True  # workers report (producer id, sequence) of what they read
+    # What a benchmark does per message with this driver, shown beside its figures in driver comparisons.
+    producer_work = {"per_message": "?"}
+    consumer_work = {"per_message": "?", "crc_checked": None}
 
     def describe(self) -> dict:
         """Name and version of the client library this driver uses."""
@@ -242,22 +259,57 @@ class Driver:
 
 
 class ConsumeTally:
-    """What every consumer worker counts: arrivals, the throughput timeline, the idle timeout, its result."""
+    """What every consumer worker counts: arrivals, positions, the throughput timeline, the idle timeout, its result.
+
+    It stops when every acknowledged (producer, sequence) id it is owed arrived, else on the count of distinct ids:
+    duplicates and strangers never end a read early."""
 
     def __init__(self, spec: ConsumerSpec, ctl: Control):
         self.spec, self.ctl = spec, ctl
+        if ctl.started is None:  # the worker's CPU counts from here: imports and connecting are not the read's
+            ctl.started = (os.times(), time.monotonic())
         self.received = self.nbytes = 0
         self.start = time.monotonic_ns()
         self.first = self.last = None
-        self.arrivals: list[tuple[int, int]] = []  # (arrival ns, messages in that poll) for latency
+        self.arrivals: list[tuple[int, int]] = []  # (arrival ns, messages in that poll)
         self.timeline: list[tuple[int, int]] = []
+        self.positions: dict[int, int] = {}  # partition -> offset after the last message read
+        self.counts_ids = spec.owed is not None or spec.expected is not None
+        self._ids: set[int] = set()                    # distinct ids so far, when nothing says which are owed
+        self._seen = {pid: np.zeros(sent, dtype=bool) for pid, sent, _, _ in spec.owed or ()}
+        self._owed_left = sum(sent - len(failed) - unknown for _, sent, failed, unknown in spec.owed or ())
+        for pid, _, failed, _ in spec.owed or ():
+            self._seen[pid][np.asarray(failed, dtype=np.int64)] = True  # not acknowledged: not waited for
         self.last_activity = time.monotonic()
         self.next_sample = self.start + SAMPLE_EVERY_NS
         self.timed_out = False
 
     def wanted(self) -> bool:
-        """More messages to read (always, when the spec expects no count)."""
-        return self.spec.expected is None or self.received < self.spec.expected
+        """More messages to read (always, when the spec sets no end)."""
+        if self.spec.owed is not None:
+            return self._owed_left > 0
+        return self.spec.expected is None or len(self._ids) < self.spec.expected
+
+    def reached(self, partition: int, next_offset: int) -> None:
+        """The consumer read partition up to (not including) next_offset."""
+        if next_offset > self.positions.get(partition, -1):
+            self.positions[partition] = next_offset
+
+    def ids(self, pid: np.ndarray, seq: np.ndarray) -> None:
+        """Note the ids that arrived (only needed when counts_ids)."""
+        if self.spec.owed is None:
+            if self.counts_ids:
+                self._ids.update(((pid.astype(np.int64) << 40) | seq.astype(np.int64)).tolist())
+            return
+        pid, seq = pid.astype(np.int64), seq.astype(np.int64)
+        for q in np.unique(pid).tolist():
+            seen = self._seen.get(q)
+            if seen is None:
+                continue
+            s = seq[pid == q]
+            s = np.unique(s[s < len(seen)])
+            self._owed_left -= int(np.count_nonzero(~seen[s]))
+            seen[s] = True
 
     def record(self, t: int, got: int) -> bool:
         """Count one poll's `got` messages that arrived at monotonic ns `t`; False once idle for too long."""
@@ -267,9 +319,8 @@ class ConsumeTally:
             self.last = t
             self.received += got
             self.last_activity = time.monotonic()
-            if self.spec.record_latency:
-                self.arrivals.append((t, got))
-        elif self.spec.expected is not None and time.monotonic() - self.last_activity > self.spec.idle_timeout_s:
+            self.arrivals.append((t, got))
+        elif self.counts_ids and self.wanted() and time.monotonic() - self.last_activity > self.spec.idle_timeout_s:
             self.timed_out = True
             return False
         if t >= self.next_sample:
@@ -285,15 +336,15 @@ class ConsumeTally:
 
     def result(self, errors: list[str], partition: np.ndarray, header: np.ndarray) -> dict:
         """The worker's result dict from the benchmark headers (pid, seq, ts) of what arrived."""
+        arrival = np.repeat(np.array([a for a, _ in self.arrivals], dtype=np.int64),
+                            np.array([n for _, n in self.arrivals], dtype=np.int64))
         out = {"worker": self.spec.worker_id, "received": self.received, "bytes": self.nbytes,
                "start_ns": self.start, "first_ns": self.first, "last_ns": self.last, "timeline": self.timeline,
                "errors": errors, "partition": partition, "pid": header["pid"].astype(np.int64),
-               "seq": header["seq"].astype(np.int64)}
+               "seq": header["seq"].astype(np.int64), "arrival_ns": arrival, "positions": dict(self.positions)}
         if self.timed_out:
-            out["errors"].append(f"no message for {self.spec.idle_timeout_s:.0f} s; "
-                                 f"stopped at {self.received} of {self.spec.expected}")
+            out["errors"].append(f"no message for {self.spec.idle_timeout_s:.0f} s; stopped after {self.received} "
+                                 f"messages (positions {self.positions})")
         if self.spec.record_latency:
-            arrival = np.repeat(np.array([a for a, _ in self.arrivals], dtype=np.int64),
-                                np.array([n for _, n in self.arrivals], dtype=np.int64))
             out["latency_ns"] = arrival - header["ts"].astype(np.int64)
         return out

@@ -7,6 +7,7 @@ returns was acknowledged), explicit partitions, batched consume() calls, header 
 
 from __future__ import annotations
 
+import json
 import time
 
 import confluent_kafka
@@ -14,8 +15,15 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from ..payload import HEADER, MessageFactory, parse_headers
-from .base import SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec
+from .base import (SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec,
+                   wait_until)
 CLIENT_LOG_LEVEL = 3  # syslog "error": librdkafka's info lines (idle disconnects) are not results; -X log_level=7 to see
+# Consumer settings so that librdkafka's prefetch is not the limit (its defaults stop fetching at 100k queued messages
+# and back off 1 s; a consumer then sat at ~0.25 cores) and CRCs are checked as the native and Java consumers check
+# them; -X consumer.<name>=<value> overrides each.
+CONSUMER_DEFAULTS = {"queued.min.messages": 1_000_000, "queued.max.messages.kbytes": 1_048_576,
+                     "fetch.queue.backoff.ms": 0, "check.crcs": True}
+STATS_INTERVAL_MS = 1000  # librdkafka statistics, for the batching figures
 FATAL_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION}
 
 
@@ -33,6 +41,35 @@ class _ErrorLog:
             self.fatal = str(err)
 
 
+class _Batching:
+    """librdkafka's statistics (stats_cb) -> records and bytes per batch and per Produce request."""
+
+    def __init__(self):
+        self.batches = self.records = self.batch_bytes = 0.0
+        self.requests = self.tx_bytes = self.tx = 0
+
+    def __call__(self, text: str) -> None:
+        doc = json.loads(text)
+        for t in doc.get("topics", {}).values():
+            cnt, size = t.get("batchcnt") or {}, t.get("batchsize") or {}
+            n = cnt.get("cnt") or 0  # batches in this statistics window (windows restart at every report)
+            self.batches += n
+            self.records += (cnt.get("avg") or 0) * n
+            self.batch_bytes += (size.get("avg") or 0) * n
+        brokers = [b for b in doc.get("brokers", {}).values() if b.get("nodeid", -1) >= 0]
+        self.requests = sum((b.get("req") or {}).get("Produce", 0) for b in brokers)
+        self.tx, self.tx_bytes = sum(b.get("tx", 0) for b in brokers), sum(b.get("txbytes", 0) for b in brokers)
+
+    def figures(self, messages: int) -> dict:
+        """The figures up to the last statistics report (None before the first, in runs under a second)."""
+        return {"records_per_batch": self.records / self.batches if self.batches else None,
+                "bytes_per_batch": self.batch_bytes / self.batches if self.batches else None,
+                "records_per_request": messages / self.requests if self.requests else None, "bytes_per_request": self.tx_bytes / self.tx if self.tx else None,
+                "produce_requests": self.requests,
+                "method": f"librdkafka statistics every {STATS_INTERVAL_MS} ms (batchcnt, batchsize; txbytes/tx "
+                          "over every request, Produce or not)"}
+
+
 def produce(spec: ProducerSpec, ctl: Control) -> dict:
     """Produce spec.num_messages; unthrottled, or on the fixed schedule of spec.rate stamping intended times."""
     errors = _ErrorLog()
@@ -44,9 +81,11 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
             if len(errors.messages) < 20:
                 errors.messages.append(f"delivery failed: {err}")
 
+    stats = _Batching()
     conf = {"bootstrap.servers": spec.bootstrap_servers, "delivery.report.only.error": True,
             "on_delivery": on_delivery, "error_cb": errors, "message.timeout.ms": 60000,
-            "client.id": f"chronik-perf-p{spec.pid}", "log_level": CLIENT_LOG_LEVEL}
+            "client.id": f"chronik-perf-p{spec.pid}", "log_level": CLIENT_LOG_LEVEL,
+            "statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": stats}
     conf.update(spec.client_config)
     producer = Producer(conf)
     factory = MessageFactory(spec.pid, spec.message_size, spec.payload, spec.key_pattern,
@@ -61,14 +100,13 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
     next_sample = start + SAMPLE_EVERY_NS
     seq = 0
     n = spec.num_messages
+    stop_at = start + int(spec.duration_s * 1e9) if spec.duration_s else None
     while seq < n:
-        if errors.fatal:
+        if errors.fatal or (stop_at is not None and not seq & 1023 and now() >= stop_at):
             break
         if interval:
             intended = start + int(seq * interval)
-            wait = intended - now()
-            if wait > 200_000:
-                time.sleep(wait / 1e9)
+            wait_until(intended)
             ts = intended
         else:
             ts = now()
@@ -95,17 +133,18 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
         timeline.append((t - start, acked))
         ctl.progress(acked)
     end = now()
-    unfinished = len(producer)
+    unknown = len(producer)  # neither acknowledged nor failed when the wait ended: never owed, reported
     if errors.fatal:
         raise RuntimeError(f"broker unreachable: {errors.fatal}")
-    if unfinished:
-        raise RuntimeError(f"{unfinished} messages still unacknowledged after {spec.timeout_s:.0f} s")
-    acked = seq - len(failed)
+    if unknown:
+        errors.messages.append(f"{unknown} messages neither acknowledged nor failed after {spec.timeout_s:.0f} s")
+    producer.poll(0)
+    acked = seq - len(failed) - unknown
     timeline.append((end - start, acked))
     ctl.progress(acked)
-    return {"pid": spec.pid, "sent": seq, "acked": acked, "failed": sorted(set(failed)),
+    return {"pid": spec.pid, "sent": seq, "acked": acked, "failed": sorted(set(failed)), "unknown": unknown,
             "bytes": acked * spec.message_size, "start_ns": start, "end_ns": end,
-            "timeline": timeline, "errors": errors.messages}
+            "timeline": timeline, "errors": errors.messages, "batching": stats.figures(seq)}
 
 
 def consume(spec: ConsumerSpec, ctl: Control) -> dict:
@@ -114,7 +153,7 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
     conf = {"bootstrap.servers": spec.bootstrap_servers, "group.id": spec.group or f"chronik-perf-{spec.topic}",
             "enable.auto.commit": bool(spec.group), "auto.offset.reset": "earliest", "error_cb": errors,
             "enable.partition.eof": False, "client.id": f"chronik-perf-c{spec.worker_id}",
-            "log_level": CLIENT_LOG_LEVEL}
+            "log_level": CLIENT_LOG_LEVEL, **CONSUMER_DEFAULTS}
     if spec.group and spec.group_protocol == "consumer":
         conf["group.protocol"] = "consumer"
     conf.update(spec.client_config)
@@ -157,7 +196,11 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
             heads.append(v[:HEADER.size])
             parts.append(m.partition())
             tally.nbytes += len(v)
+            tally.reached(m.partition(), m.offset() + 1)
             got += 1
+        if got and tally.counts_ids:
+            h = parse_headers(heads[-got:])
+            tally.ids(h["pid"], h["seq"])
         if not tally.record(t, got):
             break
     tally.finish()
@@ -174,6 +217,8 @@ class ConfluentDriver(Driver):
     """confluent-kafka (librdkafka) in worker processes."""
 
     name = "confluent"
+    producer_work = {"per_message": "Python produce() per message"}
+    consumer_work = {"per_message": "Python Message per message", "crc_checked": True}
 
     def describe(self) -> dict:
         return {"driver": self.name, "client": "confluent-kafka", "version": confluent_kafka.version()[0],

@@ -16,7 +16,8 @@ import numpy as np
 from ... import _core
 from ...client import Cluster, Consumer, GroupConsumer, KafkaClientError, Producer
 from ..payload import HEADER, HEADER_DTYPE, filler_pool, message_key
-from .base import SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec
+from .base import (SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec,
+                   wait_until)
 CHUNK_BYTES = 4 << 20                      # workload generated and handed over this much at a time
 
 _PRODUCER_OPTIONS = {"acks": ("acks", str), "compression.type": ("compression", str),
@@ -103,7 +104,8 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
     next_sample = start + SAMPLE_EVERY_NS
     seq = 0
     error = None
-    while seq < n and error is None:
+    stop_at = start + int(spec.duration_s * 1e9) if spec.duration_s else None
+    while seq < n and error is None and (stop_at is None or now() < stop_at):
         m = min(chunk, n - seq)
         values, keys = work.values(seq, m, now()), work.keys(seq, m)
         try:
@@ -125,23 +127,28 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
     try:
         for _, d in deliveries:
             d.wait(spec.timeout_s)
-    except TimeoutError as exc:
+    except TimeoutError as exc:                  # what is neither acknowledged nor failed now is unknown
         error = error or exc
     end = now()
     failed = [int(first + i) for first, d in deliveries for i in d.failed_indices()]
     acked = sum(d.acked for _, d in deliveries)
+    batching = _batching(producer)
     latencies = np.concatenate([np.asarray(d.batch_latencies_ns, dtype=np.int64) for _, d in deliveries]
                                or [np.empty(0, dtype=np.int64)])
     errors = [e for _, d in deliveries for e in d.errors][:20]
-    producer.close(timeout=10)
+    try:
+        producer.close(timeout=10)
+    except TimeoutError:
+        pass
     if error is not None and not acked:
         raise RuntimeError(f"broker unreachable: {error}")
     if error is not None:
         errors.append(f"stopped after {seq} messages: {error}")
     timeline.append((end - start, acked))
     ctl.progress(acked)
-    return {"pid": spec.pid, "sent": seq, "acked": acked, "failed": sorted(set(failed)),
-            "bytes": acked * spec.message_size, "start_ns": start, "end_ns": end, "timeline": timeline,
+    failed = sorted(set(failed))
+    return {"pid": spec.pid, "sent": seq, "acked": acked, "failed": failed, "unknown": seq - acked - len(failed),
+            "batching": batching, "bytes": acked * spec.message_size, "start_ns": start, "end_ns": end, "timeline": timeline,
             "errors": errors, "ack_latency_ms": _latency_summary(latencies), "batches": int(latencies.size)}
 
 
@@ -152,9 +159,7 @@ def _produce_at_rate(spec: ProducerSpec, ctl: Control, producer: Producer, work:
     next_sample = start + SAMPLE_EVERY_NS
     for seq in range(n):
         intended = start + int(seq * interval)
-        wait = intended - now()
-        if wait > 200_000:
-            time.sleep(wait / 1e9)
+        wait_until(intended)
         key = message_key(spec.key_pattern, spec.pid, seq)
         p = ((seq // spec.run_length + spec.pid) % spec.num_partitions) if key is None else None
         producer.send(spec.topic, work.values(seq, 1, intended)[0], key=key, partition=p)
@@ -163,18 +168,37 @@ def _produce_at_rate(spec: ProducerSpec, ctl: Control, producer: Producer, work:
             timeline.append((t - start, producer.sent.acked))
             ctl.progress(producer.sent.acked)
             next_sample = t + SAMPLE_EVERY_NS
-    delivery = producer.flush(spec.timeout_s)
+    errors = []
+    try:
+        delivery = producer.flush(spec.timeout_s)
+    except TimeoutError as exc:                  # what is neither acknowledged nor failed now is unknown
+        delivery = producer.sent
+        errors.append(f"gave up waiting: {exc}")
     end = now()
-    producer.close(timeout=10)
+    batching = _batching(producer)
+    try:
+        producer.close(timeout=10)
+    except TimeoutError:
+        pass
     if delivery.acked == 0 and delivery.failed:
         raise RuntimeError(f"broker unreachable: {delivery.first_error}")
     timeline.append((end - start, delivery.acked))
     ctl.progress(delivery.acked)
-    # send() batches cannot name their failed messages one by one: a failure marks the whole run unacknowledged.
-    failed = list(range(n)) if delivery.failed else []
-    return {"pid": spec.pid, "sent": n, "acked": delivery.acked, "failed": failed,
-            "bytes": delivery.acked * spec.message_size, "start_ns": start, "end_ns": end, "timeline": timeline,
-            "errors": delivery.errors}
+    failed = delivery.failed_indices()
+    return {"pid": spec.pid, "sent": n, "acked": delivery.acked, "failed": failed.tolist(),
+            "unknown": n - delivery.acked - len(failed), "bytes": delivery.acked * spec.message_size,
+            "start_ns": start, "end_ns": end, "timeline": timeline, "errors": errors + delivery.errors,
+            "batching": batching}
+
+
+def _batching(producer: Producer) -> dict:
+    """Records and bytes per batch and per Produce request, from what the producer sent."""
+    st = producer.stats
+    return {"records_per_batch": st["records"] / st["batches"] if st["batches"] else None,
+            "bytes_per_batch": st["batch_bytes"] / st["batches"] if st["batches"] else None,
+            "records_per_request": st["records"] / st["requests"] if st["requests"] else None,
+            "bytes_per_request": st["batch_bytes"] / st["requests"] if st["requests"] else None,
+            "method": "counted by chronik_perf.client as it sends (record-batch bytes, without request headers)"}
 
 
 def _latency_summary(latencies_ns: np.ndarray) -> dict | None:
@@ -186,8 +210,14 @@ def _latency_summary(latencies_ns: np.ndarray) -> dict | None:
             "p999": float(np.percentile(ms, 99.9)), "max": float(ms.max())}
 
 
-def consume(spec: ConsumerSpec, ctl: Control) -> dict:
-    """Read until spec.expected messages arrived (or stopped, or idle too long); report what arrived."""
+def consume_records(spec: ConsumerSpec, ctl: Control) -> dict:
+    """consume() with one Python Record object per message (FetchedPartition.records()): the same per-message work as
+    confluent-kafka's Message objects, so the Python-level ceiling stands beside the C-level one."""
+    return consume(spec, ctl, materialise=True)
+
+
+def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> dict:
+    """Read until every owed id arrived (or stopped, or idle too long); report what arrived."""
     options = client_options(spec.client_config, _CONSUMER_OPTIONS)
     if spec.group and spec.group_protocol != "classic":
         raise ValueError("the native driver speaks the classic group protocol only")
@@ -217,6 +247,22 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
             t = time.monotonic_ns()
             got = 0
             for fp in fetched:
+                if materialise:
+                    values = [r.value for r in fp.records()]
+                    if values:
+                        if any(len(v) < HEADER.size for v in values):
+                            raise RuntimeError("a message shorter than the 20-byte benchmark header arrived: "
+                                               "not our topic?")
+                        heads.append(np.frombuffer(b"".join(v[:HEADER.size] for v in values), dtype=np.uint8)
+                                     .reshape(-1, HEADER.size))
+                        parts.append(np.full(len(values), fp.partition, dtype=np.int32))
+                        tally.nbytes += sum(len(v) for v in values)
+                        tally.reached(fp.partition, int(fp.offsets()[-1]) + 1)
+                        if tally.counts_ids:
+                            h = heads[-1].reshape(-1).view(HEADER_DTYPE)
+                            tally.ids(h["pid"], h["seq"])
+                        got += len(values)
+                    continue
                 for cols in fp.columns():
                     n = len(cols["value_start"])
                     if not n:
@@ -228,6 +274,10 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
                     heads.append(data[cols["value_start"][:, None] + span])
                     parts.append(np.full(n, fp.partition, dtype=np.int32))
                     tally.nbytes += int(cols["value_length"].sum())
+                    tally.reached(fp.partition, int(cols["offset"][-1]) + 1)
+                    if tally.counts_ids:
+                        h = heads[-1].reshape(-1).view(HEADER_DTYPE)
+                        tally.ids(h["pid"], h["seq"])
                     got += n
             if not tally.record(t, got):
                 break
@@ -249,6 +299,8 @@ class NativeDriver(Driver):
     """chronik-perf's own client on the Cython core, in worker processes."""
 
     name = "native"
+    producer_work = {"per_message": "numpy values, C batches (produce_many)"}
+    consumer_work = {"per_message": "C scan of batch framing, no Python object", "crc_checked": True}
 
     def describe(self) -> dict:
         from ... import __version__
@@ -262,3 +314,13 @@ class NativeDriver(Driver):
 
     def start_consumer(self, spec: ConsumerSpec) -> ProcessWorker:
         return ProcessWorker(consume, spec)
+
+
+class NativeRecordsDriver(NativeDriver):
+    """The native driver whose consumers build one Python Record per message (same work as confluent's Message)."""
+
+    name = "native-records"
+    consumer_work = {"per_message": "Python Record per message", "crc_checked": True}
+
+    def start_consumer(self, spec: ConsumerSpec) -> ProcessWorker:
+        return ProcessWorker(consume_records, spec)

@@ -1,0 +1,234 @@
+# Bounded decompression: how many bytes a compressed payload may turn into, and LZ4/zstd frames walked block by
+# block so that their output is known to fit before it is produced. A batch's limit is the smaller of the cap and
+# its record count times the per-record ceiling.
+import os
+
+from libc.stdint cimport INT64_MAX, UINT64_MAX
+
+cdef enum:
+    DEFAULT_MAX_DECOMPRESSED = 64 << 20      # 64 x Kafka's default message.max.bytes (1 MiB)
+    DEFAULT_MAX_RECORD_BYTES = 8 << 20       # 8 x Kafka's default max.request.size (1 MiB)
+    DECOMPRESS_STEP = 1 << 20                # output bound of one step when the whole frame's is too high
+    ZSTD_BLOCK_MAX = 1 << 17
+    LZ4_HEADER_MIN = 7                       # magic, FLG, BD, header checksum
+
+cdef int64_t max_decompressed = DEFAULT_MAX_DECOMPRESSED
+cdef int64_t record_ceiling = DEFAULT_MAX_RECORD_BYTES
+
+
+def decompression_limits():
+    """The cap on any decompressed payload and the per-record ceiling of a batch's limit, in bytes."""
+    return {"max_bytes": max_decompressed, "max_record_bytes": record_ceiling}
+
+
+def set_decompression_limits(max_bytes=None, max_record_bytes=None):
+    """Set the cap and/or the per-record ceiling (None keeps the current value); returns the previous limits."""
+    global max_decompressed, record_ceiling
+    previous = decompression_limits()
+    for value in (max_bytes, max_record_bytes):
+        if value is not None and not 0 < value < INT64_MAX:
+            raise ValueError(f"a decompression limit must be a positive byte count, got {value!r}")
+    if max_bytes is not None:
+        max_decompressed = max_bytes
+    if max_record_bytes is not None:
+        record_ceiling = max_record_bytes
+    return previous
+
+
+set_decompression_limits(int(os.environ.get("CHRONIK_PERF_MAX_DECOMPRESSED_BYTES", DEFAULT_MAX_DECOMPRESSED)),
+                         int(os.environ.get("CHRONIK_PERF_MAX_RECORD_BYTES", DEFAULT_MAX_RECORD_BYTES)))
+
+
+cdef inline int64_t batch_limit(int32_t record_count) noexcept:
+    """Most bytes a batch of record_count records may decompress to."""
+    if record_count <= 0 or record_ceiling > max_decompressed // record_count:
+        return max_decompressed
+    return record_count * record_ceiling
+
+
+cdef int too_large(str codec, int64_t limit) except -1:
+    raise CorruptRecordError(
+        f"{codec} payload decompresses to more than its limit of {limit} bytes "
+        f"(chronik_perf.compression.set_decompression_limits changes the limits)")
+
+
+cdef bytes gzip_decompress(object data, int64_t limit):
+    """A gzip member, inflated in steps of at most DECOMPRESS_STEP output bytes until it ends or passes limit."""
+    cdef int64_t total = 0, want
+    d = zlib.decompressobj(47)
+    parts = []
+    rest = data
+    while True:
+        want = min(<int64_t>DECOMPRESS_STEP, limit + 1 - total)
+        part = d.decompress(rest, want)
+        total += len(part)
+        if total > limit:
+            too_large("gzip", limit)
+        parts.append(part)
+        if d.eof or (not d.unconsumed_tail and len(part) < want):
+            break
+        rest = d.unconsumed_tail
+    if not d.eof:
+        raise CorruptRecordError("truncated gzip stream")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+cdef struct Frame:
+    Py_ssize_t pos              # next block header
+    Py_ssize_t first_block
+    Py_ssize_t end              # end of the frame once its last block is walked, else -1
+    Py_ssize_t block_max        # output bound of one compressed block
+    bint block_checksums        # lz4: a checksum after each block
+    bint content_checksum
+    int64_t content_size        # declared in the header, else -1
+
+
+cdef inline uint32_t load_le(const uint8_t* p, int width) noexcept nogil:
+    cdef uint32_t v = 0
+    cdef int i
+    for i in range(width):
+        v |= (<uint32_t>p[i]) << (8 * i)
+    return v
+
+
+cdef int lz4_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
+    cdef int i
+    if n < LZ4_HEADER_MIN or load_le(p, 4) != 0x184D2204:
+        raise CorruptRecordError("not an LZ4 frame at byte 0")
+    if p[4] >> 6 != 1:
+        raise CorruptRecordError(f"LZ4 frame version {p[4] >> 6} at byte 4")
+    if not 4 <= (p[5] >> 4) & 7 <= 7:
+        raise CorruptRecordError(f"LZ4 block size id {(p[5] >> 4) & 7} at byte 5")
+    f.block_max = 1 << (8 + 2 * ((p[5] >> 4) & 7))
+    f.block_checksums = p[4] & 0x10
+    f.content_checksum = p[4] & 0x04
+    f.content_size = -1
+    f.pos = 6 + (8 if p[4] & 0x08 else 0) + (4 if p[4] & 0x01 else 0) + 1
+    if f.pos > n:
+        raise CorruptRecordError("truncated LZ4 frame header at byte 6")
+    if p[4] & 0x08:
+        f.content_size = 0
+        for i in range(8):
+            f.content_size |= (<int64_t>p[6 + i]) << (8 * i)
+        if f.content_size < 0:
+            raise CorruptRecordError("LZ4 frame content size out of range at byte 6")
+    return 0
+
+
+cdef int zstd_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
+    cdef int fcs_flag, dict_flag, fcs_size
+    cdef bint single
+    if n < 6 or load_le(p, 4) != 0xFD2FB528:
+        raise CorruptRecordError("not a zstd frame at byte 0")
+    fcs_flag, single, dict_flag = p[4] >> 6, (p[4] >> 5) & 1, p[4] & 3
+    if p[4] & 0x08:
+        raise CorruptRecordError("zstd frame header reserved bit set at byte 4")
+    fcs_size = (1 if single else 0) if fcs_flag == 0 else 1 << fcs_flag
+    f.pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
+    f.block_max = ZSTD_BLOCK_MAX
+    f.block_checksums = False
+    f.content_checksum = p[4] & 0x04
+    f.content_size = -1
+    if f.pos + fcs_size > n:
+        raise CorruptRecordError("truncated zstd frame header at byte 4")
+    if fcs_size == 8:
+        f.content_size = <int64_t>(load_le(p + f.pos, 4) | (<uint64_t>load_le(p + f.pos + 4, 4) << 32))
+    elif fcs_size:
+        f.content_size = load_le(p + f.pos, fcs_size) + (256 if fcs_size == 2 else 0)
+    f.pos += fcs_size
+    return 0
+
+
+cdef int walk_blocks(Frame* f, int codec, const uint8_t* p, Py_ssize_t n, uint64_t step,
+                     uint64_t* bound) noexcept nogil:
+    """Walk blocks from f.pos, adding each one's output bound to bound[0], until the frame ends or (after one
+    block at least) bound[0] would pass step. 0, or 1 for a block that does not fit or is malformed."""
+    cdef uint32_t h, size
+    cdef uint64_t out
+    cdef Py_ssize_t pos = f.pos, content
+    while f.end < 0:
+        if codec == CODEC_LZ4:
+            if pos + 4 > n:
+                return 1
+            h = load_le(p + pos, 4)
+            if h == 0:                          # EndMark
+                f.end = pos + 4 + (4 if f.content_checksum else 0)
+                break
+            size = h & 0x7FFFFFFF
+            if size > <uint32_t>f.block_max:
+                return 1
+            out = size if h >> 31 else <uint64_t>f.block_max
+            content = 4 + size + (4 if f.block_checksums else 0)
+        else:
+            if pos + 3 > n:
+                return 1
+            h = load_le(p + pos, 3)
+            size = h >> 3
+            if (h >> 1) & 3 == 3 or size > ZSTD_BLOCK_MAX:
+                return 1
+            out = size if (h >> 1) & 3 != 2 else <uint64_t>f.block_max
+            content = 3 + (1 if (h >> 1) & 3 == 1 else size)
+        if pos > f.pos and bound[0] + out > step:
+            break
+        if content > n - pos:
+            return 1
+        bound[0] += out
+        pos += content
+        if codec == CODEC_ZSTD and h & 1:       # last block
+            f.end = pos + (4 if f.content_checksum else 0)
+    f.pos = pos
+    if f.end > n:
+        return 1
+    return 0
+
+
+cdef bytes frame_decompress(int cid, object data, int64_t limit):
+    """An LZ4 or zstd frame: one call when its blocks bound the output within limit, else bounded steps."""
+    cdef const uint8_t[::1] v = as_bytes_view(data)
+    cdef Py_ssize_t n = v.shape[0], start
+    cdef Frame f
+    cdef uint64_t bound = 0
+    cdef int64_t total = 0
+    cdef str name = CODEC_NAMES[cid]
+    if n == 0:
+        raise CorruptRecordError(f"empty {name} payload")
+    cdef const uint8_t* p = &v[0]
+    if cid == CODEC_LZ4:
+        lz4_header(&f, p, n)
+    else:
+        zstd_header(&f, p, n)
+    f.first_block = f.pos
+    f.end = -1
+    if walk_blocks(&f, cid, p, n, UINT64_MAX, &bound):
+        raise CorruptRecordError(f"truncated or malformed {name} frame: block at byte {f.pos}")
+    if f.content_size > <int64_t>bound:
+        raise CorruptRecordError(f"{name} frame claims {f.content_size} bytes, its blocks hold at most {bound}")
+    if f.content_size > limit:
+        too_large(name, limit)
+    if bound <= <uint64_t>limit:
+        if cid == CODEC_LZ4:
+            return _lz4.decompress(data)
+        d = _zstd_decompressor.decompressobj()
+        out = d.decompress(data)
+        if not d.eof:
+            raise CorruptRecordError("truncated zstd frame")
+        return out
+    # Each step feeds blocks whose output bound is DECOMPRESS_STEP at most, and stops once the output passes limit.
+    d = _lz4.LZ4FrameDecompressor() if cid == CODEC_LZ4 else _zstd_decompressor.decompressobj()
+    mv = memoryview(data)
+    parts = []
+    f.pos, f.end, start = f.first_block, -1, 0
+    while f.end < 0:
+        bound = 0
+        walk_blocks(&f, cid, p, n, DECOMPRESS_STEP, &bound)
+        chunk = mv[start:f.pos if f.end < 0 else f.end]
+        # python-lz4 sizes its output buffer by max_length; the step's bound is exact enough for it
+        part = d.decompress(chunk, max_length=bound) if cid == CODEC_LZ4 else d.decompress(chunk)
+        start = f.pos
+        total += len(part)
+        if total > limit:
+            too_large(name, limit)
+        parts.append(part)
+    if not d.eof:
+        raise CorruptRecordError(f"truncated {name} frame")
+    return b"".join(parts)
