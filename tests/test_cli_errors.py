@@ -51,6 +51,7 @@ def test_micro_run_takes_comma_lists_of_groups_and_names_unknown_ones(capsys, mo
     assert run_script.main(["--check", "--group", "crc,varint", "--group", "index"]) == 0
     assert seen == [["crc", "varint", "index"]]
     refused(capsys, run_script.main, ["--group", "crc,bogus"], "unknown group(s) bogus", "known: protocol")
+    refused(capsys, run_script.main, ["--check", "--select", "("], "--select", "not a regular expression")
 
 
 @pytest.mark.parametrize("name,says", [("missing", "No such file or directory"), ("garbage", "not JSON"),
@@ -69,11 +70,14 @@ def test_e2e_check_regression_refuses_a_negative_threshold(capsys):
 @pytest.mark.parametrize("text,says", [("num-messages: many\n", "invalid --num-messages: 'many' (expected a number)"),
                                        ("rate: [1\n", "not valid YAML"), ("X: 5\n", "X must be a mapping"),
                                        ("batch-size: 0\n", "invalid --batch-size: 0"),
-                                       ("linger-ms: -1\n", "invalid --linger-ms: -1")])
+                                       ("linger-ms: -1\n", "invalid --linger-ms: -1"),
+                                       ("tests: 5\n", "tests must be a list")])
 def test_e2e_bad_workload_files_are_one_line(capsys, tmp_path, text, says):
     path = tmp_path / "w.yaml"
     path.write_text(text)
     refused(capsys, e2e_main, ["--workload", str(path), "--target", "mock"], says)
+    refused(capsys, e2e_main, ["--workload", "nonesuch"], "nonesuch: no such file, nor a shipped workload "
+                                                          "(high-throughput, latency-focused)")
 
 
 def test_e2e_help_shows_every_default(capsys):

@@ -88,7 +88,7 @@ def test_environment_differences_are_warnings_above_the_verdict(tmp_path, capsys
     current = result()
     env = current["environment"]
     env.update(memory_gib=64.0, python="3.12.1", git={"commit": "b" * 40, "dirty": True})
-    env["client"].update(version="2.8.0", librdkafka="2.8.0")
+    env["client"].update(version="2.8.0", librdkafka="2.8.0", java='openjdk version "21.0.5"')
     current["broker"]["version"] = "4.4.0"
     code, out, _ = gate(tmp_path, capsys, result(), current)
     lines = out.splitlines()
@@ -96,7 +96,8 @@ def test_environment_differences_are_warnings_above_the_verdict(tmp_path, capsys
     warnings = [line for line in lines if line.startswith("warning: ")]
     assert warnings == lines[:len(warnings)]  # above every figure
     for text in ("memory_gib 24.0 -> 64.0", "python 3.11.2 -> 3.12.1", f"chronik_perf {'a' * 12} -> {'b' * 12} (dirty)",
-                 "broker_version 4.1.1 -> 4.4.0", "client_version 2.6.0 -> 2.8.0", "librdkafka 2.6.0 -> 2.8.0"):
+                 "broker_version 4.1.1 -> 4.4.0", "client_version 2.6.0 -> 2.8.0", "librdkafka 2.6.0 -> 2.8.0",
+                 'java unset -> openjdk version "21.0.5"'):
         assert any(text in w for w in warnings), text
     current["environment"]["cpu_count"] = 8  # a different machine: allowed, then the verdict says so
     code, out, _ = gate(tmp_path, capsys, result(), current, "--allow-different", "cpu_count")

@@ -271,6 +271,8 @@ def test_verify_keeps_unread_unknown_and_misrouted_apart_from_lost():
 
 
 class _Ctl:
+    started = None
+
     def progress(self, n):
         pass
 
