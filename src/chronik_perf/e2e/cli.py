@@ -77,8 +77,8 @@ def run_parser() -> argparse.ArgumentParser:
     w.add_argument("--tests", type=_tests, help="comma-separated")
     w.add_argument("--num-messages", type=int)
     w.add_argument("--producer-seconds", type=float,
-                   help="run the producer test for this many seconds instead of --num-messages (0: count); Java's "
-                        "ProducerPerformance has no duration and counts")
+                   help="run the producer and concurrent tests for this many seconds instead of --num-messages "
+                        "(0: count); Java's ProducerPerformance has no duration and counts")
     w.add_argument("--message-size", type=int, help="bytes per value (at least 20)")
     w.add_argument("--num-partitions", type=int)
     w.add_argument("--replication-factor", type=int)
