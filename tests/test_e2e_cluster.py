@@ -107,8 +107,8 @@ def local2():
 
 
 def _config(tmp_path, **kw):
-    args = dict(quick=True, producer_seconds=0.0, num_messages=3000, message_size=200, num_partitions=3, producers=2, consumers=2,
-                rate=300, duration=2.0, warmup=0.5, results_dir=str(tmp_path))
+    args = dict(quick=True, producer_seconds=0.0, num_messages=3000, message_size=200, num_partitions=3, producers=2,
+                consumers=2, rate=300, duration=2.0, warmup=0.5, results_dir=str(tmp_path))
     args.update(kw)
     return build_config({}, args)
 
