@@ -85,9 +85,11 @@ def test_cross_host_stamps_and_latency_are_corrected_by_both_offsets():
     true_send = np.array([1_000_000, 2_000_000], np.int64)
     true_latency = np.array([3_000_000, 4_500_000], np.int64)
     raw = (true_send + true_latency + consumer.offset.offset_ns) - (true_send + producer.offset.offset_ns)
+    arrival = true_send + true_latency
     out = w._translate({"received": 2, "start_ns": 10 + consumer.offset.offset_ns,
-                        "last_ns": 99 + consumer.offset.offset_ns, "latency_ns": raw})
-    assert out["latency_ns"].tolist() == true_latency.tolist()
+                        "last_ns": 99 + consumer.offset.offset_ns, "latency_ns": raw,
+                        "arrival_ns": arrival + consumer.offset.offset_ns})
+    assert out["latency_ns"].tolist() == true_latency.tolist() and out["arrival_ns"].tolist() == arrival.tolist()
     assert (out["start_ns"], out["last_ns"]) == (10, 99) and w.record.window_ns == (10, 99)
     mode = latency_mode(w.record)
     assert mode["mode"] == "cross host" and mode["error_bound_ms"] == 0.5

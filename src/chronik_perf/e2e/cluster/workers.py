@@ -7,11 +7,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..drivers.base import Worker
 from .clocks import Offset
 from .remote import run_role
 
-STAMPS = ("start_ns", "end_ns", "first_ns", "last_ns")  # absolute CLOCK_MONOTONIC stamps in worker results
+# absolute CLOCK_MONOTONIC stamps in worker results (arrival_ns: one per message read)
+STAMPS = ("start_ns", "end_ns", "first_ns", "last_ns", "arrival_ns")
 START_TIMEOUT_S = 300.0   # a task's first report (the worker may import the driver or fetch Kafka's jars first)
 KILL_GRACE_S = 10.0       # a killed task that has not ended by then gets its Dask worker restarted
 
@@ -166,7 +169,9 @@ class ClusterWorker(Worker):
         off = self.record.worker.offset.offset_ns
         out = dict(r)
         for k in STAMPS:
-            if out.get(k) is not None:
+            if isinstance(out.get(k), np.ndarray):
+                out[k] = out[k].astype(np.int64) - off
+            elif out.get(k) is not None:
                 out[k] = int(out[k]) - off
         peer = self.record.peer
         if peer is not None and out.get("latency_ns") is not None and peer.offset.offset_ns != off:
