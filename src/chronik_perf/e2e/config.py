@@ -31,7 +31,7 @@ class BenchConfig:
 
     tests: list[str] = field(default_factory=lambda: list(TESTS))
     num_messages: int = 200_000
-    producer_seconds: float = 0.0  # > 0: the producer test runs this long instead of num_messages (Java: counts)
+    producer_seconds: float = 0.0  # > 0: producer and concurrent tests run this long, not num_messages (Java counts)
     message_size: int = 1024
     num_partitions: int = 6
     replication_factor: int = 1

@@ -133,7 +133,7 @@ def notes(r: dict) -> list[str]:
     out = []
     if (runs := describe(r)) is not None:
         out.append(f"{r['test']}: {runs}")
-    if r.get("timeline") is not None and len(r["timeline"]) < MIN_TIMELINE_POINTS and r["test"] != "latency":
+    if r.get("timeline") and len(r["timeline"]) < MIN_TIMELINE_POINTS and r["test"] != "latency":
         out.append(f"{r['test']}: {len(r['timeline'])} timeline point(s), too few for a throughput-over-time chart "
                    f"(a {r.get('duration_s', 0):.2f} s window)")
     if r.get("bottleneck"):

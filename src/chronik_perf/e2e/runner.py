@@ -118,11 +118,14 @@ def shared_fill(target: Target, cfg: BenchConfig):
 
 
 def run_target(target: Target, cfg: BenchConfig, console: Console,
-               broker_options: dict | None = None, fill: Filled | None = None) -> tuple[dict, str]:
-    """Run cfg.tests against one target; returns (results document, run directory).
+               broker_options: dict | None = None, fill: Filled | None = None,
+               cluster=None) -> tuple[dict, str]:
+    """Run cfg.tests against one target, on this host or on a Dask cluster (a cluster.Session); returns
+    (results document, run directory).
 
     results.json is written after every test and at the end, also when interrupted."""
-    driver = get_driver(cfg.driver)  # before any broker starts: a driver that cannot run fails fast
+    # before any broker starts: a driver that cannot run fails fast
+    driver = cluster.driver(cfg.driver) if cluster is not None else get_driver(cfg.driver)
     with contextlib.ExitStack() as stack:
         version = None
         bootstrap = target.bootstrap_servers
@@ -160,9 +163,11 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                         entries.append({"test": test, "driver": driver.name, "skipped": reason})
                         continue
                     try:
-                        entries.append(_repeated(ctx, test))
+                        entries.append({**_repeated(ctx, test), **driver.take_placement()})
                     except TestFailed as exc:
-                        entries.append({"test": test, "driver": driver.name, "failed": str(exc)})
+                        driver.shutdown()
+                        entries.append({"test": test, "driver": driver.name, "failed": str(exc),
+                                        **driver.take_placement()})
                         console.print(f"[red]{test} failed:[/red] {exc}")
                         if not _reachable(admin):
                             skip_reason = f"broker unreachable after {test} failed"
@@ -170,10 +175,13 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                     save()
         except KeyboardInterrupt:
             status = "interrupted"
-            entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C"})
+            driver.shutdown()
+            entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C",
+                            **driver.take_placement()})
             raise
         finally:
             ctx.progress = None
+            driver.shutdown()  # no worker may still write to the topics deleted next
             if not cfg.keep_topics and status != "broker lost":
                 errors = delete_topics(ctx)
                 if errors:
