@@ -74,7 +74,7 @@ class Relay:
 class ClusterWorker(Worker):
     """A producer or consumer running as a task pinned to one Dask worker."""
 
-    def __init__(self, session, record: Record, driver_name: str, specs: tuple, gated: bool = False,
+    def __init__(self, session, record: Record, driver: tuple[str, str | None], specs: tuple, gated: bool = False,
                  gate: str | None = None):
         self.session, self.record = session, record
         w = record.worker
@@ -85,7 +85,7 @@ class ClusterWorker(Worker):
         self._started = time.monotonic()
         self._outcome = None
         session.listen(self.key, self._on_report)
-        self.future = session.client.submit(run_role, driver_name, record.role, specs, gated, gate, self.key,
+        self.future = session.client.submit(run_role, driver, record.role, specs, gated, gate, self.key,
                                             session.topic, key=self.key, workers=[w.address],
                                             allow_other_workers=False, pure=False)
         self.future.add_done_callback(lambda _: self._relay.wake.set())
