@@ -153,8 +153,8 @@ def cluster_table(folder: Path) -> str:
     def cell(values: list[float], digits: int) -> str:
         return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}..{max(values):,.{digits}f})"
 
-    rows = ["| Test | Figure | This host: median (range) | --cluster local:2: median (range) | Cluster / local | Runs |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| Test | Figure | This host: median (range) | --cluster local:2: median (range) | Cluster / local "
+            "| Runs |", "|---|---|---|---|---|---|"]
     for test in ("producer", "consumer", "concurrent", "latency"):
         wanted = [("throughput msg/s", lambda r: r.get("throughput_msgs_s"), 0)]
         if test == "latency":
