@@ -4,7 +4,7 @@ import tracemalloc
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from chronik_perf import protocol
@@ -174,9 +174,23 @@ def test_corrupted_frames_decode_or_raise_protocol_error(name, kind, version, fr
         pos = data.draw(st.integers(4, len(buf) - 1))
         buf[pos] = data.draw(st.sampled_from([0x00, 0x7F, 0x80, 0xFF, data.draw(st.integers(0, 255))]))
     try:
-        decode(name, kind, version, bytes(buf))
+        body = decode(name, kind, version, bytes(buf))
     except ProtocolError:
-        pass
+        event("ProtocolError")
+        return
+    event("decoded")
+    # what decoded is a body the codec can write and read back unchanged (bytes may differ only where the damage
+    # made an encoding non-canonical, such as a bool byte of 0x7F)
+    try:
+        again = encode(name, kind, version, body)
+    except ProtocolError as exc:
+        # the decoder reads a null length as None even for a non-nullable field (Kafka's Java readers refuse it);
+        # the encoder refuses to write it back. Known and left: the one difference this check may meet.
+        assert "null for a non-nullable" in str(exc), exc
+        event("decoded null for a non-nullable field")
+        return
+    assert decode(name, kind, version, again) == body
+    assert encode(name, kind, version, decode(name, kind, version, again)) == again
 
 
 def test_forged_counts_never_allocate_beyond_the_frame():
