@@ -64,7 +64,7 @@ def _e2e_commands(opts: Options, out: Path) -> list[list[str]]:
 
 def _driver_commands(batch_size: int | None) -> Callable[[Options, Path], list[list[str]]]:
     def commands(opts: Options, out: Path) -> list[list[str]]:
-        size = ["--num-messages", "200000"] if opts.quick else ["--repeat", "2"]
+        size = ["--num-messages", "200000", "--seconds", "3"] if opts.quick else []  # median of 5, 10 s windows
         batch = ["--batch-size", str(batch_size)] if batch_size else []
         start = ["--start"] if opts.start else []
         return [[sys.executable, "examples/driver_comparison.py", "--target", "kafka", *start, *size, *batch]]
@@ -76,9 +76,12 @@ def _script(path: str, quick_args: list[str]) -> Callable[[Options, Path], list[
 
 
 def _micro_commands(opts: Options, out: Path) -> list[list[str]]:
+    """Every group in run.py's default mode (pyperf worker processes), 2 workers of 3 values per benchmark instead
+    of 6: about 340 benchmarks, 40 minutes on a shared 2-core machine instead of two hours; quick: crc and records
+    with --fast."""
     suite = out / "micro.json"
-    groups = ["--group", "crc", "--group", "records"] if opts.quick else []
-    return [[sys.executable, "micro/run.py", "--fast", *groups, "-o", str(suite)],
+    mode = ["--fast", "--group", "crc", "--group", "records"] if opts.quick else ["--processes", "2"]
+    return [[sys.executable, "micro/run.py", *mode, "-o", str(suite)],
             [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
 
 
@@ -127,14 +130,31 @@ DATA_SETS = [
     DataSet("protocol-ratios", _script("micro/ratios_protocol.py", ["--repeat", "2"]), {"protocol-ratios": code_block}),
     DataSet("storage-ratios", _script("micro/ratios_storage.py", ["--entries", "100000", "--segment-mib", "32"]),
             {"storage-ratios": code_block}),
-    DataSet("micro", _micro_commands, {"micro": micro_report}),
+    DataSet("micro", _micro_commands, {"micro": micro_report}, keep=("micro.json",)),
 ]
 
 
-def environment() -> dict:
-    """The machine, software and checkout, as the e2e suite records them in every results.json."""
+def environment(root: Path = ROOT) -> dict:
+    """The machine, software and checkout, as the e2e suite records them in every results.json; `dirty` counts only
+    changes outside README.md and docs/, which this script rewrites and which measure nothing."""
     from chronik_perf.e2e.environment import environment as e2e_environment
-    return e2e_environment({})
+    env = e2e_environment({})
+    if env.get("git"):
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":(exclude)README.md", ":(exclude)docs"], capture_output=True, text=True)
+        env["git"]["dirty"] = bool(changed.stdout.strip()) if changed.returncode == 0 else env["git"]["dirty"]
+    return env
+
+
+def stale_core(root: Path) -> list[str]:
+    """Sources of the native core newer than the extension built beside them: figures would describe other code."""
+    pkg = root / "src" / "chronik_perf"
+    built = [*pkg.glob("_core*.so"), *pkg.glob("_core*.pyd")]
+    if not built:
+        return []            # an installed package: nothing in this tree to be stale against
+    newest = max(p.stat().st_mtime for p in built)
+    sources = [*pkg.glob("*.pyx"), *pkg.glob("*.pxi"), *pkg.glob("*.pxd"), *pkg.glob("csrc/*")]
+    return sorted(str(p.relative_to(root)) for p in sources if p.stat().st_mtime > newest)
 
 
 def run(ds: DataSet, opts: Options, root: Path, nice: int) -> bool:
@@ -162,7 +182,7 @@ def run(ds: DataSet, opts: Options, root: Path, nice: int) -> bool:
             "exit_status": codes, "started_utc": started.isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - t0, 1),
             "load_average": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
-            "nice": nice, "environment": environment()}
+            "nice": nice, "environment": environment(root)}
     (work / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     _prune(work, ds.keep)
     shutil.rmtree(final, ignore_errors=True)
@@ -296,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ds.name}: {commands}\n    tables: {', '.join(ds.tables)}")
         return 0
     failed = []
-    if not args.write_only and ((environment().get("git") or {}).get("dirty")):
+    if not args.write_only and (stale := stale_core(args.root)):
+        raise SystemExit(f"the native core is older than its sources ({', '.join(stale[:3])}...): rebuild it first "
+                         f"(pip install -e . --no-deps --no-build-isolation)")
+    if not args.write_only and ((environment(args.root).get("git") or {}).get("dirty")):
         print("warning: the checkout has uncommitted changes; the tables will name the commit with -dirty",
               file=sys.stderr)
     if not args.write_only:

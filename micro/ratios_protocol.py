@@ -12,8 +12,6 @@ as ints), CPython's fastest way to make those objects. A decoder cannot beat it 
 bounded by how slow the peer is against that floor.
 """
 import argparse
-import gc
-import marshal
 import os
 
 # numpy (imported by chronik_perf) starts OpenBLAS threads whose idle spinning would count as this process's CPU time
@@ -26,7 +24,6 @@ os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(256 << 20))
 import subprocess
 import sys
 import time
-import uuid
 
 from kafka.protocol.metadata import MetadataResponse
 from kafka.protocol.consumer import FetchResponse
@@ -34,7 +31,7 @@ from kafka.protocol.producer import ProduceRequest
 
 from chronik_perf import protocol
 from chronik_perf.kafka_python_peer import kp_frame, to_kp  # the adapter the cross-check tests use
-from protocol_bodies import fetch_body, metadata_body
+from protocol_bodies import fetch_body, floor_of, metadata_body, plain
 
 
 def calibrate(fn, min_time=0.2):
@@ -66,32 +63,6 @@ def best_times(ours, theirs, repeat):
 def produce_body(batch=16 * 1024):
     return {"transactional_id": None, "acks": -1, "timeout_ms": 30000,
             "topic_data": [{"name": "bench", "partition_data": [{"index": 0, "records": os.urandom(batch)}]}]}
-
-
-def plain(value):
-    """value with UUIDs as ints and memoryviews as bytes: what marshal can build."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(plain(v) for v in value)
-    if isinstance(value, uuid.UUID):
-        return value.int
-    if isinstance(value, memoryview):
-        return bytes(value)
-    return value
-
-
-def floor_of(decode):
-    """marshal.loads of what decode() returns: the cost of building the same objects, and nothing else."""
-    data = marshal.dumps(plain(decode()))
-
-    def load():
-        gc.disable()  # as our decoder does while it builds acyclic objects
-        try:
-            return marshal.loads(data)
-        finally:
-            gc.enable()
-    return load
 
 
 def cases():

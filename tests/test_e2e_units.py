@@ -252,7 +252,7 @@ def test_waiting_for_workers_costs_the_suite_no_core():
     ctx = RunContext(build_config({}, {}), "unused:1", None, None)
     assert wait_for(ctx, "idle", [_Sleeper(1.0)], 1, timeout=30) == [{"ok": True}]
     harness = ctx.take_harness()
-    assert harness["wall_s"] >= 1.0 and harness["cores"] < 0.1, harness  # a spinning loop reads ~1.0
+    assert harness["wall_s"] >= 0.9 and harness["cores"] < 0.1, harness  # a spinning loop reads ~1.0
     assert ctx.take_harness()["cpu_s"] == 0  # taken once, then reset
 
 
@@ -271,6 +271,8 @@ def test_verify_keeps_unread_unknown_and_misrouted_apart_from_lost():
 
 
 class _Ctl:
+    started = None
+
     def progress(self, n):
         pass
 

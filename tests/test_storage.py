@@ -149,6 +149,33 @@ def test_recover_truncates_from_the_first_bad_byte(tmp_path, damage):
         assert seg.append(make_batch(1, TS0 + 10**6)) == (4 * good, 4 * good)
 
 
+@pytest.mark.parametrize("damaged", [None, 2, 5, 9])
+def test_recover_across_read_pieces(tmp_path, damaged):
+    """recover reads the .log in 1 MiB pieces: batches straddling a piece boundary, one batch larger than a piece
+    (read through a mapping) and damage in any of them give the same indexes and cut as a whole-file scan."""
+    sizes = [4, 4, 4, 4, 4, 20, 4, 4, 4, 4, 4]                  # records of 75 KiB; batch 5 is 1.5 MiB
+    batches = [make_batch(n, TS0 + 100 * i, 75 << 10, base_offset=0) for i, n in enumerate(sizes)]
+    with LogSegment(tmp_path, 0, create=True, max_bytes=1 << 30) as seg:
+        for batch in batches:
+            seg.append(batch)
+    before = index_files(tmp_path)
+    starts = [sum(map(len, batches[:i])) for i in range(len(batches) + 1)]
+    assert any(s // (1 << 20) != (e - 1) // (1 << 20) for s, e in zip(starts, starts[1:]))   # straddlers exist
+    log_path = tmp_path / segment_file_name(0, ".log")
+    if damaged is not None:
+        data = bytearray(log_path.read_bytes())
+        data[starts[damaged] + len(batches[damaged]) // 2] ^= 0x01
+        log_path.write_bytes(bytes(data))
+    for name in before:
+        os.remove(tmp_path / name)
+    with LogSegment(tmp_path, 0) as seg:
+        good = len(batches) if damaged is None else damaged
+        assert seg.recover() == starts[-1] - starts[good]
+        assert seg.size == starts[good] and seg.next_offset == sum(sizes[:good])
+    if damaged is None:
+        assert index_files(tmp_path) == before
+
+
 def test_torn_segment_reads_only_after_recover(tmp_path):
     batches = build_segment(tmp_path)
     log_path = tmp_path / segment_file_name(0, ".log")

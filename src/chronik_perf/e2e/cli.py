@@ -76,6 +76,9 @@ def run_parser() -> argparse.ArgumentParser:
                                    f"{', '.join(sorted(shipped_workloads()))}")
     w.add_argument("--tests", type=_tests, help="comma-separated")
     w.add_argument("--num-messages", type=int)
+    w.add_argument("--producer-seconds", type=float,
+                   help="run the producer and concurrent tests for this many seconds instead of --num-messages "
+                        "(0: count); Java's ProducerPerformance has no duration and counts")
     w.add_argument("--message-size", type=int, help="bytes per value (at least 20)")
     w.add_argument("--num-partitions", type=int)
     w.add_argument("--replication-factor", type=int)
@@ -154,7 +157,7 @@ def run_main(argv: list[str]) -> int:
     logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
     from . import charts, html_report, report
-    from .runner import Unreachable, resolve, run_target
+    from .runner import Unreachable, resolve, run_target, shared_fill
 
     names = [t.strip() for t in targets.split(",")] if targets else [target]
     try:
@@ -174,9 +177,16 @@ def run_main(argv: list[str]) -> int:
                     console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
                     return EXIT_SETUP
                 tgt = dataclasses.replace(tgt, bootstrap_servers=broker.bootstrap_servers, start=False)
+            fill = None
+            if len(cfgs) > 1 and "consumer" in cfg.tests:  # like with like: every driver's consumer reads one log
+                try:
+                    fill = stack.enter_context(shared_fill(tgt, cfg))
+                except Exception as exc:
+                    console.print(f"[red]error:[/red] the shared fill failed: {type(exc).__name__}: {exc}")
+                    return EXIT_SETUP
             for c in cfgs:
                 try:
-                    doc, out_dir = run_target(tgt, c, console)
+                    doc, out_dir = run_target(tgt, c, console, fill=fill)
                 except Unreachable as exc:
                     console.print(f"[red]error:[/red] {exc}")
                     return EXIT_SETUP

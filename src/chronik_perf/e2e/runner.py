@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib.util
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import results as results_mod
 from .benchmarks import BENCHMARKS
-from .benchmarks.common import RunContext, TestFailed, delete_topics
+from .benchmarks.common import Filled, RunContext, TestFailed, create_topic, delete_topics, produce_to
 from .config import STARTABLE, TARGET_ADDRESSES, BenchConfig
 from .drivers import get_driver
 from .environment import broker_info, environment
@@ -98,8 +99,26 @@ def _repeated(ctx: RunContext, test: str) -> dict:
     return result
 
 
+@contextlib.contextmanager
+def shared_fill(target: Target, cfg: BenchConfig):
+    """One fill for a driver comparison: written once by the native driver (with the workload's sizes and batching,
+    no -X settings), read by every driver's consumer test, deleted afterwards."""
+    fill_cfg = dataclasses.replace(cfg, driver="native", client_config={})
+    ctx = RunContext(fill_cfg, target.bootstrap_servers, get_driver("native"), _connect(target.bootstrap_servers))
+    if target.name == "mock":
+        from chronik_perf.brokers.mock import AUTO_CREATED_PARTITIONS
+        ctx.auto_create_partitions = AUTO_CREATED_PARTITIONS
+    try:
+        topic, partitions = create_topic(ctx, "shared-fill", cfg.num_partitions)
+        filled = produce_to(ctx, topic, partitions, "shared fill")
+        yield Filled(filled.topic, filled.partitions, filled.expected, written_by="native")
+    finally:
+        if not cfg.keep_topics:
+            delete_topics(ctx)
+
+
 def run_target(target: Target, cfg: BenchConfig, console: Console,
-               broker_options: dict | None = None) -> tuple[dict, str]:
+               broker_options: dict | None = None, fill: Filled | None = None) -> tuple[dict, str]:
     """Run cfg.tests against one target; returns (results document, run directory).
 
     results.json is written after every test and at the end, also when interrupted."""
@@ -119,7 +138,7 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
         env = environment(driver.describe())
         info = broker_info(bootstrap, admin, target.name, version)
         entries: list[dict] = []
-        ctx = RunContext(cfg, bootstrap, driver, admin)
+        ctx = RunContext(cfg, bootstrap, driver, admin, shared_fill=fill)
         if target.name == "mock":
             from chronik_perf.brokers.mock import AUTO_CREATED_PARTITIONS
             ctx.auto_create_partitions = AUTO_CREATED_PARTITIONS  # the mock has no CreateTopics

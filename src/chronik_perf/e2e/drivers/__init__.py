@@ -1,4 +1,5 @@
-"""Drivers by name: confluent (default), java (Kafka's own perf tools), native (our core's client)."""
+"""Drivers by name: confluent (default), java (Kafka's own perf tools), native (our core's client), native-records
+(native, its consumers building a Python object per message)."""
 
 from .base import Driver
 
@@ -13,4 +14,7 @@ def get_driver(name: str) -> Driver:
     if name == "native":
         from .native import NativeDriver
         return NativeDriver()
+    if name == "native-records":
+        from .native import NativeRecordsDriver
+        return NativeRecordsDriver()
     raise ValueError(f"unknown driver {name!r}")

@@ -47,6 +47,7 @@ class ProducerSpec:
     client_config: dict[str, Any]
     rate: float | None = None  # messages/s on a fixed schedule; None = as fast as acknowledged
     timeout_s: float = 120.0
+    duration_s: float | None = None  # stop sending after this long (num_messages is then only a ceiling)
 
 
 @dataclass
@@ -216,6 +217,9 @@ class Driver:
 
     name = "base"
     verifies = True  # workers report (producer id, sequence) of what they read
+    # What a benchmark does per message with this driver, shown beside its figures in driver comparisons.
+    producer_work = {"per_message": "?"}
+    consumer_work = {"per_message": "?", "crc_checked": None}
 
     def describe(self) -> dict:
         """Name and version of the client library this driver uses."""
@@ -245,6 +249,8 @@ class ConsumeTally:
 
     def __init__(self, spec: ConsumerSpec, ctl: Control):
         self.spec, self.ctl = spec, ctl
+        if ctl.started is None:  # the worker's CPU counts from here: imports and connecting are not the read's
+            ctl.started = (os.times(), time.monotonic())
         self.received = self.nbytes = 0
         self.start = time.monotonic_ns()
         self.first = self.last = None
