@@ -153,8 +153,8 @@ def cluster_table(folder: Path) -> str:
     def cell(values: list[float], digits: int) -> str:
         return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}..{max(values):,.{digits}f})"
 
-    rows = ["| Test | Figure | This host: median (range) | --cluster local:2: median (range) | Cluster / local | Runs |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| Test | Figure | This host: median (range) | --cluster local:2: median (range) | Cluster / local "
+            "| Runs |", "|---|---|---|---|---|---|"]
     for test in ("producer", "consumer", "concurrent", "latency"):
         wanted = [("throughput msg/s", lambda r: r.get("throughput_msgs_s"), 0)]
         if test == "latency":
@@ -165,9 +165,11 @@ def cluster_table(folder: Path) -> str:
             if not local or not cluster:
                 continue
             apart = max(local) < min(cluster) or max(cluster) < min(local)
+            spread = ("one run each: no spread to compare with" if len(local) < 2 or len(cluster) < 2
+                      else "ranges apart" if apart else "ranges overlap")
             rows.append(f"| {TEST_TITLES[test]} | {name} | {cell(local, digits)} | {cell(cluster, digits)} | "
                         f"{statistics.median(cluster) / statistics.median(local):.2f}x | "
-                        f"{len(local)} + {len(cluster)}, {'apart' if apart else 'ranges overlap'} |")
+                        f"{len(local)} + {len(cluster)}, {spread} |")
     return "\n".join(rows)
 
 

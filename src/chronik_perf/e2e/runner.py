@@ -129,7 +129,8 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
 
     results.json is written after every test and at the end, also when interrupted."""
     # before any broker starts: a driver that cannot run fails fast
-    driver = cluster.driver(cfg.driver) if cluster is not None else get_driver(cfg.driver, target.kafka_version)
+    driver = (cluster.driver(cfg.driver, target.kafka_version) if cluster is not None
+              else get_driver(cfg.driver, target.kafka_version))
     with contextlib.ExitStack() as stack:
         version = None
         bootstrap = target.bootstrap_servers

@@ -25,11 +25,11 @@ AGGREGATION = ("acknowledged messages over the common window; each worker's stam
 class ClusterDriver(Driver):
     """The named driver, run on the cluster's workers."""
 
-    def __init__(self, session: Session, name: str):
-        self.session, self.name = session, name
+    def __init__(self, session: Session, name: str, kafka_version: str | None = None):
+        self.session, self.name, self.kafka_version = session, name, kafka_version
         first = session.usable()[0]
-        self._facts = session.client.submit(driver_facts, name, workers=[first.address], allow_other_workers=False,
-                                            pure=False).result()
+        self._facts = session.client.submit(driver_facts, name, kafka_version, workers=[first.address],
+                                            allow_other_workers=False, pure=False).result()
         self.verifies = self._facts["verifies"]
         self._records: list[Record] = []
         self._live: list[ClusterWorker] = []
@@ -65,7 +65,7 @@ class ClusterDriver(Driver):
             if self._gate is None or self.session.released(self._gate):  # a new batch of producers to start together
                 self._gate = f"chronik-perf-gate-{uuid.uuid4().hex[:12]}"
             gate = self._gate
-        w = ClusterWorker(self.session, record, self.name, specs, gated, gate)
+        w = ClusterWorker(self.session, record, (self.name, self.kafka_version), specs, gated, gate)
         self._records.append(record)
         self._live.append(w)
         return w

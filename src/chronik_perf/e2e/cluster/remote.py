@@ -51,12 +51,12 @@ def source_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def driver_facts(name: str) -> dict:
+def driver_facts(name: str, kafka_version: str | None = None) -> dict:
     """The driver's description, its unsupported tests and whether it measures latency with its own tool."""
     from ..config import TESTS
     from ..drivers import get_driver
     from ..drivers.base import Driver
-    driver = get_driver(name)
+    driver = get_driver(name, kafka_version)
     return {"describe": driver.describe(), "verifies": driver.verifies,
             "unsupported": {t: driver.unsupported(t) for t in TESTS},
             "own_latency": type(driver).start_latency is not Driver.start_latency}
@@ -72,22 +72,23 @@ def compact(result: dict) -> dict:
     return out
 
 
-def run_role(driver_name: str, role: str, specs: tuple, gated: bool, gate: str | None, key: str,
+def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: bool, gate: str | None, key: str,
              topic: str) -> dict:
-    """Run one worker of a benchmark on this Dask worker until it finishes; return its result dict."""
+    """Run one worker of a benchmark on this Dask worker with driver (name, Kafka version for java) until it
+    finishes; return its result dict."""
     from distributed import Event, Variable, get_worker, secede
 
     from ..drivers import get_driver
     from ..drivers.base import WorkerError
 
     dask_worker = get_worker()
-    driver = get_driver(driver_name)
+    client = get_driver(*driver)
     if role == "producer":
-        w = driver.start_producer(specs[0], gated=gated)
+        w = client.start_producer(specs[0], gated=gated)
     elif role == "consumer":
-        w = driver.start_consumer(specs[0])
+        w = client.start_consumer(specs[0])
     else:
-        w = driver.start_latency(*specs)
+        w = client.start_latency(*specs)
     secede()
     stop, command = Event(f"{key}-stop"), Variable(f"{key}-command")
     start_gate = Event(gate) if gated and gate else None

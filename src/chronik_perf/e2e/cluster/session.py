@@ -119,10 +119,10 @@ class Session:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def driver(self, name: str):
-        """The named driver (confluent, native, java), run on this cluster's workers."""
+    def driver(self, name: str, kafka_version: str | None = None):
+        """The named driver (confluent, native, java: with the perf tools of kafka_version), run on the workers."""
         from .driver import ClusterDriver
-        return ClusterDriver(self, name)
+        return ClusterDriver(self, name, kafka_version)
 
     # ---- what the workers and drivers use ----------------------------------------------------------------
     def usable(self) -> list[DaskWorker]:

@@ -7,11 +7,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..drivers.base import Worker
 from .clocks import Offset
 from .remote import run_role
 
-STAMPS = ("start_ns", "end_ns", "first_ns", "last_ns")  # absolute CLOCK_MONOTONIC stamps in worker results
+# absolute CLOCK_MONOTONIC stamps in worker results (arrival_ns: one per message read)
+STAMPS = ("start_ns", "end_ns", "first_ns", "last_ns", "arrival_ns")
 START_TIMEOUT_S = 300.0   # a task's first report (the worker may import the driver or fetch Kafka's jars first)
 KILL_GRACE_S = 10.0       # a killed task that has not ended by then gets its Dask worker restarted
 
@@ -71,7 +74,7 @@ class Relay:
 class ClusterWorker(Worker):
     """A producer or consumer running as a task pinned to one Dask worker."""
 
-    def __init__(self, session, record: Record, driver_name: str, specs: tuple, gated: bool = False,
+    def __init__(self, session, record: Record, driver: tuple[str, str | None], specs: tuple, gated: bool = False,
                  gate: str | None = None):
         self.session, self.record = session, record
         w = record.worker
@@ -82,7 +85,7 @@ class ClusterWorker(Worker):
         self._started = time.monotonic()
         self._outcome = None
         session.listen(self.key, self._on_report)
-        self.future = session.client.submit(run_role, driver_name, record.role, specs, gated, gate, self.key,
+        self.future = session.client.submit(run_role, driver, record.role, specs, gated, gate, self.key,
                                             session.topic, key=self.key, workers=[w.address],
                                             allow_other_workers=False, pure=False)
         self.future.add_done_callback(lambda _: self._relay.wake.set())
@@ -166,7 +169,9 @@ class ClusterWorker(Worker):
         off = self.record.worker.offset.offset_ns
         out = dict(r)
         for k in STAMPS:
-            if out.get(k) is not None:
+            if isinstance(out.get(k), np.ndarray):
+                out[k] = out[k].astype(np.int64) - off
+            elif out.get(k) is not None:
                 out[k] = int(out[k]) - off
         peer = self.record.peer
         if peer is not None and out.get("latency_ns") is not None and peer.offset.offset_ns != off:
