@@ -62,6 +62,21 @@ def _e2e_commands(opts: Options, out: Path) -> list[list[str]]:
              "--results-dir", str(out / "runs")]]
 
 
+CLUSTER_ROUNDS = 3  # local and --cluster local:2 runs alternate this many times
+CLUSTER_WORKLOAD = ["--target", "kafka", "--tests", "producer,consumer,latency,concurrent", "--num-messages", "200000",
+                    "--message-size", "1024", "--num-partitions", "6", "--producers", "2", "--rate", "1000",
+                    "--duration", "10", "--warmup", "2"]
+
+
+def _cluster_commands(opts: Options, out: Path) -> list[list[str]]:
+    workload = [*CLUSTER_WORKLOAD[:4], "--quick"] if opts.quick else CLUSTER_WORKLOAD
+    start = ["--start"] if opts.start else []
+    e2e = [sys.executable, "-m", "chronik_perf.e2e", *workload, *start]
+    return [cmd for _ in range(1 if opts.quick else CLUSTER_ROUNDS)
+            for cmd in ([*e2e, "--results-dir", str(out / "runs" / "local")],
+                        [*e2e, "--cluster", "local:2", "--results-dir", str(out / "runs" / "cluster")])]
+
+
 def _driver_commands(batch_size: int | None) -> Callable[[Options, Path], list[list[str]]]:
     def commands(opts: Options, out: Path) -> list[list[str]]:
         size = ["--num-messages", "200000", "--seconds", "3"] if opts.quick else []  # median of 5, 10 s windows
@@ -120,6 +135,44 @@ def e2e_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def cluster_table(folder: Path) -> str:
+    """Each test's throughput (and p99 for latency) on this host and on `--cluster local:2`: the median of the
+    alternating runs with their range, and the ratio of the medians."""
+    import statistics
+
+    from chronik_perf.e2e.results import TEST_TITLES, load
+    modes = {mode: [load(str(p)) for p in sorted((folder / "runs" / mode).glob("*/results.json"))]
+             for mode in ("local", "cluster")}
+    if not all(modes.values()):
+        raise ValueError(f"{folder.name}: runs/local and runs/cluster need results.json files")
+
+    def figures(mode: str, test: str, figure) -> list[float]:
+        return [v for doc in modes[mode] for r in doc["results"] if r["test"] == test and not r.get("failed")
+                and (v := figure(r)) is not None]
+
+    def cell(values: list[float], digits: int) -> str:
+        return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}..{max(values):,.{digits}f})"
+
+    rows = ["| Test | Figure | This host: median (range) | --cluster local:2: median (range) | Cluster / local "
+            "| Runs |", "|---|---|---|---|---|---|"]
+    for test in ("producer", "consumer", "concurrent", "latency"):
+        wanted = [("throughput msg/s", lambda r: r.get("throughput_msgs_s"), 0)]
+        if test == "latency":
+            wanted = [("p50 ms", lambda r: (r.get("latency_ms") or {}).get("p50"), 2),
+                      ("p99 ms", lambda r: (r.get("latency_ms") or {}).get("p99"), 2)]
+        for name, figure, digits in wanted:
+            local, cluster = figures("local", test, figure), figures("cluster", test, figure)
+            if not local or not cluster:
+                continue
+            apart = max(local) < min(cluster) or max(cluster) < min(local)
+            spread = ("one run each: no spread to compare with" if len(local) < 2 or len(cluster) < 2
+                      else "ranges apart" if apart else "ranges overlap")
+            rows.append(f"| {TEST_TITLES[test]} | {name} | {cell(local, digits)} | {cell(cluster, digits)} | "
+                        f"{statistics.median(cluster) / statistics.median(local):.2f}x | "
+                        f"{len(local)} + {len(cluster)}, {spread} |")
+    return "\n".join(rows)
+
+
 DATA_SETS = [
     DataSet("e2e", _e2e_commands, {"readme-e2e": e2e_table, "e2e-kafka-tansu": e2e_table},
             keep=("runs/*/results.json", "runs/*/summary.md"), ok=(0, 1)),
@@ -127,10 +180,13 @@ DATA_SETS = [
     DataSet("drivers-256k-batch", _driver_commands(262144), {"drivers-256k-batch": markdown_table_lines}),
     DataSet("records-ratios", _script("micro/ratios_records.py", ["--repeat", "11"]), {"records-ratios": code_block},
             ok=(0, 1)),
-    DataSet("protocol-ratios", _script("micro/ratios_protocol.py", ["--repeat", "2"]), {"protocol-ratios": code_block}),
+    DataSet("protocol-ratios", _script("micro/ratios_protocol.py", ["--repeat", "2"]), {"protocol-ratios": code_block},
+            ok=(0, 1)),
     DataSet("storage-ratios", _script("micro/ratios_storage.py", ["--entries", "100000", "--segment-mib", "32"]),
             {"storage-ratios": code_block}),
     DataSet("micro", _micro_commands, {"micro": micro_report}, keep=("micro.json",)),
+    DataSet("cluster-overhead", _cluster_commands, {"cluster-overhead": cluster_table},
+            keep=("runs/*/*/results.json",)),
 ]
 
 

@@ -15,14 +15,14 @@ KEY_PATTERNS = ("none", "sequential", "random")
 PAYLOADS = ("random", "zeros", "text")
 DRIVERS = ("confluent", "java", "native", "native-records")
 
-# Targets the brokers module knows; "chronik" is external only (a Chronik Stream you run yourself).
+# Targets the brokers module knows; --start starts "chronik" from the chronik-server binary in $CHRONIK_SERVER.
 TARGET_ADDRESSES = {
     "kafka": "127.0.0.1:9095",
     "tansu": "127.0.0.1:9093",
-    "chronik": "localhost:9092",
+    "chronik": "127.0.0.1:9092",
     "mock": None,  # librdkafka's mock cluster listens on a port chosen when it starts
 }
-STARTABLE = ("kafka", "tansu", "mock")
+STARTABLE = ("kafka", "tansu", "chronik", "mock")
 
 
 @dataclass

@@ -33,6 +33,11 @@ class Target:
     name: str
     bootstrap_servers: str | None
     start: bool = False
+    kafka_version: str | None = None  # the Kafka release to start (kafka) and whose perf tools the java driver runs
+
+    def broker_options(self) -> dict:
+        """Options for chronik_perf.brokers.start when this target is started."""
+        return {"version": self.kafka_version} if self.name == "kafka" and self.kafka_version else {}
 
 
 def resolve(target: str | None, bootstrap: str | None, start: bool) -> tuple[Target, str | None]:
@@ -118,17 +123,20 @@ def shared_fill(target: Target, cfg: BenchConfig):
 
 
 def run_target(target: Target, cfg: BenchConfig, console: Console,
-               broker_options: dict | None = None, fill: Filled | None = None) -> tuple[dict, str]:
-    """Run cfg.tests against one target; returns (results document, run directory).
+               fill: Filled | None = None, cluster=None) -> tuple[dict, str]:
+    """Run cfg.tests against one target, on this host or on a Dask cluster (a cluster.Session); returns
+    (results document, run directory).
 
     results.json is written after every test and at the end, also when interrupted."""
-    driver = get_driver(cfg.driver)  # before any broker starts: a driver that cannot run fails fast
+    # before any broker starts: a driver that cannot run fails fast
+    driver = (cluster.driver(cfg.driver, target.kafka_version) if cluster is not None
+              else get_driver(cfg.driver, target.kafka_version))
     with contextlib.ExitStack() as stack:
         version = None
         bootstrap = target.bootstrap_servers
         if target.start:
             from chronik_perf.brokers import start as start_broker
-            broker = stack.enter_context(start_broker(target.name, reuse=True, **(broker_options or {})))
+            broker = stack.enter_context(start_broker(target.name, reuse=True, **target.broker_options()))
             bootstrap, version = broker.bootstrap_servers, broker.version
             verb = "started" if broker.owned else "using the already running"
             console.print(f"[dim]{verb} {broker.name} {broker.version or ''} at {bootstrap}[/dim]")
@@ -160,9 +168,11 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                         entries.append({"test": test, "driver": driver.name, "skipped": reason})
                         continue
                     try:
-                        entries.append(_repeated(ctx, test))
+                        entries.append({**_repeated(ctx, test), **driver.take_placement()})
                     except TestFailed as exc:
-                        entries.append({"test": test, "driver": driver.name, "failed": str(exc)})
+                        driver.shutdown()
+                        entries.append({"test": test, "driver": driver.name, "failed": str(exc),
+                                        **driver.take_placement()})
                         console.print(f"[red]{test} failed:[/red] {exc}")
                         if not _reachable(admin):
                             skip_reason = f"broker unreachable after {test} failed"
@@ -170,10 +180,13 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                     save()
         except KeyboardInterrupt:
             status = "interrupted"
-            entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C"})
+            driver.shutdown()
+            entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C",
+                            **driver.take_placement()})
             raise
         finally:
             ctx.progress = None
+            driver.shutdown()  # no worker may still write to the topics deleted next
             if not cfg.keep_topics and status != "broker lost":
                 errors = delete_topics(ctx)
                 if errors:

@@ -9,8 +9,10 @@ their progress while running and a result dict when done. Benchmarks only talk t
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -131,7 +133,15 @@ class Worker:
 _CTX = mp.get_context("spawn")  # librdkafka's threads do not survive fork()
 
 
+def _exit_with_parent() -> None:
+    """End this worker process when the process that started it dies (a killed Dask worker leaves no orphan)."""
+    parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (mp_connection.wait([parent.sentinel]), os._exit(70)), daemon=True).start()
+
+
 def _run(fn, spec, ctl, results):
+    _exit_with_parent()
     try:
         t0, m0 = os.times(), time.monotonic()
         out = fn(spec, ctl)
@@ -239,6 +249,13 @@ class Driver:
     def start_latency(self, spec: ProducerSpec, consumer: ConsumerSpec) -> Worker | None:
         """A driver whose tool measures latency on its own returns its worker; None = use producer + consumer."""
         return None
+
+    def take_placement(self) -> dict:
+        """Fields for the finished test's result saying where its workers ran (none: all on this host)."""
+        return {}
+
+    def shutdown(self) -> None:
+        """Stop every worker still running, after a failure or Ctrl-C (local worker processes end with us)."""
 
 
 class ConsumeTally:

@@ -224,9 +224,9 @@ class JavaDriver(Driver):
     producer_work = {"per_message": "Java send() per message"}
     consumer_work = {"per_message": "Java ConsumerRecord per message", "crc_checked": True}
 
-    def __init__(self):
+    def __init__(self, kafka_version: str | None = None):
         from chronik_perf.brokers import kafka_java
-        self.java = kafka_java()
+        self.java = kafka_java(kafka_version)
 
     def describe(self) -> dict:
         out = subprocess.run([self.java.java, "-version"], capture_output=True, text=True)
