@@ -62,9 +62,24 @@ def _e2e_commands(opts: Options, out: Path) -> list[list[str]]:
              "--results-dir", str(out / "runs")]]
 
 
+CLUSTER_ROUNDS = 3  # local and --cluster local:2 runs alternate this many times
+CLUSTER_WORKLOAD = ["--target", "kafka", "--tests", "producer,consumer,latency,concurrent", "--num-messages", "200000",
+                    "--message-size", "1024", "--num-partitions", "6", "--producers", "2", "--rate", "1000",
+                    "--duration", "10", "--warmup", "2"]
+
+
+def _cluster_commands(opts: Options, out: Path) -> list[list[str]]:
+    workload = [*CLUSTER_WORKLOAD[:4], "--quick"] if opts.quick else CLUSTER_WORKLOAD
+    start = ["--start"] if opts.start else []
+    e2e = [sys.executable, "-m", "chronik_perf.e2e", *workload, *start]
+    return [cmd for _ in range(1 if opts.quick else CLUSTER_ROUNDS)
+            for cmd in ([*e2e, "--results-dir", str(out / "runs" / "local")],
+                        [*e2e, "--cluster", "local:2", "--results-dir", str(out / "runs" / "cluster")])]
+
+
 def _driver_commands(batch_size: int | None) -> Callable[[Options, Path], list[list[str]]]:
     def commands(opts: Options, out: Path) -> list[list[str]]:
-        size = ["--num-messages", "200000"] if opts.quick else ["--repeat", "2"]
+        size = ["--num-messages", "200000", "--seconds", "3"] if opts.quick else []  # median of 5, 10 s windows
         batch = ["--batch-size", str(batch_size)] if batch_size else []
         start = ["--start"] if opts.start else []
         return [[sys.executable, "examples/driver_comparison.py", "--target", "kafka", *start, *size, *batch]]
@@ -76,9 +91,12 @@ def _script(path: str, quick_args: list[str]) -> Callable[[Options, Path], list[
 
 
 def _micro_commands(opts: Options, out: Path) -> list[list[str]]:
+    """Every group in run.py's default mode (pyperf worker processes), 2 workers of 3 values per benchmark instead
+    of 6: about 340 benchmarks, 40 minutes on a shared 2-core machine instead of two hours; quick: crc and records
+    with --fast."""
     suite = out / "micro.json"
-    groups = ["--group", "crc", "--group", "records"] if opts.quick else []
-    return [[sys.executable, "micro/run.py", "--fast", *groups, "-o", str(suite)],
+    mode = ["--fast", "--group", "crc", "--group", "records"] if opts.quick else ["--processes", "2"]
+    return [[sys.executable, "micro/run.py", *mode, "-o", str(suite)],
             [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
 
 
@@ -125,6 +143,44 @@ def e2e_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def cluster_table(folder: Path) -> str:
+    """Each test's throughput (and p99 for latency) on this host and on `--cluster local:2`: the median of the
+    alternating runs with their range, and the ratio of the medians."""
+    import statistics
+
+    from chronik_perf.e2e.results import TEST_TITLES, load
+    modes = {mode: [load(str(p)) for p in sorted((folder / "runs" / mode).glob("*/results.json"))]
+             for mode in ("local", "cluster")}
+    if not all(modes.values()):
+        raise ValueError(f"{folder.name}: runs/local and runs/cluster need results.json files")
+
+    def figures(mode: str, test: str, figure) -> list[float]:
+        return [v for doc in modes[mode] for r in doc["results"] if r["test"] == test and not r.get("failed")
+                and (v := figure(r)) is not None]
+
+    def cell(values: list[float], digits: int) -> str:
+        return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}..{max(values):,.{digits}f})"
+
+    rows = ["| Test | Figure | This host: median (range) | --cluster local:2: median (range) | Cluster / local "
+            "| Runs |", "|---|---|---|---|---|---|"]
+    for test in ("producer", "consumer", "concurrent", "latency"):
+        wanted = [("throughput msg/s", lambda r: r.get("throughput_msgs_s"), 0)]
+        if test == "latency":
+            wanted = [("p50 ms", lambda r: (r.get("latency_ms") or {}).get("p50"), 2),
+                      ("p99 ms", lambda r: (r.get("latency_ms") or {}).get("p99"), 2)]
+        for name, figure, digits in wanted:
+            local, cluster = figures("local", test, figure), figures("cluster", test, figure)
+            if not local or not cluster:
+                continue
+            apart = max(local) < min(cluster) or max(cluster) < min(local)
+            spread = ("one run each: no spread to compare with" if len(local) < 2 or len(cluster) < 2
+                      else "ranges apart" if apart else "ranges overlap")
+            rows.append(f"| {TEST_TITLES[test]} | {name} | {cell(local, digits)} | {cell(cluster, digits)} | "
+                        f"{statistics.median(cluster) / statistics.median(local):.2f}x | "
+                        f"{len(local)} + {len(cluster)}, {spread} |")
+    return "\n".join(rows)
+
+
 DATA_SETS = [
     DataSet("e2e", _e2e_commands, {"readme-e2e": e2e_table, "e2e-kafka-tansu": e2e_table},
             keep=("runs/*/results.json", "runs/*/summary.md"), ok=(0, 1)),
@@ -132,18 +188,38 @@ DATA_SETS = [
     DataSet("drivers-256k-batch", _driver_commands(262144), {"drivers-256k-batch": markdown_table_lines}),
     DataSet("records-ratios", _script("micro/ratios_records.py", ["--repeat", "11"]), {"records-ratios": code_block},
             ok=(0, 1)),
-    DataSet("protocol-ratios", _script("micro/ratios_protocol.py", ["--repeat", "2"]), {"protocol-ratios": code_block}),
+    DataSet("protocol-ratios", _script("micro/ratios_protocol.py", ["--repeat", "2"]), {"protocol-ratios": code_block},
+            ok=(0, 1)),
     DataSet("storage-ratios", _script("micro/ratios_storage.py", ["--entries", "100000", "--segment-mib", "32"]),
             {"storage-ratios": code_block}),
-    DataSet("micro", _micro_commands, {"micro": micro_report}),
+    DataSet("micro", _micro_commands, {"micro": micro_report}, keep=("micro.json",)),
+    DataSet("cluster-overhead", _cluster_commands, {"cluster-overhead": cluster_table},
+            keep=("runs/*/*/results.json",)),
     DataSet("fuzz", _fuzz_commands, {"fuzz": markdown_table_lines}, keep=("fuzz.json",), ok=(0, 1)),
 ]
 
 
-def environment() -> dict:
-    """The machine, software and checkout, as the e2e suite records them in every results.json."""
+def environment(root: Path = ROOT) -> dict:
+    """The machine, software and checkout, as the e2e suite records them in every results.json; `dirty` counts only
+    changes outside README.md and docs/, which this script rewrites and which measure nothing."""
     from chronik_perf.e2e.environment import environment as e2e_environment
-    return e2e_environment({})
+    env = e2e_environment({})
+    if env.get("git"):
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":(exclude)README.md", ":(exclude)docs"], capture_output=True, text=True)
+        env["git"]["dirty"] = bool(changed.stdout.strip()) if changed.returncode == 0 else env["git"]["dirty"]
+    return env
+
+
+def stale_core(root: Path) -> list[str]:
+    """Sources of the native core newer than the extension built beside them: figures would describe other code."""
+    pkg = root / "src" / "chronik_perf"
+    built = [*pkg.glob("_core*.so"), *pkg.glob("_core*.pyd")]
+    if not built:
+        return []            # an installed package: nothing in this tree to be stale against
+    newest = max(p.stat().st_mtime for p in built)
+    sources = [*pkg.glob("*.pyx"), *pkg.glob("*.pxi"), *pkg.glob("*.pxd"), *pkg.glob("csrc/*")]
+    return sorted(str(p.relative_to(root)) for p in sources if p.stat().st_mtime > newest)
 
 
 def run(ds: DataSet, opts: Options, root: Path, nice: int) -> bool:
@@ -171,7 +247,7 @@ def run(ds: DataSet, opts: Options, root: Path, nice: int) -> bool:
             "exit_status": codes, "started_utc": started.isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - t0, 1),
             "load_average": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
-            "nice": nice, "environment": environment()}
+            "nice": nice, "environment": environment(root)}
     (work / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     _prune(work, ds.keep)
     shutil.rmtree(final, ignore_errors=True)
@@ -305,7 +381,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ds.name}: {commands}\n    tables: {', '.join(ds.tables)}")
         return 0
     failed = []
-    if not args.write_only and ((environment().get("git") or {}).get("dirty")):
+    if not args.write_only and (stale := stale_core(args.root)):
+        raise SystemExit(f"the native core is older than its sources ({', '.join(stale[:3])}...): rebuild it first "
+                         f"(pip install -e . --no-deps --no-build-isolation)")
+    if not args.write_only and ((environment(args.root).get("git") or {}).get("dirty")):
         print("warning: the checkout has uncommitted changes; the tables will name the commit with -dirty",
               file=sys.stderr)
     if not args.write_only:

@@ -1,75 +1,44 @@
-"""Driver comparison: the native client against confluent-kafka and Kafka's Java perf tools, same broker, same run.
+"""Driver comparison preset: the suite's producer and consumer tests through several drivers, like with like.
 
-    python examples/driver_comparison.py --target kafka [--start] [--num-messages 1000000] [--partitions 1,10]
-                                         [--drivers native,confluent,java] [--repeat 2]
-                                         [--batch-size BYTES]
+    python examples/driver_comparison.py [--target kafka | --bootstrap-servers HOST:PORT] [--start]
+                                         [--drivers native,native-records,confluent,java] [--repeat 5]
+                                         [--seconds 10] [--num-messages 2000000] [--batch-size 65536] [-X K=V]
 
-For each partition count, every driver runs the e2e suite's producer benchmark (100-byte messages, acks=1 by
-default) and then its consumer benchmark reading what it wrote, against the same broker; repeats alternate the
-driver order and keep each driver's best run. Prints throughput, the ratio native/driver, and the client's CPU
-time per message (user+system of the worker process over its whole life, so librdkafka's and the JVM's threads
-count too), plus the same table as Markdown for the README.
+It runs `python -m chronik_perf.e2e --drivers ... --tests producer,consumer` with what a fair comparison needs:
+every producer test runs for --seconds (Java's ProducerPerformance, which has no duration, sends --num-messages),
+every consumer reads the same log (one fill of --num-messages, written once), every driver gets the same
+batch.size and acks, and each figure is the median of --repeat runs (at least 5). The suite prints cores used,
+messages per core-second, records per batch, bytes per request and whether each driver's work per message is the
+same; this script then names every median window shorter than --seconds, whose rate is less certain.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import glob
+import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 
-from rich.console import Console
-from rich.table import Table
+from chronik_perf.e2e.cli import run_main
+from chronik_perf.e2e.report import WORK_HEADERS, work_rows
 
-from chronik_perf.e2e.config import build_config
-from chronik_perf.e2e.runner import resolve, run_target
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or "unknown CPU"
+MIN_REPEAT = 5
 
 
-def measure(target, cfg, console) -> dict:
-    """{test: result entry} of one suite run (producer then consumer)."""
-    doc, _ = run_target(target, cfg, console)
-    return {r["test"]: r for r in doc["results"]}
+def load_runs(results_dir: str) -> list[dict]:
+    """The results documents of one comparison, in the order the drivers ran."""
+    docs = []
+    for path in sorted(glob.glob(os.path.join(results_dir, "*", "results.json"))):
+        with open(path, encoding="utf-8") as fh:
+            docs.append(json.load(fh))
+    return docs
 
 
-def best(runs: list[dict], test: str) -> dict | None:
-    ok = [r[test] for r in runs if test in r and not r[test].get("failed") and not r[test].get("skipped")]
-    return max(ok, key=lambda r: r["throughput_msgs_s"] or 0) if ok else None
-
-
-def cpu_us(entry: dict | None) -> float | None:
-    if not entry or entry.get("client_cpu_s") is None or not entry.get("messages"):
-        return None
-    return entry["client_cpu_s"] / entry["messages"] * 1e6
-
-
-def checked(entry: dict | None) -> str:
-    v = entry and entry.get("verification")
-    return f"{v['lost']}/{v['duplicated']}" if v else "not checked"
-
-
-def fmt(x, digits=0, suffix="") -> str:
-    return "n/a" if x is None else f"{x:,.{digits}f}{suffix}"
-
-
-def config(args, partitions: int, driver: str, results_dir: str):
-    """The suite's configuration of one producer+consumer run (ValueError naming a bad option)."""
-    client = dict(kv.split("=", 1) for kv in args.client_config if "=" in kv)
-    if len(client) != len(args.client_config):
-        raise ValueError(f"-X expects KEY=VALUE, got {args.client_config}")
-    return build_config({}, {"tests": ["producer", "consumer"], "num_messages": args.num_messages,
-                             "message_size": args.message_size, "acks": args.acks, "num_partitions": partitions,
-                             "driver": driver, "results_dir": results_dir, "client_config": client,
-                             **({"batch_size": args.batch_size} if args.batch_size else {})})
+def short_windows(docs: list[dict], seconds: float) -> list[str]:
+    """'driver test: N s' for every median run whose throughput window is shorter than `seconds`."""
+    return [f"{r['driver']} {r['test']}: {r['duration_s']:.1f} s" for doc in docs for r in doc["results"]
+            if r.get("duration_s") is not None and r["duration_s"] < seconds]
 
 
 def main(argv=None) -> int:
@@ -77,71 +46,35 @@ def main(argv=None) -> int:
     p.add_argument("--target", default="kafka")
     p.add_argument("--bootstrap-servers")
     p.add_argument("--start", action="store_true")
-    p.add_argument("--num-messages", type=int, default=1_000_000)
+    p.add_argument("--drivers", default="native,native-records,confluent,java")
+    p.add_argument("--repeat", type=int, default=MIN_REPEAT)
+    p.add_argument("--seconds", type=float, default=10.0, help="producer window (default 10)")
+    p.add_argument("--num-messages", type=int, default=2_000_000, help="the shared fill; Java's producer count")
     p.add_argument("--message-size", type=int, default=100)
+    p.add_argument("--partitions", type=int, default=6)
     p.add_argument("--acks", default="1")
-    p.add_argument("--batch-size", type=int, help="batch.size for every driver (default: each client's own)")
-    p.add_argument("--partitions", default="1,10")
-    p.add_argument("--drivers", default="native,confluent,java")
-    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=65536)
     p.add_argument("-X", dest="client_config", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--results-dir", default=None)
     args = p.parse_args(argv)
-    drivers = [d.strip() for d in args.drivers.split(",") if d.strip()]
-    if not drivers:
-        p.error("--drivers needs at least one driver")
-    if not all(x.strip().isdigit() for x in args.partitions.split(",")):
-        p.error(f"--partitions expects comma-separated partition counts, got {args.partitions!r}")
-    counts = [int(x) for x in args.partitions.split(",")]
-    try:
-        for d in drivers:
-            config(args, counts[0], d, "results")
-        target, announcement = resolve(args.target, args.bootstrap_servers, args.start)
-    except ValueError as exc:
-        p.error(str(exc))
-    console = Console(stderr=True)
-    if announcement:
-        console.print(announcement)
-    from contextlib import ExitStack
-    rows = []
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as results_dir:
-        if target.start:
-            from chronik_perf.brokers import start
-            broker = stack.enter_context(start(target.name, reuse=True))
-            target = dataclasses.replace(target, bootstrap_servers=broker.bootstrap_servers, start=False)
-        for partitions in counts:
-            runs = {d: [] for d in drivers}
-            for i in range(args.repeat):
-                for d in (drivers if i % 2 == 0 else drivers[::-1]):
-                    cfg = config(args, partitions, d, results_dir)
-                    console.print(f"[bold]{partitions} partition(s), {d}, run {i + 1}[/bold]")
-                    runs[d].append(measure(target, cfg, console))
-            for d in drivers:
-                rows.append((partitions, d, best(runs[d], "producer"), best(runs[d], "consumer")))
-    native = {(r[0]): r for r in rows if r[1] == "native"}
-    table = Table(title=f"{args.num_messages:,} messages of {args.message_size} B, acks={args.acks}, "
-                        f"batch.size={args.batch_size or 'client default'}, "
-                        f"{args.target}; {cpu_model()}, {os.cpu_count()} CPUs")
-    heads = ["Partitions", "Driver", "Produce msg/s", "native ×", "Produce CPU µs/msg", "Consume msg/s", "native ×",
-             "Consume CPU µs/msg", "Lost/dup"]
-    for h in heads:
-        table.add_column(h, justify="left" if h == "Driver" else "right")
-    md = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    for partitions, d, prod, cons in rows:
-        n = native.get(partitions)
-
-        def ratio(mine, theirs):
-            a = mine and mine.get("throughput_msgs_s")
-            b = theirs and theirs.get("throughput_msgs_s")
-            return f"{a / b:.2f}" if a and b else "n/a"
-        cells = [str(partitions), d, fmt(prod and prod["throughput_msgs_s"]),
-                 ratio(n and n[2], prod) if d != "native" else "", fmt(cpu_us(prod), 2),
-                 fmt(cons and cons["throughput_msgs_s"]), ratio(n and n[3], cons) if d != "native" else "",
-                 fmt(cpu_us(cons), 2), checked(cons)]
-        table.add_row(*cells)
-        md.append("| " + " | ".join(cells) + " |")
-    Console().print(table)
-    print("\n".join(md))
-    return 0
+    if args.repeat < MIN_REPEAT:
+        p.error(f"--repeat must be at least {MIN_REPEAT}: a comparison quotes medians of repeated runs")
+    results_dir = args.results_dir or tempfile.mkdtemp(prefix="driver-comparison-")
+    where = ["--bootstrap-servers", args.bootstrap_servers] if args.bootstrap_servers else ["--target", args.target]
+    code = run_main([*where, *(["--start"] if args.start else []), "--drivers", args.drivers,
+                     "--tests", "producer,consumer", "--repeat", str(args.repeat),
+                     "--producer-seconds", str(args.seconds), "--num-messages", str(args.num_messages),
+                     "--message-size", str(args.message_size), "--num-partitions", str(args.partitions),
+                     "--acks", args.acks, "--batch-size", str(args.batch_size), "--results-dir", results_dir,
+                     *[x for kv in args.client_config for x in ("-X", kv)]])
+    docs = load_runs(results_dir)
+    print("| " + " | ".join(WORK_HEADERS) + " |\n|" + "---|" * len(WORK_HEADERS))
+    for cells in work_rows(docs):
+        print("| " + " | ".join(cells) + " |")
+    short = short_windows(docs, args.seconds)
+    print(f"median of {args.repeat} runs per figure; windows under {args.seconds:g} s: "
+          + ("; ".join(short) if short else "none"))
+    return code
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Shared machinery of the micro/bench_<group>.py scripts: one pyperf.Runner per script, benchmarks named
 `group/operation/parameter/implementation`, set-up kept out of the timing, throughput and environment metadata.
 
+Implementations named `chronik_perf...` are ours, `floor-...` the physical floor of the same work (the fastest
+thing the machine does for it: a memcpy, the CRC alone, os.write, marshal, a bare C loop), any other a peer.
+
 A script registers its benchmarks on a `Suite` and calls `Suite.run()`; every pyperf option still works
 (`-o`, `--fast`, `--rigorous`, `-p`, `--affinity`, `--append`, ...). Extra options: `--select REGEX` keeps the
 benchmarks whose name matches, `--list` prints the names and exits, `--check` sets up every selected benchmark
@@ -9,6 +12,7 @@ is timed (default cpu: on a machine shared with other jobs, wall time measures t
 """
 import argparse
 import atexit
+import os
 import importlib.metadata
 import importlib.util
 import json
@@ -22,6 +26,10 @@ from itertools import repeat
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+FLOOR = "floor-"
+
+# numpy's OpenBLAS threads spin while idle, and their CPU time would count in every benchmark's (--clock cpu)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Make the core built in this source tree (`python setup.py build_ext --inplace`) the one measured; otherwise the
 # installed chronik_perf is used. The path measured is recorded in the metadata.
@@ -112,18 +120,21 @@ class Suite:
         self._cases = []
         self.missing = requires if requires and importlib.util.find_spec(requires) is None else None
 
-    def add(self, operation, parameter, implementation, setup, *, nbytes=None, items=None, requires=None):
+    def add(self, operation, parameter, implementation, setup, *, nbytes=None, items=None, requires=None,
+            floor_bar=None):
         """Register a benchmark timing repeated calls of the callable returned by `setup(meta)`.
 
         `setup` runs once per worker process, outside the timing; it may add metadata to `meta` (e.g. the exact
         bytes per call when known only after building the input). `nbytes`/`items`: bytes and items processed
         per call, recorded as `throughput_bytes`/`throughput_items`. `requires`: a module the benchmark needs;
-        when it is missing the benchmark is left out.
+        when it is missing the benchmark is left out. `floor_bar`, on a floor: the least speed of ours against
+        it that the report accepts (e.g. 0.9: within 10% of os.write), recorded as metadata `floor_bar`.
         """
         self.add_timed(operation, parameter, implementation, lambda meta: repeat_call(setup(meta)),
-                       nbytes=nbytes, items=items, requires=requires)
+                       nbytes=nbytes, items=items, requires=requires, floor_bar=floor_bar)
 
-    def add_timed(self, operation, parameter, implementation, setup, *, nbytes=None, items=None, requires=None):
+    def add_timed(self, operation, parameter, implementation, setup, *, nbytes=None, items=None, requires=None,
+                  floor_bar=None):
         """Like `add`, but `setup(meta)` returns a pyperf time function `f(loops) -> seconds` itself, for
         operations that need fresh state per call prepared outside the timing."""
         if self.missing or (requires and importlib.util.find_spec(requires) is None):
@@ -136,6 +147,10 @@ class Suite:
             meta["throughput_bytes"] = int(nbytes)
         if items is not None:
             meta["throughput_items"] = int(items)
+        if floor_bar is not None:
+            if not implementation.startswith(FLOOR):
+                raise ValueError(f"floor_bar on {name!r}, which is not a floor")
+            meta["floor_bar"] = float(floor_bar)
         self._cases.append((name, setup, meta))
 
     def run(self):

@@ -1,8 +1,12 @@
 """Kafka's codecs through chronik_perf.compression against the raw library calls (zlib, python-snappy, lz4.frame,
 zstandard): compress and decompress of text, random and zero payloads, 1 KiB .. 1 MiB, each codec at its default
 level and a few other levels. Parameters read `<codec><level>-<payload>-<size>`; the compression ratio
-(input/output bytes) is recorded as metadata. chronik_perf's snappy writes Kafka's xerial framing, the raw peer
-plain snappy; its lz4 writes an LZ4 frame of 64 KiB independent blocks as Kafka's producer does."""
+(input/output bytes) is recorded as metadata. The raw library call is the floor (`floor-raw`, bar 0.95x): ours wraps
+it, so the gap is Kafka's framing and one call level, shown as the report's time over the floor. chronik_perf's
+snappy writes Kafka's xerial framing, the raw call plain snappy; its lz4 writes an LZ4 frame of 64 KiB independent
+blocks as Kafka's producer does."""
+from functools import partial
+
 from _suite import Suite, payload, size_label
 
 DEFAULT = {"gzip": 6, "snappy": None, "lz4": None, "zstd": 3}      # None: the library's default (lz4: 0)
@@ -15,26 +19,25 @@ def raw_codec(codec, level):
     """(compress, decompress) with the library's own API and Kafka's container for that codec."""
     if codec == "gzip":
         import zlib
-        return (lambda d: zlib.compress(d, level, wbits=31)), (lambda c: zlib.decompress(c, wbits=47))
+        return partial(zlib.compress, level=level, wbits=31), partial(zlib.decompress, wbits=47)
     if codec == "snappy":
         import snappy
         return snappy.compress, snappy.decompress
     if codec == "lz4":
         import lz4.frame
-
-        def compress(data):
-            return lz4.frame.compress(data, compression_level=level or 0, block_size=lz4.frame.BLOCKSIZE_MAX64KB)
-        return compress, lz4.frame.decompress
+        return (partial(lz4.frame.compress, compression_level=level or 0, block_size=lz4.frame.BLOCKSIZE_MAX64KB),
+                lz4.frame.decompress)
     import zstandard
     return zstandard.ZstdCompressor(level=level).compress, zstandard.ZstdDecompressor().decompress
 
 
 def our_codec(codec, level):
     from chronik_perf.compression import compress, decompress
-    return (lambda d: compress(codec, d, level)), (lambda c: decompress(codec, c))
+    return partial(compress, codec, level=level), partial(decompress, codec)
 
 
 def case(impl, operation, codec, level, kind, size):
+    """Each side's call is one C-level call of its entry point (partial): no Python frame in between."""
     def setup(meta):
         data = payload(kind, size)
         compress, decompress = (our_codec if impl == "chronik_perf" else raw_codec)(codec, level)
@@ -42,7 +45,7 @@ def case(impl, operation, codec, level, kind, size):
         if decompress(packed) != data:
             raise AssertionError(f"{impl} {codec} does not round-trip")
         meta["compression_ratio"] = round(len(data) / len(packed), 3)
-        return (lambda: compress(data)) if operation == "compress" else (lambda: decompress(packed))
+        return partial(compress, data) if operation == "compress" else partial(decompress, packed)
     return setup
 
 
@@ -55,6 +58,7 @@ if __name__ == "__main__":
         for operation in ("compress", "decompress"):
             suite.add(operation, param, "chronik_perf", case("chronik_perf", operation, codec, level, kind, size),
                       nbytes=size)
-            suite.add(operation, param, "raw", case("raw", operation, codec, level, kind, size), nbytes=size,
-                      requires={"gzip": "zlib", "snappy": "snappy", "lz4": "lz4", "zstd": "zstandard"}[codec])
+            suite.add(operation, param, "floor-raw", case("raw", operation, codec, level, kind, size), nbytes=size,
+                      requires={"gzip": "zlib", "snappy": "snappy", "lz4": "lz4", "zstd": "zstandard"}[codec],
+                      floor_bar=0.95)
     suite.run()

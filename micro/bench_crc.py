@@ -1,5 +1,7 @@
 """CRC32C over 64 B .. 16 MiB: chronik_perf (hardware-dispatched and portable table) against the `crc32c`
-package, aiokafka's Cython checksum and kafka-python's pure-Python one (small sizes only)."""
+package, aiokafka's Cython checksum and kafka-python's pure-Python one (small sizes only). The portable table
+implementation is compared with the table-driven peers only (aiokafka, kafka-python). Floor: a bytes copy of the
+same buffer (memcpy: reading the bytes once, and writing them)."""
 from functools import partial
 from importlib import import_module
 
@@ -7,6 +9,7 @@ from _suite import Suite, payload, size_label
 
 SIZES = (64, 1024, 64 << 10, 1 << 20, 16 << 20)
 # implementation, module, function, largest size measured (kafka-python's table loop runs at a few MB/s)
+SOFTWARE_PEERS = "aiokafka,kafka-python"
 IMPLEMENTATIONS = (
     ("chronik_perf", "chronik_perf.records", "crc32c", None),
     ("chronik_perf-software", "chronik_perf.records", "crc32c_software", None),
@@ -18,7 +21,16 @@ IMPLEMENTATIONS = (
 
 def checksum(module, function, size):
     """The setup of one benchmark: the function bound to `size` random bytes."""
-    return lambda meta: partial(getattr(import_module(module), function), payload("random", size))
+    def setup(meta):
+        if function == "crc32c_software":
+            meta["peers"] = SOFTWARE_PEERS
+        return partial(getattr(import_module(module), function), payload("random", size))
+    return setup
+
+
+def copy(size):
+    """The floor: a bytes copy of the same buffer."""
+    return lambda meta: partial(bytes, bytearray(payload("random", size)))
 
 
 if __name__ == "__main__":
@@ -28,4 +40,5 @@ if __name__ == "__main__":
             if largest is None or size <= largest:
                 suite.add("crc32c", size_label(size), impl, checksum(module, function, size), nbytes=size,
                           requires=module.split(".")[0])
+        suite.add("crc32c", size_label(size), "floor-memcpy", copy(size), nbytes=size)
     suite.run()

@@ -4,8 +4,12 @@ against numpy.searchsorted (and the standard library's bisect for single lookups
 Lookups run over 1000 random targets per call (items = 1000) on indexes of 1K and 1M entries (the latter close to
 Kafka's 10 MiB index limit); lookup_many maps 100K random targets to (offset, position) arrays; append fills an
 empty writable 10K-entry index file (fresh for every call, created outside the timing).
+Floors: for single lookups, the same Python loop calling a C builtin that returns a 2-tuple (`divmod`, the
+interpreter's call cost per target); for lookup_many, numpy.searchsorted alone (the bare binary search, no
+gather of results); for append, `struct.pack_into` of each entry into a bytearray (`floor-pack_into`).
 """
 import os
+from functools import partial
 
 from _suite import Suite, count_label, now, scratch_dir
 
@@ -94,13 +98,42 @@ def append(meta):
     return time_func
 
 
+def lookup_floor(entries):
+    def setup(meta):
+        targets = index_and_targets(entries, TARGETS)[2].tolist()
+        return lambda: [divmod(t, 1) for t in targets]
+    return setup
+
+
+def lookup_many_floor(meta):
+    import numpy as np
+    _, rel, targets = index_and_targets(ENTRIES[-1], MANY)
+    return partial(np.searchsorted, rel, targets, "right")
+
+
+def append_floor(meta):
+    import struct
+    pack = struct.Struct(">ii").pack_into
+    entries = [(8 * i, 3 * i, 4096 * i) for i in range(APPENDS)]
+
+    def run():
+        out = bytearray(APPENDS * 8)
+        for at, offset, position in entries:
+            pack(out, at, offset, position)
+    return run
+
+
 if __name__ == "__main__":
     suite = Suite("index", requires="chronik_perf.index")
     for entries in ENTRIES:
         for impl in ("chronik_perf", "numpy", "bisect"):
             suite.add("lookup", f"{count_label(entries)}entries", impl, lookup(impl, entries), items=TARGETS)
+        suite.add("lookup", f"{count_label(entries)}entries", "floor-call", lookup_floor(entries), items=TARGETS)
     for impl in ("chronik_perf", "numpy"):
         suite.add("lookup_many", f"{count_label(ENTRIES[-1])}entries", impl, lookup_many(impl, ENTRIES[-1]), items=MANY)
+    suite.add("lookup_many", f"{count_label(ENTRIES[-1])}entries", "floor-searchsorted", lookup_many_floor, items=MANY)
     suite.add_timed("append", f"{count_label(APPENDS)}entries", "chronik_perf", append, items=APPENDS,
                     nbytes=APPENDS * 8)
+    suite.add("append", f"{count_label(APPENDS)}entries", "floor-pack_into", append_floor, items=APPENDS,
+              nbytes=APPENDS * 8)
     suite.run()

@@ -10,7 +10,12 @@
   (records as memoryview slices of the frame) as implementation chronik_perf-zero_copy.
 Inputs are our body dicts; kafka-python gets the same bodies as its own data objects, converted outside the
 timing except where building the request is the operation.
+Floor (`floor-marshal`), CPython's fastest way to serialise or build the same objects: for encoding, marshal.dumps
+of the input (the body; for Produce the keys, values and timestamps); for decoding, marshal.loads of what our
+decoder returns (UUIDs as ints; for Produce each record as a tuple, plus the CRC alone over the batch).
 """
+from functools import partial
+
 from _suite import Suite, payload, size_label
 
 RECORD_SIZES = ((100, 100), (100, 1024), (100, 10240))
@@ -122,6 +127,23 @@ def metadata(impl, operation, topics):
     return setup
 
 
+def metadata_message(topics, operation):
+    """The Metadata body to encode, or the body our decoder returns from its frame."""
+    from chronik_perf import protocol
+    from protocol_bodies import metadata_body
+    body = metadata_body(topics, 3)
+    if operation == "metadata_encoding":
+        return body
+    return protocol.decode_response("Metadata", 12, protocol.encode_response("Metadata", 12, 1, body))
+
+
+def fetch_response_message(partitions, size):
+    """The body our decoder returns from a Fetch response frame."""
+    from chronik_perf import protocol
+    from protocol_bodies import fetch_body
+    return protocol.decode_response("Fetch", 12, protocol.encode_response("Fetch", 12, 1, fetch_body(partitions, size)))
+
+
 def fetch_request(impl, partitions):
     def setup(meta):
         from chronik_perf import protocol
@@ -152,6 +174,47 @@ def fetch_response(impl, partitions, size):
     return setup
 
 
+def produce_encoding_floor(count, size):
+    def setup(meta):
+        import marshal
+        rows = (values(count, size), [b"key-%04d" % i for i in range(count)], [TIMESTAMP + i for i in range(count)])
+        return partial(marshal.dumps, rows)
+    return setup
+
+
+def produce_decoding_floor(count, size):
+    def setup(meta):
+        from chronik_perf.protocol import decode_request, encode_request
+        from chronik_perf.records import build_batch, crc32c, parse_batches
+        from protocol_bodies import floor_of
+        records = build_batch(values(count, size), timestamps=[TIMESTAMP] * count)
+        _, body = decode_request(encode_request("Produce", 9, produce_body(records), correlation_id=1,
+                                                client_id="bench"))
+        for topic in body["topic_data"]:
+            for part in topic["partition_data"]:
+                part["records"] = [(r.offset, r.timestamp, r.key, r.value, r.headers)
+                                   for b in parse_batches(part["records"]) for r in b.records()]
+        load = floor_of(lambda: body)
+
+        def run():
+            crc32c(records)
+            return load()
+        return run
+    return setup
+
+
+def marshal_floor(make_body, operation):
+    """floor-marshal of a message whose body is make_body(): dumps for an encoding, loads for a decoding."""
+    def setup(meta):
+        import marshal
+        from protocol_bodies import floor_of, plain
+        body = make_body()
+        if operation.endswith("_encoding"):
+            return partial(marshal.dumps, plain(body))
+        return floor_of(lambda: body)
+    return setup
+
+
 def peer_module(impl):
     return "kafka" if impl == "kafka-python" else None
 
@@ -163,21 +226,32 @@ if __name__ == "__main__":
         for impl in impls:
             suite.add("produce_request_encoding", f"{count}x{size_label(size)}", impl,
                       produce_encoding(impl, count, size), items=count, requires=peer_module(impl))
+        suite.add("produce_request_encoding", f"{count}x{size_label(size)}", "floor-marshal",
+                  produce_encoding_floor(count, size), items=count)
     for count, size in RECORD_SIZES:
         for impl in impls:
             suite.add("produce_request_decoding", f"{count}x{size_label(size)}", impl,
                       produce_decoding(impl, count, size), items=count, requires=peer_module(impl))
+        suite.add("produce_request_decoding", f"{count}x{size_label(size)}", "floor-marshal",
+                  produce_decoding_floor(count, size), items=count)
     for operation in ("metadata_encoding", "metadata_decoding"):
         for topics in TOPICS:
             for impl in impls:
                 suite.add(operation, f"{topics}topics", impl, metadata(impl, operation, topics), items=topics,
                           requires=peer_module(impl))
+            suite.add(operation, f"{topics}topics", "floor-marshal", marshal_floor(
+                partial(metadata_message, topics, operation), operation), items=topics)
     for partitions in PARTITIONS:
         for impl in impls:
             suite.add("fetch_request_encoding", f"{partitions}partitions", impl, fetch_request(impl, partitions),
                       items=partitions, requires=peer_module(impl))
+        suite.add("fetch_request_encoding", f"{partitions}partitions", "floor-marshal",
+                  marshal_floor(partial(fetch_request_body, partitions), "fetch_request_encoding"), items=partitions)
     partitions, size = FETCH_SHAPE
     for impl in ("chronik_perf", "chronik_perf-zero_copy", "kafka-python"):
         suite.add("fetch_response_decoding", f"{partitions}x{size_label(size)}", impl,
                   fetch_response(impl, partitions, size), items=partitions, requires=peer_module(impl))
+    suite.add("fetch_response_decoding", f"{partitions}x{size_label(size)}", "floor-marshal",
+              marshal_floor(partial(fetch_response_message, partitions, size), "fetch_response_decoding"),
+              items=partitions)
     suite.run()

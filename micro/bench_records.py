@@ -4,8 +4,12 @@ objects and numpy columns), chronik_perf against aiokafka's Cython records and k
 Parameters are `<records>x<value size>` with 8-byte keys and log-like text values, uncompressed, plus one shape
 (100 x 1 KiB) under every codec as `100x1KiB-<codec>`. Peers parse as their consumers do by default
 (check_crcs=True): validate the CRC, then iterate the records; chronik_perf's parse_batches checks the CRC too.
-Throughput bytes are those of the uncompressed batch.
+Throughput bytes are those of the uncompressed batch. Floors: for build, a bytes copy of the same keys and values
+(`floor-memcpy`: what any builder must at least move); for parse, the CRC alone over the batch (chronik_perf's
+CRC32C, the fastest on the machine), plus, for a compressed batch, the library's decompression of its records
+through chronik_perf.compression (`floor-crc`).
 """
+from functools import partial
 from importlib import import_module
 
 from _suite import Suite, payload, size_label
@@ -16,6 +20,7 @@ CODECS = ("gzip", "snappy", "lz4", "zstd")
 PEER_CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 PEERS = {"aiokafka": "aiokafka.record._crecords", "kafka-python": "kafka.record.default_records"}
 TIMESTAMP = 1_760_000_000_000
+RECORDS_START = 61      # v2 batch header size: the (compressed) records follow
 
 
 def records(count, size):
@@ -83,6 +88,31 @@ def parse(impl, count, size, codec):
     return setup
 
 
+def build_floor(count, size, codec):
+    def setup(meta):
+        meta["throughput_bytes"] = len(batch_bytes(count, size, "none"))
+        keys, values, _ = records(count, size)
+        return partial(b"".join, keys + values)
+    return setup
+
+
+def parse_floor(count, size, codec):
+    def setup(meta):
+        from chronik_perf.compression import decompress
+        from chronik_perf.records import crc32c
+        meta["throughput_bytes"] = len(batch_bytes(count, size, "none"))
+        data = batch_bytes(count, size, codec)
+        if codec == "none":
+            return partial(crc32c, data)
+        packed = data[RECORDS_START:]
+
+        def run():
+            crc32c(data)
+            return decompress(codec, packed)
+        return run
+    return setup
+
+
 if __name__ == "__main__":
     suite = Suite("records")
     shapes = [(count, size, "none") for count, size in SHAPES] + [(*CODEC_SHAPE, codec) for codec in CODECS]
@@ -91,7 +121,9 @@ if __name__ == "__main__":
         for impl in ("chronik_perf", "chronik_perf-append", "aiokafka", "kafka-python"):
             suite.add("build", param, impl, build(impl, count, size, codec), items=count,
                       requires=PEERS.get(impl, "chronik_perf").split(".")[0])
+        suite.add("build", param, "floor-memcpy", build_floor(count, size, codec), items=count)
         for impl in ("chronik_perf", "chronik_perf-columns", "aiokafka", "kafka-python"):
             suite.add("parse", param, impl, parse(impl, count, size, codec), items=count,
                       requires=PEERS.get(impl, "chronik_perf").split(".")[0])
+        suite.add("parse", param, "floor-crc", parse_floor(count, size, codec), items=count)
     suite.run()

@@ -1,5 +1,7 @@
 """Zigzag varints (Kafka's varint/varlong): encode and decode of single values (small, medium, large, max) and of
-bulk arrays of 1000 mixed values, chronik_perf against aiokafka's Cython and kafka-python's pure-Python codecs."""
+bulk arrays of 1000 mixed values, chronik_perf against aiokafka's Cython and kafka-python's pure-Python codecs.
+Floors: for decode, the bare C loop over the same bytes (`chronik_perf._core.scan_varints`, one call for the
+whole buffer); for encode, CPython's own int-to-bytes C loop (`struct.pack` of 8-byte words, one call)."""
 from collections import deque
 from functools import partial
 from importlib import import_module
@@ -71,13 +73,32 @@ def decode_bulk(module, enc, dec):
     return setup
 
 
+def decode_floor(values):
+    def setup(meta):
+        from chronik_perf._core import scan_varints
+        from chronik_perf.records import encode_varint
+        return partial(scan_varints, b"".join(map(encode_varint, values)))
+    return setup
+
+
+def encode_floor(values):
+    def setup(meta):
+        import struct
+        return partial(struct.Struct(f"<{len(values)}q").pack, *values)
+    return setup
+
+
 if __name__ == "__main__":
     suite = Suite("varint")
     for label, value in VALUES.items():
         for impl, *funcs in IMPLEMENTATIONS:
             suite.add("encode", label, impl, encode_one(*funcs, value), items=1, requires=funcs[0].split(".")[0])
             suite.add("decode", label, impl, decode_one(*funcs, value), items=1, requires=funcs[0].split(".")[0])
+        suite.add("encode", label, "floor-struct", encode_floor([value]), items=1)
+        suite.add("decode", label, "floor-c-loop", decode_floor([value]), items=1)
     for impl, *funcs in IMPLEMENTATIONS:
         suite.add("encode", f"{BULK}xmixed", impl, encode_bulk(*funcs), items=BULK, requires=funcs[0].split(".")[0])
         suite.add("decode", f"{BULK}xmixed", impl, decode_bulk(*funcs), items=BULK, requires=funcs[0].split(".")[0])
+    suite.add("encode", f"{BULK}xmixed", "floor-struct", encode_floor(bulk_values()), items=BULK)
+    suite.add("decode", f"{BULK}xmixed", "floor-c-loop", decode_floor(bulk_values()), items=BULK)
     suite.run()

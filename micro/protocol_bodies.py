@@ -1,5 +1,7 @@
-"""Message bodies shared by the protocol micro-benchmarks (bench_protocol.py) and ratios_protocol.py: our body
-dicts, with no dependency on a peer library."""
+"""Message bodies and the marshal floor shared by the protocol micro-benchmarks (bench_protocol.py) and
+ratios_protocol.py, with no dependency on a peer library."""
+import gc
+import marshal
 import os
 import uuid
 
@@ -28,3 +30,29 @@ def fetch_body(partitions=10, size=1 << 20):
             "partition_index": p, "error_code": 0, "high_watermark": 1000, "last_stable_offset": 1000,
             "log_start_offset": 0, "aborted_transactions": None, "preferred_read_replica": -1,
             "records": os.urandom(size)} for p in range(partitions)]}]}
+
+
+def plain(value):
+    """value with UUIDs as ints and memoryviews as bytes: what marshal can build."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, uuid.UUID):
+        return value.int
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return value
+
+
+def floor_of(decode):
+    """marshal.loads of what decode() returns: the cost of building the same objects, and nothing else."""
+    data = marshal.dumps(plain(decode()))
+
+    def load():
+        gc.disable()  # as our decoder does while it builds acyclic objects
+        try:
+            return marshal.loads(data)
+        finally:
+            gc.enable()
+    return load

@@ -14,6 +14,7 @@ call of it, untimed, and writes nothing: seconds, to find a broken benchmark.
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,6 +44,15 @@ def group_list(text):
     return names
 
 
+def regex(text):
+    """--select REGEX: checked here, so that a bad one is one line rather than a traceback per group."""
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {text!r} ({exc})") from None
+    return text
+
+
 def check(chosen, select):
     """Run each group's script with --check; the exit status of the first that fails, else 0."""
     for group in chosen:
@@ -61,7 +71,7 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true", help="set up and call every benchmark once, untimed")
     parser.add_argument("--group", action="extend", type=group_list, metavar="G[,G]",
                         help=f"run only these groups (comma-separated, repeatable): {', '.join(groups())}")
-    parser.add_argument("--select", metavar="REGEX", help="run only benchmarks whose name matches")
+    parser.add_argument("--select", metavar="REGEX", type=regex, help="run only benchmarks whose name matches")
     args, pyperf_args = parser.parse_known_args(argv)
     if args.check:
         return check(args.group or groups(), args.select)

@@ -355,3 +355,58 @@ def test_kafka_perf_tools_run_from_the_cached_classpath(kafka_broker):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"^1000 records sent, [\d.]+ records/sec", done.stdout, re.M), done.stdout
+
+
+def test_cli_kafka_version_must_be_a_kafka_4_release(home):
+    code, out, err = cli("start", "kafka", "--port", str(free_port()), "--kafka-version", "3.9.0")
+    assert code == 2 and out == "" and "runs Kafka 4.x releases" in _one_error_line(err)
+
+
+def test_another_kafka_release_is_the_package_pom_with_its_version(tmp_path):
+    from chronik_perf.brokers.kafka import POM, pinned_version, release_pom
+
+    assert release_pom(None, tmp_path) == POM and release_pom(pinned_version(), tmp_path) == POM
+    derived = release_pom("4.1.1", tmp_path)
+    assert pinned_version(derived) == "4.1.1" and derived.parent == tmp_path
+    assert derived.read_text().replace("4.1.1", pinned_version()) == POM.read_text()
+    with pytest.raises(BrokerError, match="runs Kafka 4.x releases"):
+        release_pom("4.1", tmp_path)
+
+
+def test_cli_chronik_without_a_binary_is_one_line_exit_2(home, tmp_path):
+    code, out, err = cli("start", "chronik", env={"CHRONIK_SERVER": ""})
+    assert code == 2 and out == "" and "--binary PATH" in _one_error_line(err)
+    code, out, err = cli("start", "chronik", "--binary", str(tmp_path / "missing"))
+    assert code == 2 and out == "" and "not an executable file" in _one_error_line(err)
+    code, out, err = cli("start", "tansu", "--binary", str(tmp_path / "missing"))
+    assert code == 2 and "tansu does not take --binary (chronik only)" in _one_error_line(err)
+
+
+@pytest.fixture
+def chronik_binary():
+    """The chronik-server binary of $CHRONIK_SERVER; tests needing one skip without it (also in CI, where none is
+    built: Chronik is on no package index)."""
+    path = os.environ.get("CHRONIK_SERVER")
+    if not path:
+        pytest.skip("no chronik-server binary: set CHRONIK_SERVER=PATH to run the Chronik Stream tests")
+    return path
+
+
+def test_cli_chronik_start_status_logs_stop(home, chronik_binary):
+    if port_in_use("127.0.0.1", 9092):
+        pytest.fail("port 9092, the only one a single-node chronik-server listens on, is taken")
+    code, out, err = cli("start", "chronik", "--binary", chronik_binary, "--fresh")
+    assert code == 0 and out.strip() == "127.0.0.1:9092", err
+    try:
+        code, out, _ = cli("status", "--json")
+        row = next(r for r in json.loads(out) if r["name"] == "chronik")
+        assert row["running"] and re.fullmatch(r"\d+\.\d+\.\d+\S*", row["version"])
+        assert row["data"] == [str(home / "chronik-9092" / "data")]
+        broker = start("chronik", reuse=True)
+        assert broker.version == row["version"] and not broker.owned
+        roundtrip(broker)
+        code, out, _ = cli("logs", "chronik", "-n", "400")
+        assert code == 0 and "9092" in out
+    finally:
+        code, out, _ = cli("stop", "chronik")
+    assert code == 0 and "stopped" in out and not port_in_use("127.0.0.1", 9092)

@@ -51,6 +51,7 @@ def test_micro_run_takes_comma_lists_of_groups_and_names_unknown_ones(capsys, mo
     assert run_script.main(["--check", "--group", "crc,varint", "--group", "index"]) == 0
     assert seen == [["crc", "varint", "index"]]
     refused(capsys, run_script.main, ["--group", "crc,bogus"], "unknown group(s) bogus", "known: protocol")
+    refused(capsys, run_script.main, ["--check", "--select", "("], "--select", "not a regular expression")
 
 
 @pytest.mark.parametrize("name,says", [("missing", "No such file or directory"), ("garbage", "not JSON"),

@@ -213,11 +213,10 @@ def _member(bootstrap, group, topic, stop, log, **kw):
     g = GroupConsumer(bootstrap, group, [topic], heartbeat_interval_ms=300, session_timeout_ms=6000,
                       rebalance_timeout_ms=8000, max_wait_ms=100, **kw)
     g.stop = stop
+    g.count = 0
     log.append(g)
-    count = 0
     while not stop.is_set():
-        count += sum(fp.count for fp in g.poll(0.2))
-    g.count = count
+        g.count += sum(fp.count for fp in g.poll(0.2))
     g.close()
 
 
@@ -252,7 +251,8 @@ def test_group_members_share_partitions_and_rebalance(broker, assignor):
     while len(a.assignment) != partitions and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(a.assignment) == partitions and len(a.rebalances) >= 2
-    time.sleep(1.0)
+    while a.count + b.count < 4000 and time.monotonic() < deadline:    # the rest of b's partitions, read by a
+        time.sleep(0.1)
     stops[0].set()
     threads[0].join(30)
     assert a.count + b.count >= 4000                     # each partition read from its committed offset on

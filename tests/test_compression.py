@@ -62,6 +62,24 @@ def test_lz4_is_a_frame_with_independent_64k_blocks_and_valid_header_checksum():
     assert lz4.frame.decompress(out) == data      # lz4 validates the header checksum
 
 
+@pytest.mark.parametrize("payload", PAYLOADS + [b"kafka " * 10923 + b"ab"], ids=lambda p: f"{len(p)}B")
+@pytest.mark.parametrize("level", [0, 3, 9, -2])
+def test_lz4_frame_is_byte_identical_to_lz4_frame_api(payload, level):
+    """compress() frames lz4.block's blocks itself: the bytes are exactly lz4.frame's with Kafka's settings,
+    incompressible blocks stored raw included."""
+    expected = lz4.frame.compress(payload, compression_level=level, block_size=lz4.frame.BLOCKSIZE_MAX64KB,
+                                  block_linked=False, content_checksum=False, store_size=False)
+    assert compress("lz4", payload, level) == expected
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: f"{len(p)}B")
+def test_gzip_and_snappy_bytes_match_the_libraries(payload):
+    assert compress("gzip", payload) == zlib.compress(payload, 6, wbits=31)
+    blocks = [payload[i:i + 32768] for i in range(0, len(payload), 32768)]
+    assert compress("snappy", payload) == b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1) + b"".join(
+        struct.pack(">i", len(snappy.compress(b))) + snappy.compress(b) for b in blocks)
+
+
 def test_zstd_frame_is_readable_by_zstandard():
     data = b"zstd" * 5000
     assert zstandard.ZstdDecompressor().decompress(compress("zstd", data)) == data

@@ -19,7 +19,7 @@ from chronik_perf.brokers import start
 from conftest import fail_or_skip
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-SMALL = ["--quick", "--num-messages", "3000", "--message-size", "200", "--num-partitions", "3", "--producers", "2",
+SMALL = ["--quick", "--producer-seconds", "0", "--num-messages", "3000", "--message-size", "200", "--num-partitions", "3", "--producers", "2",
          "--consumers", "2", "--rate", "300", "--duration", "3", "--warmup", "0.5"]
 LATENCY_KEYS = ("min", "avg", "p50", "p95", "p99", "p999", "max")
 COMMON_KEYS = {"test", "driver", "messages", "bytes", "duration_s", "throughput_msgs_s", "throughput_mb_s",

@@ -1,9 +1,10 @@
 """OffsetIndex and TimeIndex: Kafka's floor lookups, append rules, zero tail, truncation and corrupt files."""
+import collections
 import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from chronik_perf.index import CorruptLogError, OffsetIndex, TimeIndex
@@ -196,27 +197,58 @@ def test_closed_index_raises(tmp_path):
         idx.lookup(1)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=400), st.integers(0, 2**40), st.lists(st.integers(-2**63, 2**63 - 1), max_size=20))
-def test_fuzz_index_bytes(data, base, targets):
-    """Any bytes give a clear error or an index whose lookups agree with a floor over its own entries."""
-    for cls in (OffsetIndex, TimeIndex):
-        try:
-            idx = cls(data, base)
-        except CorruptLogError:
-            continue
-        keys, values = idx.arrays()
-        t = np.array(targets, dtype=np.int64)
-        slots = reference_floor(keys, t)
-        got_keys, got_values = idx.lookup_many(t)
-        missing_key, missing_value = (base, 0) if cls is OffsetIndex else (-1, base)
-        assert (got_keys == np.where(slots >= 0, keys[np.maximum(slots, 0)] if len(keys) else 0, missing_key)).all()
-        assert (got_values == np.where(slots >= 0, values[np.maximum(slots, 0)] if len(keys) else 0,
-                                       missing_value)).all()
-        for target in targets[:5]:
-            got = idx.lookup(target)
-            j = int(reference_floor(keys, np.array([target]))[0])
-            assert got == ((int(keys[j]), int(values[j])) if j >= 0 else (missing_key, missing_value))
+@st.composite
+def index_sources(draw, time_index):
+    """Bytes of an index file: valid entries (with a zero tail), valid entries with one byte changed, or noise."""
+    kind = draw(st.sampled_from(["valid", "changed", "noise"]))
+    if kind == "noise":
+        return draw(st.binary(max_size=400))
+    keys = sorted(draw(st.sets(st.integers(-1, 2**45) if time_index else st.integers(0, 2**31 - 1), max_size=40)))
+    values = sorted(draw(st.lists(st.integers(0, 2**31 - 1), min_size=len(keys), max_size=len(keys))))
+    tail = draw(st.integers(0, 8))
+    data = bytearray(time_index_bytes(keys, values, tail) if time_index else offset_index_bytes(keys, values, tail))
+    if kind == "changed" and data:
+        data[draw(st.integers(0, len(data) - 1))] ^= draw(st.integers(1, 255))
+    return bytes(data)
+
+
+def check_index_bytes(cls, data, base, targets):
+    """A clear error, or lookups that agree with a floor over the index's own entries: which one happened."""
+    try:
+        idx = cls(data, base)
+    except CorruptLogError:
+        return "CorruptLogError"
+    keys, values = idx.arrays()
+    t = np.array(targets, dtype=np.int64)
+    slots = reference_floor(keys, t)
+    got_keys, got_values = idx.lookup_many(t)
+    missing_key, missing_value = (base, 0) if cls is OffsetIndex else (-1, base)
+    assert (got_keys == np.where(slots >= 0, keys[np.maximum(slots, 0)] if len(keys) else 0, missing_key)).all()
+    assert (got_values == np.where(slots >= 0, values[np.maximum(slots, 0)] if len(keys) else 0,
+                                   missing_value)).all()
+    for target in targets[:5]:
+        got = idx.lookup(target)
+        j = int(reference_floor(keys, np.array([target]))[0])
+        assert got == ((int(keys[j]), int(values[j])) if j >= 0 else (missing_key, missing_value))
+    return "matches the reference" if len(keys) else "empty"
+
+
+@pytest.mark.parametrize("cls", [OffsetIndex, TimeIndex])
+def test_fuzz_index_bytes(cls):
+    """Any bytes give a clear error or an index whose lookups agree with a floor over its own entries; both
+    outcomes (and non-empty indexes) must come up often, or the test would check nothing."""
+    outcomes = collections.Counter()
+
+    @settings(max_examples=200, deadline=None)
+    @given(index_sources(cls is TimeIndex), st.integers(0, 2**40),
+           st.lists(st.integers(-2**63, 2**63 - 1) | st.integers(-10, 2**46), max_size=20))
+    def run(data, base, targets):
+        outcome = check_index_bytes(cls, data, base, targets)
+        event(outcome)
+        outcomes[outcome] += 1
+
+    run()
+    assert outcomes["matches the reference"] >= 40 and outcomes["CorruptLogError"] >= 20, outcomes
 
 
 def test_lookups_interleaved_with_appends_and_truncation(tmp_path):

@@ -143,13 +143,15 @@ def test_compare_lists_one_sided_benchmarks(suite_file, tmp_path):
     assert len(results) == 1 and len(only_base) == 1 and only_new == []
 
 
-def fixture_suite(path, medians):
-    """A pyperf suite whose benchmarks have the given medians (5 values each, median in the middle)."""
+def fixture_suite(path, medians, extra=None):
+    """A pyperf suite whose benchmarks have the given medians (5 values each, median in the middle); `extra`:
+    {name: more metadata}."""
     benches = []
     for name, median in medians.items():
         values = [median * f for f in (0.9, 0.95, 1.0, 1.05, 1.3)]
         run = pyperf.Run(values, warmups=[(1, median)],
-                         metadata={"name": name, "loops": 1, "throughput_bytes": 1000, "throughput_items": 10},
+                         metadata={"name": name, "loops": 1, "throughput_bytes": 1000, "throughput_items": 10,
+                                   **(extra or {}).get(name, {})},
                          collect_metadata=False)
         benches.append(pyperf.Benchmark([run]))
     pyperf.BenchmarkSuite(benches).dump(str(path))
@@ -218,3 +220,39 @@ def test_check_fails_on_a_broken_benchmark(tmp_path):
                       "s = Suite('broken')\ns.add('op', 'p', 'chronik_perf', setup)\ns.run()\n")
     done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert done.returncode != 0 and "no_such_name" in done.stderr
+
+
+def test_report_floors_and_flags(tmp_path):
+    """Floors are not peers; ours/floor and the bar; a peer ahead or a missed bar is flagged in text, HTML, PNG."""
+    path = fixture_suite(tmp_path / "fixture.json", {
+        "storage/append/64x16KiB/chronik_perf": 1.2e-3,
+        "storage/append/64x16KiB/floor-os.write": 1e-3,
+        "records/parse/10x100B/chronik_perf": 5e-6,
+        "records/parse/10x100B/aiokafka": 2.5e-6,
+        "records/parse/10x100B/floor-crc": 1e-6,
+        "crc/crc32c/1KiB/chronik_perf-software": 1e-6,
+        "crc/crc32c/1KiB/crc32c": 1e-7,
+        "crc/crc32c/1KiB/aiokafka": 2e-6,
+        "crc/crc32c/1KiB/floor-memcpy": 5e-8,
+    }, extra={"storage/append/64x16KiB/floor-os.write": {"floor_bar": 0.9},
+              "crc/crc32c/1KiB/chronik_perf-software": {"peers": "aiokafka"}})
+    rows = report.load_rows(path)
+    ratios = report.speedups(rows)
+    assert ratios[("storage", "append", "64x16KiB", "chronik_perf")] == {}
+    assert ratios[("crc", "crc32c", "1KiB", "chronik_perf-software")] == pytest.approx({"aiokafka": 2.0})
+    floors = report.floors(rows)
+    flags = {r.case: report.verdict(r, ratios, floors.get(r.case)) for r in rows if r.ours}
+    assert flags == {("storage", "append", "64x16KiB"): report.BELOW_BAR,
+                     ("records", "parse", "10x100B"): report.PEER_AHEAD, ("crc", "crc32c", "1KiB"): ""}
+    done = subprocess.run([sys.executable, str(MICRO / "report.py"), str(path), "--html", str(tmp_path / "r.html"),
+                           "--charts", str(tmp_path / "charts")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = {tuple(c.strip() for c in l.split("|")[1:3]): l for l in done.stdout.splitlines() if l.startswith("| ")}
+    assert "0.83x (+200 us), bar 0.9x" in lines[("append/64x16KiB", "chronik_perf")]
+    assert "!! BELOW FLOOR BAR" in lines[("append/64x16KiB", "chronik_perf")]
+    assert "0.20x (+4 us)" in lines[("parse/10x100B", "chronik_perf")]
+    assert "!! PEER AHEAD" in lines[("parse/10x100B", "chronik_perf")]
+    assert "!!" not in lines[("crc32c/1KiB", "chronik_perf-software")]
+    assert "2 row(s) flagged" in done.stdout
+    page = (tmp_path / "r.html").read_text()
+    assert page.count('<tr style="background:#fdd;color:#b00">') == 2

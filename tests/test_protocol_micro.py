@@ -21,4 +21,4 @@ def test_ratios_cases_run_and_agree():
             assert module.floor_of(decode)() == module.plain(decode())
             floors += 1
         names.append(name)
-    assert len(names) == 6 and floors == 3 and all("v12" in n or "v9" in n for n in names)
+    assert len(names) == 6 and floors == 4 and all("v12" in n or "v9" in n for n in names)

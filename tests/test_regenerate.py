@@ -2,6 +2,7 @@
 commit, machine and date; 'No data' where the files are missing; only the tables asked for; unknown markers refused."""
 import importlib.util
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -127,3 +128,31 @@ def test_repository_markers_match_the_data_sets():
     tables = {t for ds in regenerate.DATA_SETS for t in ds.tables} | {regenerate.SUMMARY}
     assert set(names) == tables
     assert len(names) == len(set(names))
+
+
+def test_refuses_to_measure_with_a_core_older_than_its_sources(tree):
+    pkg = tree / "src" / "chronik_perf"
+    pkg.mkdir(parents=True)
+    (pkg / "_core.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    (pkg / "_records.pxi").write_text("# newer than the build")
+    os.utime(pkg / "_core.cpython-311-x86_64-linux-gnu.so", (1, 1))
+    assert regenerate.stale_core(tree) == ["src/chronik_perf/_records.pxi"]
+    with pytest.raises(SystemExit, match="native core is older than its sources"):
+        regenerate.main(["--only", "records-ratios", "--root", str(tree)])
+    os.utime(pkg / "_core.cpython-311-x86_64-linux-gnu.so")          # rebuilt: now the newest
+    assert regenerate.stale_core(tree) == []
+
+
+def test_rewritten_docs_do_not_make_the_checkout_dirty():
+    """The commit a table names is the measured code's: README.md and docs/ (which the script rewrites) do not count."""
+    git = regenerate.environment(ROOT).get("git")
+    if git is None:
+        pytest.skip("chronik_perf is not imported from a git checkout")
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    before = git["dirty"]
+    try:
+        readme.write_text(text + "\n")
+        assert regenerate.environment(ROOT)["git"]["dirty"] == before
+    finally:
+        readme.write_text(text)

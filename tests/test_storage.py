@@ -1,9 +1,10 @@
 """LogSegment and Log: Kafka's file names, offset assignment, index rule, reads, recovery and corrupt files."""
+import collections
 import os
 import shutil
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from chronik_perf._core import CorruptRecordError
@@ -148,6 +149,32 @@ def test_recover_truncates_from_the_first_bad_byte(tmp_path, damage):
         assert seg.append(make_batch(1, TS0 + 10**6)) == (4 * good, 4 * good)
 
 
+@pytest.mark.parametrize("damaged", [None, 2, 5, 9])
+def test_recover_with_large_batches(tmp_path, damaged):
+    """Batches of 300 KiB and one of 1.5 MiB, with a flipped bit in any of them or none: recover keeps exactly the
+    batches before the damaged one and, undamaged, rebuilds the same indexes."""
+    sizes = [4, 4, 4, 4, 4, 20, 4, 4, 4, 4, 4]                  # records of 75 KiB; batch 5 is 1.5 MiB
+    batches = [make_batch(n, TS0 + 100 * i, 75 << 10, base_offset=0) for i, n in enumerate(sizes)]
+    with LogSegment(tmp_path, 0, create=True, max_bytes=1 << 30) as seg:
+        for batch in batches:
+            seg.append(batch)
+    before = index_files(tmp_path)
+    starts = [sum(map(len, batches[:i])) for i in range(len(batches) + 1)]
+    log_path = tmp_path / segment_file_name(0, ".log")
+    if damaged is not None:
+        data = bytearray(log_path.read_bytes())
+        data[starts[damaged] + len(batches[damaged]) // 2] ^= 0x01
+        log_path.write_bytes(bytes(data))
+    for name in before:
+        os.remove(tmp_path / name)
+    with LogSegment(tmp_path, 0) as seg:
+        good = len(batches) if damaged is None else damaged
+        assert seg.recover() == starts[-1] - starts[good]
+        assert seg.size == starts[good] and seg.next_offset == sum(sizes[:good])
+    if damaged is None:
+        assert index_files(tmp_path) == before
+
+
 def test_torn_segment_reads_only_after_recover(tmp_path):
     batches = build_segment(tmp_path)
     log_path = tmp_path / segment_file_name(0, ".log")
@@ -279,33 +306,71 @@ def test_fuzz_damaged_log(tmp_path_factory, flips, cut, garbage):
     with LogSegment(d, 0, index_interval_bytes=700) as seg:
         seg.recover()
         kept = seg.size
-        records = batch_records(seg.read(0, 1 << 30))    # the peer validates what we kept
+        records = peer_records(seg.read(0, 1 << 30))     # the peer (kafka-python) validates what we kept
         offsets = [r[0] for r in records]
         assert offsets == sorted(set(offsets)) and seg.next_offset == (offsets[-1] + 1 if offsets else 0)
     # base offsets are outside the CRC, so a flip there may shift offsets; record contents never change
-    assert [r[1:] for r in records] == [r[1:] for r in batch_records(original)][:len(records)]
+    assert [r[1:] for r in records] == [r[1:] for r in peer_records(original)][:len(records)]
     assert kept <= len(data)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 12000)), max_size=6),
-       st.lists(st.tuples(st.integers(TS0 - 50, TS0 + 300), st.integers(0, 200)), max_size=6),
-       st.sampled_from([0, 37, 80, 159]))
-def test_fuzz_forged_indexes(tmp_path_factory, offset_entries, time_entries, target):
-    """Forged index files over a good .log: CorruptLogError, or reads that return exactly the right batches."""
-    d = tmp_path_factory.mktemp("forged")
-    batches = build_segment(d, count=40)
-    with LogSegment(d, 0) as seg:
-        truth = batch_records(seg.read(0, 1 << 30))
+FORGED_BATCHES = 40
+
+
+@st.composite
+def forged_entries(draw, heads):
+    """Index entries over a segment whose batches are `heads` [(position, base, last, max_timestamp)]: entries at
+    batch starts as Kafka writes them (each its batch's last offset and max timestamp), such entries with one
+    field changed, or noise."""
+    kind = draw(st.sampled_from(["valid", "changed", "noise"]))
+    if kind == "noise":
+        return (draw(st.lists(st.tuples(st.integers(0, 200), st.integers(0, 12000)), max_size=6)),
+                draw(st.lists(st.tuples(st.integers(TS0 - 50, TS0 + 300), st.integers(0, 200)), max_size=6)))
+    picked = sorted(draw(st.sets(st.integers(0, len(heads) - 1), max_size=8)))
+    offsets = [[heads[i][2], heads[i][0]] for i in picked]
+    times = [[heads[i][3], heads[i][2]] for i in sorted(draw(st.sets(st.integers(0, len(heads) - 1), max_size=8)))]
+    if kind == "changed" and (offsets or times):
+        entries = draw(st.sampled_from([e for e in (offsets, times) if e]))
+        entry = entries[draw(st.integers(0, len(entries) - 1))]
+        entry[draw(st.integers(0, 1))] += draw(st.integers(-3, 3).filter(bool))
+    return [tuple(e) for e in offsets], [tuple(e) for e in times]
+
+
+def check_forged_indexes(d, truth, offset_entries, time_entries, target):
+    """Write forged index files over the good .log in d: a CorruptLogError, or reads that return exactly the right
+    batches. Which one happened."""
     with open(d / segment_file_name(0, ".index"), "wb") as f:
-        f.write(b"".join(o.to_bytes(4, "big") + p.to_bytes(4, "big") for o, p in offset_entries))
+        f.write(b"".join(o.to_bytes(4, "big", signed=True) + p.to_bytes(4, "big", signed=True)
+                         for o, p in offset_entries))
     with open(d / segment_file_name(0, ".timeindex"), "wb") as f:
-        f.write(b"".join(t.to_bytes(8, "big") + o.to_bytes(4, "big") for t, o in time_entries))
+        f.write(b"".join(t.to_bytes(8, "big", signed=True) + o.to_bytes(4, "big", signed=True)
+                         for t, o in time_entries))
     try:
         with LogSegment(d, 0) as seg:
             got = batch_records(seg.read(target, 1 << 20))
             found = seg.find_offset_for_timestamp(TS0 + 100)
     except CorruptLogError:
-        return
+        return "CorruptLogError"
     assert got == [r for r in truth if r[0] >= target - target % 4]
-    assert found == 40 and len(batches) == 40
+    assert found == FORGED_BATCHES
+    return "matches the reference" if offset_entries or time_entries else "no entries"
+
+
+def test_fuzz_forged_indexes(tmp_path):
+    """Forged index files over a good .log: CorruptLogError, or reads that return exactly the right batches. Both
+    outcomes must come up often with entries present, or the test would check nothing."""
+    build_segment(tmp_path, count=FORGED_BATCHES)
+    with LogSegment(tmp_path, 0) as seg:
+        truth = batch_records(seg.read(0, 1 << 30))
+        heads = seg.batch_positions()
+    outcomes = collections.Counter()
+
+    @settings(max_examples=150, deadline=None)
+    @given(forged_entries(heads), st.sampled_from([0, 37, 80, 159]))
+    def run(entries, target):
+        outcome = check_forged_indexes(tmp_path, truth, *entries, target)
+        event(outcome)
+        outcomes[outcome] += 1
+
+    run()
+    assert outcomes["matches the reference"] >= 30 and outcomes["CorruptLogError"] >= 30, outcomes

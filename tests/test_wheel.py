@@ -48,11 +48,13 @@ def test_the_wheel_starts_kafka_and_runs_the_quick_suite_from_another_folder(whe
     work.mkdir()
     where = run(wheel_venv, "-c", "import chronik_perf._core, chronik_perf; print(chronik_perf.__file__); "
                 "from chronik_perf.e2e.config import load_workload; "
-                "print(load_workload('latency-focused')['num_partitions'])", cwd=work, home=home)
+                "print(load_workload('latency-focused')['num_partitions']); from importlib import resources; "
+                "print(resources.files('chronik_perf.brokers').joinpath('docker-compose.yml').is_file())",
+                cwd=work, home=home)
     assert where.returncode == 0, where.stderr
     assert where.stdout.split() == [str(wheel_venv.parents[1] / "lib" / f"python{sys.version_info.major}."
                                         f"{sys.version_info.minor}" / "site-packages" / "chronik_perf" /
-                                        "__init__.py"), "1"]
+                                        "__init__.py"), "1", "True"]
     port = str(_free_port())
     started = run(wheel_venv, "-m", "chronik_perf.brokers", "start", "kafka", "--port", port, cwd=work, home=home)
     try:

@@ -11,6 +11,7 @@ import numpy as np
 from libc.stdint cimport INT32_MAX, INT64_MIN
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
+from posix.mman cimport MADV_RANDOM, madvise
 
 
 cdef enum:
@@ -184,6 +185,9 @@ cdef class _Index:
         self.max_slots = size // self.entry_size
         if writable and max_index_size // self.entry_size > self.max_slots:
             self.file.resize(max_index_size - max_index_size % self.entry_size)
+            # the preallocated tail is a hole: without this, each page fault of an append reads ahead, allocating
+            # and zeroing pages far past the entries written (most of recover's index cost)
+            madvise(self.file.data, <size_t>self.file.length, MADV_RANDOM)
             self.data = self.file.data
             self.max_slots = max_index_size // self.entry_size
 

@@ -141,6 +141,7 @@ cdef class ProtocolProgram:
     cdef tuple defaults
     cdef tuple subs            # ProtocolProgram of struct fields and struct-array elements, else None
     cdef dict tag_slot         # tag -> field index
+    cdef dict default_wire     # field index -> the encoding of a tagged struct's default, which is never written
     cdef object template       # split_template of keys, or None
     cdef readonly str name
     cdef readonly int version
@@ -185,6 +186,9 @@ cdef class ProtocolProgram:
         self.defaults = tuple(f[5] for f in fields)
         self.subs = tuple(f[6] for f in fields)
         self.template = split_template(self.keys)
+        self.default_wire = {i: struct_wire(<ProtocolProgram>self.subs[i], self.defaults[i])
+                             for i in range(self.n, self.n + self.nt)
+                             if self.kind[i] == K_STRUCT and type(self.defaults[i]) is dict}
 
     def __dealloc__(self):
         free(self.kind)
@@ -403,7 +407,18 @@ cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
     items = []
     for i in range(p.n, p.n + p.nt):
         found = PyDict_GetItemWithError(d, p.keys[i])
-        if found != NULL and <object>found is not None and <object>found != p.defaults[i]:
+        if found == NULL or <object>found is None or <object>found == p.defaults[i]:
+            continue
+        if i in p.default_wire:
+            # Kafka writes a tagged struct only when it differs from the default struct: compare encodings, so
+            # that a partial dict or one with extra keys that encodes as the default is left out too
+            try:
+                wire = struct_wire(<ProtocolProgram>p.subs[i], <object>found)
+            except (ProtocolError, TypeError, ValueError, OverflowError, AttributeError):
+                field_error(p, i)
+            if wire != p.default_wire[i]:
+                items.append((p.tag[i], -1, wire))
+        else:
             items.append((p.tag[i], i, <object>found))
     found = PyDict_GetItemWithError(d, UNKNOWN_TAGS)
     if found != NULL and <object>found:
@@ -433,6 +448,18 @@ cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
             memmove(w.buf + start + extra, w.buf + start, size)
         write_uvarint(w.buf + start - 1, size)
     return 0
+
+
+cdef bytes struct_wire(ProtocolProgram p, object d):
+    """The encoding of struct d alone (a tagged struct's value)."""
+    cdef Writer w
+    w.out = NULL
+    try:
+        wr_open(&w, 64)
+        enc_struct(&w, p, d)
+        return wr_finish(&w)
+    finally:
+        wr_close(&w)
 
 
 cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
@@ -717,6 +744,17 @@ cdef Py_ssize_t rd_tag_count(Reader* r) except -1:
     return <Py_ssize_t>count
 
 
+cdef object fresh_default(object v):
+    """A default value the caller may own: atoms as they are, new lists and dicts for containers (an absent tagged
+    struct reads as Kafka's default struct, an absent array as an empty one)."""
+    if type(v) is list:
+        v = []
+        PyObject_GC_UnTrack(v)
+    elif type(v) is dict:
+        v = {key: fresh_default(item) for key, item in (<dict>v).items()}
+    return v
+
+
 cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
     """Tagged fields into d (absent known ones at their default); returns 1 if a GC-tracked value went in."""
     cdef Py_ssize_t count = rd_tag_count(r)
@@ -727,10 +765,7 @@ cdef int dec_tagged(Reader* r, ProtocolProgram p, dict d) except -1:
     cdef object slot, v
     cdef bint tracked = False
     for i in range(p.n, p.n + p.nt):
-        v = p.defaults[i]
-        if type(v) is list:
-            v = []
-            PyObject_GC_UnTrack(v)
+        v = fresh_default(p.defaults[i])
         tracked = tracked or PyObject_GC_IsTracked(v)
         PyDict_SetItem(d, p.keys[i], v)
     for k in range(count):

@@ -7,6 +7,8 @@ from bisect import bisect_right
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport INT64_MAX
 from posix.types cimport off_t
+from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock, PyThread_free_lock,
+                               PyThread_release_lock, PyThread_type_lock, WAIT_LOCK)
 from posix.uio cimport iovec, pwritev
 
 cdef enum:
@@ -149,7 +151,25 @@ cdef class LogSegment:
     cdef bint closed
     cdef Py_ssize_t max_index_size
     cdef readonly object damage
-    cdef int users                        # scans running without the GIL; close() waits for none
+    # One public call at a time: its GIL-free sections (scans, pwritev) keep the mapping and the descriptor they
+    # started with, since nothing that unmaps, remaps or closes them can run meanwhile.
+    cdef PyThread_type_lock lock
+
+    def __cinit__(self, *args, **kwargs):
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    cdef int _lock(self) except -1:
+        """Take the segment's lock, waiting for it without the GIL."""
+        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        return 0
 
     def __init__(self, directory, int64_t base_offset, *, Py_ssize_t index_interval_bytes=DEFAULT_INDEX_INTERVAL_BYTES,
                  Py_ssize_t max_bytes=DEFAULT_SEGMENT_BYTES, bint create=False,
@@ -223,13 +243,11 @@ cdef class LogSegment:
         return 0
 
     cdef void _enter(self) noexcept:
-        """Mark the .log and index mappings in use by a scan that releases the GIL."""
-        self.users += 1
+        """Mark the index mappings in use by a scan that releases the GIL (the segment's lock covers the .log)."""
         self.offset_index.users += 1
         self.time_index.users += 1
 
     cdef void _leave(self) noexcept:
-        self.users -= 1
         self.offset_index.users -= 1
         self.time_index.users -= 1
 
@@ -343,6 +361,13 @@ cdef class LogSegment:
 
         Only the base offset field is rewritten (it is outside the CRC-covered bytes).
         """
+        self._lock()
+        try:
+            return self._append(batch)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef _append(self, batch):
         self._check_open()
         cdef const uint8_t[::1] view = as_bytes_view(batch)
         cdef Py_ssize_t n = view.shape[0], written = 0, position = self.log_size
@@ -408,6 +433,13 @@ cdef class LogSegment:
 
         Returns b"" when no batch holds an offset >= `offset`.
         """
+        self._lock()
+        try:
+            return self._read(offset, max_bytes)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef _read(self, int64_t offset, Py_ssize_t max_bytes):
         self._check_open()
         cdef Py_ssize_t start = self._position_for(offset), end
         cdef BatchHead head
@@ -424,6 +456,13 @@ cdef class LogSegment:
 
     def batch_positions(self):
         """(position, base_offset, last_offset, max_timestamp) of every batch, by a linear scan of the .log."""
+        self._lock()
+        try:
+            return self._batch_positions()
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef _batch_positions(self):
         self._check_open()
         self._map_log()
         cdef Py_ssize_t pos = 0
@@ -440,6 +479,13 @@ cdef class LogSegment:
 
     def find_offset_for_timestamp(self, int64_t timestamp, int64_t starting_offset=0):
         """Offset of the first record with timestamp >= `timestamp` (and offset >= starting_offset), else None."""
+        self._lock()
+        try:
+            return self._find_offset_for_timestamp(timestamp, starting_offset)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef _find_offset_for_timestamp(self, int64_t timestamp, int64_t starting_offset):
         self._check_open()
         cdef Py_ssize_t pos
         cdef BatchHead head
@@ -461,6 +507,13 @@ cdef class LogSegment:
     def recover(self):
         """Rescan the .log: check every batch's framing, CRC and offsets, truncate from the first bad byte,
         rebuild both indexes (Kafka's LogSegment.recover). Returns the number of bytes truncated."""
+        self._lock()
+        try:
+            return self._recover()
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef _recover(self):
         self._check_open(True)
         self._make_writable(True)
         self.damage = None
@@ -502,6 +555,13 @@ cdef class LogSegment:
 
     def truncate_to(self, int64_t offset):
         """Drop every batch from the one holding `offset` on (Kafka truncates whole batches); return bytes cut."""
+        self._lock()
+        try:
+            return self._truncate_to(offset)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef _truncate_to(self, int64_t offset):
         self._check_open()
         self._make_writable()
         cdef Py_ssize_t pos = self._position_for(offset)
@@ -516,6 +576,13 @@ cdef class LogSegment:
 
     def flush(self):
         """fsync the .log and msync both indexes."""
+        self._lock()
+        try:
+            return self._flush()
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef _flush(self):
         self._check_open()
         if self.writable:
             os.fsync(self.log.fd)
@@ -525,10 +592,15 @@ cdef class LogSegment:
     def close(self):
         """Add the final time index entry and trim the indexes (if written to), then release the files; this is
         also what Kafka does to a segment that stops being the active one."""
+        self._lock()
+        try:
+            return self._close()
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef _close(self):
         if self.closed:
             return
-        if self.users:
-            raise ValueError(f"{self.log_path} is being scanned by another thread; close it when that call returns")
         if self.writable and self.max_ts >= 0 and self.damage is None:
             self.time_index._put(self.max_ts, self.offset_of_max_ts, True)
         self.offset_index.close()

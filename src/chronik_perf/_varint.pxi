@@ -1,5 +1,7 @@
 # Kafka varints: unsigned LEB128 (uvarint) and zigzag-signed (varint/varlong).
+cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 
 
@@ -23,6 +25,7 @@ cdef str varint_problem(int rc):
     return "truncated varint" if rc == -1 else "varint longer than 10 bytes"
 
 
+@cython.binding(False)    # a plain builtin: the interpreter calls it without a bound-method layer
 def encode_uvarint(n):
     """Encode an unsigned 64-bit integer as a Kafka unsigned varint."""
     if n < 0 or n > 0xFFFFFFFFFFFFFFFF:
@@ -32,6 +35,7 @@ def encode_uvarint(n):
     return (<char*>tmp)[:k]
 
 
+@cython.binding(False)
 def encode_varint(n):
     """Encode a signed 64-bit integer as a Kafka zigzag varint (varlong)."""
     if n < -0x8000000000000000 or n > 0x7FFFFFFFFFFFFFFF:
@@ -42,23 +46,33 @@ def encode_varint(n):
 
 
 cdef uint64_t decode_at(object buf, Py_ssize_t pos, Py_ssize_t* next_pos) except? 0:
-    """The uvarint at buf[pos] of any contiguous buffer, read without copying."""
+    """The uvarint at buf[pos] of any contiguous buffer, read without copying (bytes without a buffer view)."""
     cdef Py_buffer view
     cdef uint64_t v = 0
-    cdef int rc
+    if type(buf) is bytes:      # the common case: no buffer acquisition, the bytes object's own storage
+        return read_at(<const uint8_t*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf), pos, next_pos)
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
-        if pos < 0 or pos > view.len:
-            raise CorruptRecordError(f"position {pos} outside buffer of {view.len} bytes")
-        next_pos[0] = pos
-        rc = read_uvarint(<const uint8_t*>view.buf, view.len, next_pos, &v)
-        if rc:
-            raise CorruptRecordError(f"{varint_problem(rc)} at byte {pos}")
+        v = read_at(<const uint8_t*>view.buf, view.len, pos, next_pos)
     finally:
         PyBuffer_Release(&view)
     return v
 
 
+cdef inline uint64_t read_at(const uint8_t* data, Py_ssize_t size, Py_ssize_t pos, Py_ssize_t* next_pos) except? 0:
+    """The uvarint at data[pos], data holding size bytes; CorruptRecordError when outside, truncated or too long."""
+    cdef uint64_t v = 0
+    cdef int rc
+    if pos < 0 or pos > size:
+        raise CorruptRecordError(f"position {pos} outside buffer of {size} bytes")
+    next_pos[0] = pos
+    rc = read_uvarint(data, size, next_pos, &v)
+    if rc:
+        raise CorruptRecordError(f"{varint_problem(rc)} at byte {pos}")
+    return v
+
+
+@cython.binding(False)
 def decode_uvarint(buf, Py_ssize_t pos=0):
     """Decode an unsigned varint at buf[pos]; return (value, next_pos)."""
     cdef Py_ssize_t p
@@ -66,8 +80,25 @@ def decode_uvarint(buf, Py_ssize_t pos=0):
     return v, p
 
 
+@cython.binding(False)
 def decode_varint(buf, Py_ssize_t pos=0):
     """Decode a zigzag varint at buf[pos]; return (value, next_pos)."""
     cdef Py_ssize_t p
     cdef int64_t v = zigzag_decode(decode_at(buf, pos, &p))
     return v, p
+
+
+@cython.binding(False)
+def scan_varints(bytes buf not None):
+    """(count, xor of the values) of the zigzag varints filling `buf`, by the bare C decode loop: the varint floor."""
+    cdef const uint8_t* data = <const uint8_t*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t pos = 0, end = PyBytes_GET_SIZE(buf), count = 0
+    cdef int64_t v, folded = 0
+    cdef int rc = 0
+    while pos < end:
+        rc = read_varint(data, end, &pos, &v)
+        if rc:
+            raise CorruptRecordError(f"{varint_problem(rc)} at byte {pos}")
+        folded ^= v
+        count += 1
+    return count, folded

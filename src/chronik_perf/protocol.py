@@ -21,11 +21,16 @@ _STRUCT = FIELD_KINDS["{}"]
 _ZERO_UUID = uuid.UUID(int=0)
 
 
-def _default(field, nullable, tagged):
-    """The value a missing field takes: Kafka's default text parsed for the type, else the type's zero."""
+def field_default(field, version, flexible):
+    """The value field takes when it is missing (or, if tagged, absent from the wire) at ``version``: Kafka's default
+    text parsed for the type, else the type's zero. A non-nullable struct defaults to the struct of its fields'
+    defaults, as Kafka's generated classes construct it."""
     text = field.default
+    nullable = in_range(field.nullable, version)
     if field.type == "{}":
-        return None if nullable or tagged or text == "null" else {}
+        if nullable or text == "null":
+            return None
+        return {f.name: field_default(f, version, flexible) for f in _wire_order(field.fields, version, flexible)}
     if text == "null":
         return None
     if field.type.startswith("[]"):
@@ -43,24 +48,30 @@ def _default(field, nullable, tagged):
     return int(text or "0", 0)
 
 
+def _is_tagged(field, version, flexible):
+    return flexible and field.tag >= 0 and in_range(field.tagged, version)
+
+
+def _wire_order(fields, version, flexible):
+    """The fields present at ``version``: untagged ones in schema order, then tagged ones by tag."""
+    present = [f for f in fields if in_range(f.versions, version)]
+    return ([f for f in present if not _is_tagged(f, version, flexible)]
+            + sorted((f for f in present if _is_tagged(f, version, flexible)), key=lambda f: f.tag))
+
+
 def _compile(name, fields, version, flexible, api_key=-1, header_tags=False):
     """The program for one struct at one version: fields of that version, tagged ones last in tag order."""
-    untagged, tagged = [], []
-    for field in fields:
-        if not in_range(field.versions, version):
-            continue
-        is_tagged = flexible and field.tag >= 0 and in_range(field.tagged, version)
-        nullable = in_range(field.nullable, version)
+    entries = []
+    for field in _wire_order(fields, version, flexible):
         if field.type.startswith("[]"):
             kind, elem = _ARRAY, FIELD_KINDS[field.type[2:] or "{}"]
         else:
             kind, elem = FIELD_KINDS[field.type], 0
         sub = _compile(name, field.fields, version, flexible) if field.fields else None
-        entry = (field.name, kind, elem, nullable, field.tag if is_tagged else -1,
-                 _default(field, nullable, is_tagged), sub)
-        (tagged if is_tagged else untagged).append(entry)
-    tagged.sort(key=lambda entry: entry[4])
-    return ProtocolProgram(name, version, flexible, untagged + tagged, api_key, header_tags)
+        entries.append((field.name, kind, elem, in_range(field.nullable, version),
+                        field.tag if _is_tagged(field, version, flexible) else -1,
+                        field_default(field, version, flexible), sub))
+    return ProtocolProgram(name, version, flexible, entries, api_key, header_tags)
 
 
 class _Api:

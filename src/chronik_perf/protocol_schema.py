@@ -1,6 +1,7 @@
 """The Kafka messages chronik-perf speaks, described once; both codec directions are driven by this table.
 
-Transcribed from the facts in Apache Kafka's message definitions (clients/src/main/resources/common/message/*.json).
+Transcribed from the facts in Apache Kafka 4.4's message definitions (clients/src/main/resources/common/message/*.json,
+also inside the kafka-clients jar): every version it defines for these APIs.
 One message per unindented line, ``Name api_key kind versions flexible=<range>``, then one field per line, indented
 by nesting depth::
 
@@ -13,10 +14,12 @@ single nested struct. Ranges are ``N``, ``N-M``, ``N+`` or ``none``; a field wit
 from typing import NamedTuple
 
 SCHEMA = """\
-ApiVersions 18 request 0-4 flexible=3+
+ApiVersions 18 request 0-5 flexible=3+
   client_software_name string 3+
   client_software_version string 3+
-ApiVersions 18 response 0-4 flexible=3+
+  cluster_id string 5+ null=5+ default=null
+  node_id int32 5+ default=-1
+ApiVersions 18 response 0-5 flexible=3+
   error_code int16
   api_keys []
     api_key int16
@@ -168,7 +171,6 @@ ListOffsets 2 request 1-11 flexible=6+
       partition_index int32
       current_leader_epoch int32 4+ default=-1
       timestamp int64
-      max_num_offsets int32 0 default=1
   timeout_ms int32 10+
 ListOffsets 2 response 1-11 flexible=6+
   throttle_time_ms int32 2+
@@ -177,7 +179,6 @@ ListOffsets 2 response 1-11 flexible=6+
     partitions []
       partition_index int32
       error_code int16
-      old_style_offsets []int64 0
       timestamp int64 1+ default=-1
       offset int64 1+ default=-1
       leader_epoch int32 4+ default=-1
@@ -274,7 +275,6 @@ OffsetCommit 8 request 2-10 flexible=8+
       partition_index int32
       committed_offset int64
       committed_leader_epoch int32 6+ default=-1
-      commit_timestamp int64 1 default=-1
       committed_metadata string null=0+
 OffsetCommit 8 response 2-10 flexible=8+
   throttle_time_ms int32 3+

@@ -1,26 +1,28 @@
-"""Brokers that start with one call: Apache Kafka (KRaft, Maven Central jars), Tansu, and librdkafka's mock cluster.
+"""Brokers that start with one call: Apache Kafka (KRaft, Maven Central jars), Tansu, librdkafka's mock cluster, and
+Chronik Stream from a chronik-server binary the user supplies.
 
     from chronik_perf.brokers import start
     with start("kafka", port=9095, fresh=True) as broker:
         print(broker.bootstrap_servers, broker.version, broker.log_dirs)
 
-Kafka and Tansu run as background processes recorded in the state folder ($CHRONIK_PERF_HOME, default
-~/.chronik-perf/, one folder per instance: kafka-9095/, tansu-9093/, mock/), so the CLI
+Kafka, Tansu and Chronik run as background processes recorded in the state folder ($CHRONIK_PERF_HOME, default
+~/.chronik-perf/, one folder per instance: kafka-9095/, tansu-9093/, chronik-9092/, mock/), so the CLI
 (`python -m chronik_perf.brokers start|stop|status|logs NAME`) and other processes can find and stop them.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import kafka, mock, tansu
+from . import chronik, kafka, mock, tansu
 from ._process import BrokerError, Record, check_port_free, forget, home, port_in_use, start_lock, terminate
 from .kafka import KafkaJava, kafka_java
 from .probe import answers
 
 __all__ = ["Broker", "BrokerError", "KafkaJava", "NAMES", "kafka_java", "start", "status", "stop", "home"]
 
-NAMES = ("kafka", "tansu", "mock")
-DEFAULT_PORTS = {"kafka": kafka.DEFAULT_PORT, "tansu": tansu.DEFAULT_PORT}
+NAMES = ("kafka", "tansu", "chronik", "mock")
+DEFAULT_PORTS = {"kafka": kafka.DEFAULT_PORT, "tansu": tansu.DEFAULT_PORT, "chronik": chronik.DEFAULT_PORT}
+MODULES = {"kafka": kafka, "tansu": tansu, "chronik": chronik}
 DEFAULT_TIMEOUT = 120.0
 
 
@@ -85,7 +87,7 @@ class Broker:
 
 
 def instance_folder(name: str, port: int | None = None) -> Path:
-    """The state folder of one instance: <home>/kafka-9095, <home>/tansu-9093, <home>/mock."""
+    """The state folder of one instance: <home>/kafka-9095, <home>/tansu-9093, <home>/chronik-9092, <home>/mock."""
     if name == "mock":
         return home() / "mock"
     return home() / f"{name}-{port or DEFAULT_PORTS[name]}"
@@ -112,12 +114,14 @@ def running(name: str, port: int | None = None) -> Broker | None:
 def start(name: str, *, port: int | None = None, host: str = "127.0.0.1", reuse: bool = False,
           timeout: float = DEFAULT_TIMEOUT, fresh: bool = False, in_process: bool = True,
           num_brokers: int = mock.DEFAULT_BROKERS, **options) -> Broker:
-    """Start broker `name` ("kafka", "tansu" or "mock") and return it once it answers Metadata.
+    """Start broker `name` ("kafka", "tansu", "chronik" or "mock") and return it once it answers Metadata.
 
-    port: listening port (kafka 9095, tansu 9093; the mock picks random ports). reuse: return a broker already
-    running there (ours, or any Kafka-compatible one answering at host:port) instead of failing; it is not owned.
-    fresh: wipe Kafka's data dir first. Kafka also takes properties={...} (server.properties overrides),
-    advertised_host, advertised_port, heap ("512m"), jvm_options; Tansu takes advertised_host/advertised_port.
+    port: listening port (kafka 9095, tansu 9093, chronik 9092 only; the mock picks random ports). reuse: return a
+    broker already running there (ours, or any Kafka-compatible one answering at host:port) instead of failing; it
+    is not owned. fresh: wipe Kafka's or Chronik's data dir first. Kafka also takes version ("4.1.1"; default the
+    pinned release), properties={...} (server.properties overrides), advertised_host, advertised_port, heap
+    ("512m"), jvm_options; Tansu takes advertised_host/advertised_port; Chronik takes binary_path (default
+    $CHRONIK_SERVER) and advertised_host/advertised_port.
     mock: in_process=True keeps the mock cluster in this process (num_brokers, default 3); False starts it in a
     background process recorded in the state folder.
     Raises BrokerError with a one-line cause; nothing is left running after a failed start.
@@ -130,6 +134,10 @@ def start(name: str, *, port: int | None = None, host: str = "127.0.0.1", reuse:
     with start_lock(folder):  # a second process starting the same instance waits, then finds it running
         existing = running(name, port)
         if existing is not None:
+            wanted = options.get("version")
+            if wanted and existing.version != wanted:
+                raise BrokerError(f"{name} {existing.version} is already running at {existing.bootstrap_servers}, "
+                                  f"not {wanted}: stop it first or start {wanted} on another --port")
             if reuse:
                 return existing
             raise BrokerError(f"{name} is already running at {existing.bootstrap_servers} (pid {existing.pid}): "
@@ -138,11 +146,10 @@ def start(name: str, *, port: int | None = None, host: str = "127.0.0.1", reuse:
         if reuse and port_in_use(host, port) and answers(bootstrap):
             return Broker(name, bootstrap, "external")
         check_port_free(host, port, name)
-        if name == "kafka":
+        if name != "tansu":
             options["fresh"] = fresh  # Tansu keeps nothing on disk: each of its starts is fresh
-        module = kafka if name == "kafka" else tansu
         try:
-            record, proc = module.launch(folder, host=host, port=port, timeout=timeout, **options)
+            record, proc = MODULES[name].launch(folder, host=host, port=port, timeout=timeout, **options)
         except BrokerError:
             if reuse and answers(bootstrap):  # another process's broker took the port while ours started
                 return Broker(name, bootstrap, "external")

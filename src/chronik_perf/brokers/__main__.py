@@ -11,7 +11,8 @@ import sys
 import time
 
 from . import DEFAULT_TIMEOUT, NAMES, BrokerError, log_file, running, start, status, stop
-from .kafka import DEFAULT_HEAP
+from . import chronik
+from .kafka import DEFAULT_HEAP, pinned_version
 
 
 def _property(text: str) -> tuple[str, str]:
@@ -48,9 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("start", help="start a broker and print its bootstrap address")
     p.add_argument("name", choices=NAMES)
-    p.add_argument("--port", type=_port, help="listening port (kafka 9095, tansu 9093)")
+    p.add_argument("--port", type=_port, help="listening port (kafka 9095, tansu 9093, chronik 9092 only)")
     p.add_argument("--host", default="127.0.0.1", help="listening address (default 127.0.0.1)")
-    p.add_argument("--fresh", action="store_true", help="kafka: wipe its data dir first")
+    p.add_argument("--fresh", action="store_true", help="kafka, chronik: wipe the data dir first")
+    p.add_argument("--kafka-version", metavar="VERSION",
+                   help=f"kafka: the Kafka 4.x release to run (default {pinned_version()}, the pinned one)")
+    p.add_argument("--binary", metavar="PATH",
+                   help=f"chronik: the chronik-server executable (default ${chronik.BINARY_ENV})")
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
                    help=f"seconds to wait for it to answer (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--advertised-host", help="host advertised to clients (default: --host)")
@@ -74,12 +79,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _start(args) -> None:
-    kafka_only = [flag for flag, used in (("--fresh", args.fresh), ("--property", args.property),
-                                           ("--heap", args.heap != DEFAULT_HEAP)) if used]
-    if args.name != "kafka" and kafka_only:
-        raise BrokerError(f"{args.name} does not take {', '.join(kafka_only)} (kafka only)")
+    only = {"--fresh": (args.fresh, ("kafka", "chronik")), "--property": (args.property, ("kafka",)),
+            "--heap": (args.heap != DEFAULT_HEAP, ("kafka",)), "--kafka-version": (args.kafka_version, ("kafka",)),
+            "--binary": (args.binary, ("chronik",))}
+    refused = [f"{flag} ({'/'.join(names)} only)" for flag, (used, names) in only.items()
+               if used and args.name not in names]
+    if refused:
+        raise BrokerError(f"{args.name} does not take {', '.join(refused)}")
     existing = running(args.name, args.port)
-    if existing is not None:
+    if existing is not None and args.kafka_version in (None, existing.version):
         print(f"{args.name} is already running at {existing.bootstrap_servers} (pid {existing.pid})", file=sys.stderr)
         print(existing.bootstrap_servers)
         return
@@ -89,7 +97,9 @@ def _start(args) -> None:
     else:
         options.update(advertised_host=args.advertised_host, advertised_port=args.advertised_port)
     if args.name == "kafka":
-        options.update(fresh=args.fresh, heap=args.heap, properties=dict(args.property))
+        options.update(fresh=args.fresh, heap=args.heap, properties=dict(args.property), version=args.kafka_version)
+    if args.name == "chronik":
+        options.update(fresh=args.fresh, binary_path=args.binary)
     broker = start(args.name, **options)
     where = f", data {broker.log_dirs[0]}" if broker.log_dirs else ""
     print(f"{broker.name} {broker.version} running at {broker.bootstrap_servers} (pid {broker.pid}{where}; "
@@ -104,11 +114,11 @@ def _status(args) -> None:
         return
     for r in rows:
         if r["address"] is None:
-            print(f"{r['name']:6} not running")
+            print(f"{r['name']:7} not running")
             continue
         state = "running" if r["running"] else "not running (stale record)"
         data = ",".join(r["data"]) or "-"
-        print(f"{r['name']:6} {state:8} {r['address']}  pid {r['pid']}  version {r['version']}  data {data}")
+        print(f"{r['name']:7} {state:8} {r['address']}  pid {r['pid']}  version {r['version']}  data {data}")
 
 
 def _logs(args) -> None:

@@ -35,6 +35,9 @@ rootLogger.level = {level}
 rootLogger.appenderRef.out.ref = OUT
 """
 
+# Releases chronik-perf runs: Kafka 4.x (KRaft only; the perf tools' output is parsed in every format from 4.0 on).
+_RELEASE = re.compile(r"4\.\d+\.\d+")
+
 # What mvn prints when Maven Central cannot be reached.
 _NO_NETWORK = r"Could not (transfer|resolve)|No plugin found|UnknownHost|unreachable|Connection refused|offline"
 
@@ -112,18 +115,37 @@ def _mvn_classpath(pom: Path, out: Path) -> None:
             code = -1
     if code != 0 or not out.exists():
         text = log.read_text(errors="replace")
+        if re.search(r"Could not find artifact org\.apache\.kafka", text):
+            raise BrokerError(f"Maven Central has no Kafka {pinned_version(pom)}: choose a released version "
+                              f"(mvn log: {log})")
         if re.search(_NO_NETWORK, text, re.I):
             raise BrokerError(f"mvn could not download the Kafka jars from Maven Central (no network?) and they "
                               f"are not in ~/.m2 yet: connect and retry (mvn log: {log})")
         raise BrokerError(f"mvn failed to resolve the Kafka jars (exit {code}); see {log}")
 
 
-def kafka_java(pom: Path = POM) -> KafkaJava:
-    """Java and the classpath of Kafka's jars (broker, tools, logging), fetched with mvn on first use."""
+def release_pom(version: str | None, jars: Path) -> Path:
+    """The pom to resolve: the package's for its pinned release (or version None), else a copy of it in ``jars``
+    pinning another Kafka 4.x release."""
+    if version is None or version == pinned_version():
+        return POM
+    if not _RELEASE.fullmatch(version):
+        raise BrokerError(f"Kafka version {version!r}: chronik-perf runs Kafka 4.x releases (4.0.0 and later, "
+                          f"e.g. {pinned_version()})")
+    pom = jars / f"pom-{version}.xml"
+    pom.write_text(re.sub(r"<kafka\.version>[^<]+</kafka\.version>", f"<kafka.version>{version}</kafka.version>",
+                          POM.read_text()))
+    return pom
+
+
+def kafka_java(version: str | None = None) -> KafkaJava:
+    """Java and the classpath of Kafka's jars (broker, tools, logging) of release ``version`` (default: the one the
+    package's pom pins), fetched with mvn on first use."""
     java = java_executable()
-    version = pinned_version(pom)
     jars = home() / "maven-classpath"
     jars.mkdir(parents=True, exist_ok=True)
+    pom = release_pom(version, jars)
+    version = pinned_version(pom)
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
     cp_file = jars / f"classpath-{version}-{digest}.txt"
     classpath = cp_file.read_text().strip() if cp_file.exists() else ""
@@ -181,9 +203,11 @@ def server_properties(*, host: str, port: int, controller_port: int, data_dir: P
 
 def launch(folder: Path, *, host: str, port: int, timeout: float, fresh: bool = False,
            properties: dict | None = None, advertised_host: str | None = None, advertised_port: int | None = None,
-           heap: str = DEFAULT_HEAP, jvm_options: list[str] | None = None) -> tuple[Record, subprocess.Popen]:
-    """Format (first time or fresh) and start a KRaft broker on host:port; wait until it answers Metadata."""
-    jv = kafka_java()
+           heap: str = DEFAULT_HEAP, jvm_options: list[str] | None = None,
+           version: str | None = None) -> tuple[Record, subprocess.Popen]:
+    """Format (first time or fresh) and start a KRaft broker of release ``version`` (default: the pinned one) on
+    host:port; wait until it answers Metadata."""
+    jv = kafka_java(version)
     data_dir = folder / "data"
     if fresh and data_dir.exists():
         shutil.rmtree(data_dir)

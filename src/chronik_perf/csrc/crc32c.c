@@ -5,7 +5,7 @@
  * extension on aarch64), chosen at run time. Long buffers run three independent
  * streams so the instruction's latency is hidden, and the three partial CRCs are
  * joined with "shift by N zero bytes" operators precomputed as GF(2) tables.
- * Portable path: slicing-by-8 tables.
+ * Portable path: slicing-by-16 tables.
  */
 #include "crc32c.h"
 
@@ -16,7 +16,7 @@
 #define LONG_BLOCK 8192
 #define SHORT_BLOCK 256
 
-static uint32_t sw_table[8][256];
+static uint32_t sw_table[16][256];
 static uint32_t shift_long[4][256];   /* advance a register over LONG_BLOCK zero bytes */
 static uint32_t shift_short[4][256];  /* ... over SHORT_BLOCK zero bytes */
 static int initialised = 0;
@@ -31,10 +31,23 @@ static inline uint64_t load64(const uint8_t *p) {
     return v;
 }
 
-/* ---- portable slicing-by-8 (little-endian loads; byte loop elsewhere) ---- */
+/* ---- portable slicing-by-16, then by 8 (little-endian loads; byte loop elsewhere) ---- */
 
 static uint32_t crc_sw(uint32_t crc, const uint8_t *buf, size_t len) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (len >= 16) {
+        uint64_t w = load64(buf) ^ crc, v = load64(buf + 8);
+        crc = sw_table[15][w & 0xff] ^ sw_table[14][(w >> 8) & 0xff] ^
+              sw_table[13][(w >> 16) & 0xff] ^ sw_table[12][(w >> 24) & 0xff] ^
+              sw_table[11][(w >> 32) & 0xff] ^ sw_table[10][(w >> 40) & 0xff] ^
+              sw_table[9][(w >> 48) & 0xff] ^ sw_table[8][w >> 56] ^
+              sw_table[7][v & 0xff] ^ sw_table[6][(v >> 8) & 0xff] ^
+              sw_table[5][(v >> 16) & 0xff] ^ sw_table[4][(v >> 24) & 0xff] ^
+              sw_table[3][(v >> 32) & 0xff] ^ sw_table[2][(v >> 40) & 0xff] ^
+              sw_table[1][(v >> 48) & 0xff] ^ sw_table[0][v >> 56];
+        buf += 16;
+        len -= 16;
+    }
     while (len >= 8) {
         uint64_t w = load64(buf) ^ crc;
         crc = sw_table[7][w & 0xff] ^ sw_table[6][(w >> 8) & 0xff] ^
@@ -257,7 +270,7 @@ void cp_crc32c_init(void) {
         sw_table[0][n] = c;
     }
     for (uint32_t n = 0; n < 256; n++)
-        for (int k = 1; k < 8; k++)
+        for (int k = 1; k < 16; k++)
             sw_table[k][n] = (sw_table[k - 1][n] >> 8) ^ sw_table[0][sw_table[k - 1][n] & 0xff];
     zeros_table(shift_long, LONG_BLOCK);
     zeros_table(shift_short, SHORT_BLOCK);

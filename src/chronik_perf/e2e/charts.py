@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from hdrh.histogram import HdrHistogram  # noqa: E402
 
 from .report import label, measured  # noqa: E402
-from .results import TEST_TITLES  # noqa: E402
+from .results import MIN_TIMELINE_POINTS, TEST_TITLES  # noqa: E402
 
 
 def run_charts(doc: dict, path: str) -> list[str]:
@@ -50,7 +50,8 @@ def run_charts(doc: dict, path: str) -> list[str]:
         a2.set_title("Latency CDF (HDR histogram)")
         fig.suptitle(label(doc))
         written.append(_save(fig, path, "latency.png"))
-    timelines = {t: r["timeline"] for t, r in measured(doc).items() if r.get("timeline")}
+    timelines = {t: r["timeline"] for t, r in measured(doc).items()
+                 if len(r.get("timeline") or ()) >= MIN_TIMELINE_POINTS}  # shorter ones get a note (results.notes)
     if timelines:
         fig, ax = plt.subplots(figsize=(8, 4))
         for t, tl in timelines.items():

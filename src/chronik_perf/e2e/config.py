@@ -13,16 +13,16 @@ TESTS = ("producer", "consumer", "latency", "concurrent", "groups")
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 KEY_PATTERNS = ("none", "sequential", "random")
 PAYLOADS = ("random", "zeros", "text")
-DRIVERS = ("confluent", "java", "native")
+DRIVERS = ("confluent", "java", "native", "native-records")
 
-# Targets the brokers module knows; "chronik" is external only (a Chronik Stream you run yourself).
+# Targets the brokers module knows; --start starts "chronik" from the chronik-server binary in $CHRONIK_SERVER.
 TARGET_ADDRESSES = {
     "kafka": "127.0.0.1:9095",
     "tansu": "127.0.0.1:9093",
-    "chronik": "localhost:9092",
+    "chronik": "127.0.0.1:9092",
     "mock": None,  # librdkafka's mock cluster listens on a port chosen when it starts
 }
-STARTABLE = ("kafka", "tansu", "mock")
+STARTABLE = ("kafka", "tansu", "chronik", "mock")
 
 
 @dataclass
@@ -31,6 +31,7 @@ class BenchConfig:
 
     tests: list[str] = field(default_factory=lambda: list(TESTS))
     num_messages: int = 200_000
+    producer_seconds: float = 0.0  # > 0: producer and concurrent tests run this long, not num_messages (Java counts)
     message_size: int = 1024
     num_partitions: int = 6
     replication_factor: int = 1
@@ -66,6 +67,7 @@ class BenchConfig:
             raise ValueError(f"unknown test(s) {unknown}; choose from {', '.join(TESTS)}")
         checks = [
             ("num_messages", self.num_messages >= 1),
+            ("producer_seconds", self.producer_seconds >= 0),
             ("message_size", self.message_size >= HEADER_MIN),
             ("batch_size", self.batch_size is None or self.batch_size >= 1),
             ("linger_ms", self.linger_ms is None or self.linger_ms >= 0),
@@ -100,7 +102,7 @@ HEADER_MIN = 20
 
 # Quick runs also shorten the group session and poll timeouts: brokers such as Tansu and the mock finish
 # a rebalance only when these expire, which with the defaults (45 s, 300 s) dominates the whole run.
-QUICK = dict(num_messages=20_000, message_size=512, num_partitions=3, producers=2, consumers=2,
+QUICK = dict(num_messages=20_000, producer_seconds=3.0, message_size=512, num_partitions=3, producers=2, consumers=2,
              rate=500, duration=5.0, warmup=1.0,
              client_config={"consumer.session.timeout.ms": "6000", "consumer.heartbeat.interval.ms": "500",
                             "consumer.max.poll.interval.ms": "8000"})

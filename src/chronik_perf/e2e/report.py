@@ -80,6 +80,49 @@ def _ratio(a, b, overlapping=None) -> str:
     return f"{a / b:.2f}x ({'runs overlap' if overlapping else 'runs apart'})"
 
 
+WORK_HEADERS = ("Driver", "Test", "msg/s", "Cores used", "msg per core-s", "Records/batch", "Bytes/request",
+                "CRC checked", "Work per message", "Same work as first")
+
+
+def work_rows(docs: list[dict]) -> list[list[str]]:
+    """Producer and consumer rows of a driver comparison: rate, CPU, batching, and whether the work per message is
+    the same as in the first driver's row (what differs, when it is not)."""
+    rows = []
+    for test in ("producer", "consumer"):
+        base = None
+        for doc in docs:
+            r = measured(doc).get(test)
+            if not r:
+                continue
+            base = base or r
+            b = r.get("batching") or {}
+            work = r.get("work") or {}
+            rows.append([r.get("driver", "?"), TEST_TITLES[test], _num(r.get("throughput_msgs_s")),
+                         _num(r.get("cores_used"), 2), _num(r.get("msgs_per_core_s")),
+                         _num(b.get("records_per_batch"), 1), _num(b.get("bytes_per_request")),
+                         {True: "yes", False: "no"}.get(work.get("crc_checked"), "-"), work.get("per_message", "?"),
+                         same_work(base, r)])
+    return rows
+
+
+def same_work(base: dict, r: dict) -> str:
+    """'yes', or what differs from the base row: the per-message work, CRC checking, the log read, the batching."""
+    if r is base:
+        return "(reference)"
+    a, b = base.get("work") or {}, r.get("work") or {}
+    diffs = [k.replace("_", " ") for k in ("per_message", "crc_checked", "fill") if a.get(k) != b.get(k)]
+    rb, bb = (base.get("batching") or {}).get("records_per_batch"), (r.get("batching") or {}).get("records_per_batch")
+    if rb and bb and abs(rb - bb) > 0.1 * rb:
+        diffs.append(f"records per batch {bb:,.0f} vs {rb:,.0f}")
+    if r.get("short_window") or base.get("short_window"):
+        diffs.append("window < 1 s")
+    return "yes" if not diffs else "no: " + ", ".join(diffs)
+
+
+def _num(x, digits: int = 0) -> str:
+    return "N/A" if x is None else f"{x:,.{digits}f}"
+
+
 def print_results(console: Console, docs: list[dict]) -> None:
     """The results table; for several runs, first what they share, and after it the ratios."""
     if len(docs) > 1:
@@ -87,6 +130,14 @@ def print_results(console: Console, docs: list[dict]) -> None:
     console.print(results_table(docs))
     if len(docs) > 1:
         console.print(ratio_table(docs))
+        rows = work_rows(docs)
+        if len({r[0] for r in rows}) > 1:
+            table = Table(title="Driver comparison: CPU, batching and the work per message")
+            for h in WORK_HEADERS:
+                table.add_column(h)
+            for cells in rows:
+                table.add_row(*cells)
+            console.print(table)
     for doc in docs:
         for r in doc["results"]:
             for note in notes(r):

@@ -120,6 +120,9 @@ def check_text(v: dict) -> str:
     return " / ".join(parts)
 
 
+MIN_TIMELINE_POINTS = 4  # a throughput-over-time line with fewer points is noise: a note replaces it
+
+
 HEADERS = ["System", "Test", "Throughput (msg/s)", "Throughput (MB/s)", "Avg Latency (ms)", "P99 Latency (ms)",
            "Verification"]
 
@@ -130,6 +133,9 @@ def notes(r: dict) -> list[str]:
     out = []
     if (runs := describe(r)) is not None:
         out.append(f"{r['test']}: {runs}")
+    if r.get("timeline") and len(r["timeline"]) < MIN_TIMELINE_POINTS and r["test"] != "latency":
+        out.append(f"{r['test']}: {len(r['timeline'])} timeline point(s), too few for a throughput-over-time chart "
+                   f"(a {r.get('duration_s', 0):.2f} s window)")
     if r.get("bottleneck"):
         out.append(f"concurrent bottleneck: {r['bottleneck']}")
     if r.get("initial_assignment_ms") is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib.util
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import results as results_mod
 from .benchmarks import BENCHMARKS
-from .benchmarks.common import RunContext, TestFailed, delete_topics
+from .benchmarks.common import Filled, RunContext, TestFailed, create_topic, delete_topics, produce_to
 from .config import STARTABLE, TARGET_ADDRESSES, BenchConfig
 from .drivers import get_driver
 from .environment import broker_info, environment
@@ -32,6 +33,11 @@ class Target:
     name: str
     bootstrap_servers: str | None
     start: bool = False
+    kafka_version: str | None = None  # the Kafka release to start (kafka) and whose perf tools the java driver runs
+
+    def broker_options(self) -> dict:
+        """Options for chronik_perf.brokers.start when this target is started."""
+        return {"version": self.kafka_version} if self.name == "kafka" and self.kafka_version else {}
 
 
 def resolve(target: str | None, bootstrap: str | None, start: bool) -> tuple[Target, str | None]:
@@ -98,18 +104,39 @@ def _repeated(ctx: RunContext, test: str) -> dict:
     return result
 
 
+@contextlib.contextmanager
+def shared_fill(target: Target, cfg: BenchConfig):
+    """One fill for a driver comparison: written once by the native driver (with the workload's sizes and batching,
+    no -X settings), read by every driver's consumer test, deleted afterwards."""
+    fill_cfg = dataclasses.replace(cfg, driver="native", client_config={})
+    ctx = RunContext(fill_cfg, target.bootstrap_servers, get_driver("native"), _connect(target.bootstrap_servers))
+    if target.name == "mock":
+        from chronik_perf.brokers.mock import AUTO_CREATED_PARTITIONS
+        ctx.auto_create_partitions = AUTO_CREATED_PARTITIONS
+    try:
+        topic, partitions = create_topic(ctx, "shared-fill", cfg.num_partitions)
+        filled = produce_to(ctx, topic, partitions, "shared fill")
+        yield Filled(filled.topic, filled.partitions, filled.expected, written_by="native")
+    finally:
+        if not cfg.keep_topics:
+            delete_topics(ctx)
+
+
 def run_target(target: Target, cfg: BenchConfig, console: Console,
-               broker_options: dict | None = None) -> tuple[dict, str]:
-    """Run cfg.tests against one target; returns (results document, run directory).
+               fill: Filled | None = None, cluster=None) -> tuple[dict, str]:
+    """Run cfg.tests against one target, on this host or on a Dask cluster (a cluster.Session); returns
+    (results document, run directory).
 
     results.json is written after every test and at the end, also when interrupted."""
-    driver = get_driver(cfg.driver)  # before any broker starts: a driver that cannot run fails fast
+    # before any broker starts: a driver that cannot run fails fast
+    driver = (cluster.driver(cfg.driver, target.kafka_version) if cluster is not None
+              else get_driver(cfg.driver, target.kafka_version))
     with contextlib.ExitStack() as stack:
         version = None
         bootstrap = target.bootstrap_servers
         if target.start:
             from chronik_perf.brokers import start as start_broker
-            broker = stack.enter_context(start_broker(target.name, reuse=True, **(broker_options or {})))
+            broker = stack.enter_context(start_broker(target.name, reuse=True, **target.broker_options()))
             bootstrap, version = broker.bootstrap_servers, broker.version
             verb = "started" if broker.owned else "using the already running"
             console.print(f"[dim]{verb} {broker.name} {broker.version or ''} at {bootstrap}[/dim]")
@@ -119,7 +146,7 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
         env = environment(driver.describe())
         info = broker_info(bootstrap, admin, target.name, version)
         entries: list[dict] = []
-        ctx = RunContext(cfg, bootstrap, driver, admin)
+        ctx = RunContext(cfg, bootstrap, driver, admin, shared_fill=fill)
         if target.name == "mock":
             from chronik_perf.brokers.mock import AUTO_CREATED_PARTITIONS
             ctx.auto_create_partitions = AUTO_CREATED_PARTITIONS  # the mock has no CreateTopics
@@ -141,9 +168,11 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                         entries.append({"test": test, "driver": driver.name, "skipped": reason})
                         continue
                     try:
-                        entries.append(_repeated(ctx, test))
+                        entries.append({**_repeated(ctx, test), **driver.take_placement()})
                     except TestFailed as exc:
-                        entries.append({"test": test, "driver": driver.name, "failed": str(exc)})
+                        driver.shutdown()
+                        entries.append({"test": test, "driver": driver.name, "failed": str(exc),
+                                        **driver.take_placement()})
                         console.print(f"[red]{test} failed:[/red] {exc}")
                         if not _reachable(admin):
                             skip_reason = f"broker unreachable after {test} failed"
@@ -151,10 +180,13 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                     save()
         except KeyboardInterrupt:
             status = "interrupted"
-            entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C"})
+            driver.shutdown()
+            entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C",
+                            **driver.take_placement()})
             raise
         finally:
             ctx.progress = None
+            driver.shutdown()  # no worker may still write to the topics deleted next
             if not cfg.keep_topics and status != "broker lost":
                 errors = delete_topics(ctx)
                 if errors:

@@ -35,6 +35,7 @@ class Filled:
     topic: str
     partitions: int
     expected: list[Expected]
+    written_by: str | None = None  # the driver that wrote it, when it is one fill shared by a driver comparison
 
     @property
     def acked(self) -> int:
@@ -51,6 +52,7 @@ class RunContext:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     topics: list[str] = field(default_factory=list)
     filled: Filled | None = None
+    shared_fill: Filled | None = None  # a driver comparison's one fill: every driver's consumer test reads it
     histograms: dict[str, str] = field(default_factory=dict)  # test -> encoded HDR histogram
     auto_create_partitions: int | None = None  # brokers without CreateTopics (the mock) auto-create this many
     harness_cpu_s: float = 0.0   # this process's CPU seconds while its workers ran (the harness's own cost)

@@ -6,6 +6,7 @@ import psutil
 
 from .common import (RunContext, create_topic, entry, expected_of, producer_spec, read_back, timeline_rates,
                      wait_for, wait_ready)
+from .throughput import MAX_TIMED
 from .offsets import log_count_check
 
 CLIENT_BOUND = 0.85  # a producer process keeping this many cores busy or more is CPU-bound
@@ -16,14 +17,17 @@ def run_concurrent(ctx: RunContext) -> dict:
     cfg = ctx.cfg
     n_prod = cfg.producers
     topic, partitions = create_topic(ctx, "concurrent", cfg.num_partitions)
+    timed = bool(cfg.producer_seconds) and ctx.driver.name != "java"  # ProducerPerformance only counts
     shares = [cfg.num_messages // n_prod + (1 if i < cfg.num_messages % n_prod else 0) for i in range(n_prod)]
-    specs = [producer_spec(ctx, topic, partitions, pid, n) for pid, n in enumerate(shares)]
+    specs = [producer_spec(ctx, topic, partitions, pid, MAX_TIMED if timed else n) for pid, n in enumerate(shares)]
+    for spec in specs if timed else ():
+        spec.duration_s, spec.timeout_s = cfg.producer_seconds, cfg.producer_seconds + 120
     workers = [ctx.driver.start_producer(s, gated=True) for s in specs]
     wait_ready(workers)
     psutil.cpu_percent(None)
     for w in workers:
         w.go()
-    results = wait_for(ctx, f"concurrent ({n_prod} processes)", workers, cfg.num_messages,
+    results = wait_for(ctx, f"concurrent ({n_prod} processes)", workers, 0 if timed else cfg.num_messages,
                        timeout=max(s.timeout_s for s in specs) + 60)
     host_cpu = psutil.cpu_percent(None) / 100
     start = min(r["start_ns"] for r in results)

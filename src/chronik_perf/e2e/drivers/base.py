@@ -9,8 +9,10 @@ their progress while running and a result dict when done. Benchmarks only talk t
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -47,6 +49,7 @@ class ProducerSpec:
     client_config: dict[str, Any]
     rate: float | None = None  # messages/s on a fixed schedule; None = as fast as acknowledged
     timeout_s: float = 120.0
+    duration_s: float | None = None  # stop sending after this long (num_messages is then only a ceiling)
 
 
 @dataclass
@@ -130,7 +133,15 @@ class Worker:
 _CTX = mp.get_context("spawn")  # librdkafka's threads do not survive fork()
 
 
+def _exit_with_parent() -> None:
+    """End this worker process when the process that started it dies (a killed Dask worker leaves no orphan)."""
+    parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (mp_connection.wait([parent.sentinel]), os._exit(70)), daemon=True).start()
+
+
 def _run(fn, spec, ctl, results):
+    _exit_with_parent()
     try:
         t0, m0 = os.times(), time.monotonic()
         out = fn(spec, ctl)
@@ -216,6 +227,9 @@ class Driver:
 
     name = "base"
     verifies = True  # workers report (producer id, sequence) of what they read
+    # What a benchmark does per message with this driver, shown beside its figures in driver comparisons.
+    producer_work = {"per_message": "?"}
+    consumer_work = {"per_message": "?", "crc_checked": None}
 
     def describe(self) -> dict:
         """Name and version of the client library this driver uses."""
@@ -236,6 +250,13 @@ class Driver:
         """A driver whose tool measures latency on its own returns its worker; None = use producer + consumer."""
         return None
 
+    def take_placement(self) -> dict:
+        """Fields for the finished test's result saying where its workers ran (none: all on this host)."""
+        return {}
+
+    def shutdown(self) -> None:
+        """Stop every worker still running, after a failure or Ctrl-C (local worker processes end with us)."""
+
 
 class ConsumeTally:
     """What every consumer worker counts: arrivals, positions, the throughput timeline, the idle timeout, its result.
@@ -245,6 +266,8 @@ class ConsumeTally:
 
     def __init__(self, spec: ConsumerSpec, ctl: Control):
         self.spec, self.ctl = spec, ctl
+        if ctl.started is None:  # the worker's CPU counts from here: imports and connecting are not the read's
+            ctl.started = (os.times(), time.monotonic())
         self.received = self.nbytes = 0
         self.start = time.monotonic_ns()
         self.first = self.last = None

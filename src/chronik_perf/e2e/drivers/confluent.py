@@ -18,6 +18,11 @@ from ..payload import HEADER, MessageFactory, parse_headers
 from .base import (SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec,
                    wait_until)
 CLIENT_LOG_LEVEL = 3  # syslog "error": librdkafka's info lines (idle disconnects) are not results; -X log_level=7 to see
+# Consumer settings so that librdkafka's prefetch is not the limit (its defaults stop fetching at 100k queued messages
+# and back off 1 s; a consumer then sat at ~0.25 cores) and CRCs are checked as the native and Java consumers check
+# them; -X consumer.<name>=<value> overrides each.
+CONSUMER_DEFAULTS = {"queued.min.messages": 1_000_000, "queued.max.messages.kbytes": 1_048_576,
+                     "fetch.queue.backoff.ms": 0, "check.crcs": True}
 STATS_INTERVAL_MS = 1000  # librdkafka statistics, for the batching figures
 FATAL_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION}
 
@@ -95,8 +100,9 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
     next_sample = start + SAMPLE_EVERY_NS
     seq = 0
     n = spec.num_messages
+    stop_at = start + int(spec.duration_s * 1e9) if spec.duration_s else None
     while seq < n:
-        if errors.fatal:
+        if errors.fatal or (stop_at is not None and not seq & 1023 and now() >= stop_at):
             break
         if interval:
             intended = start + int(seq * interval)
@@ -147,7 +153,7 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
     conf = {"bootstrap.servers": spec.bootstrap_servers, "group.id": spec.group or f"chronik-perf-{spec.topic}",
             "enable.auto.commit": bool(spec.group), "auto.offset.reset": "earliest", "error_cb": errors,
             "enable.partition.eof": False, "client.id": f"chronik-perf-c{spec.worker_id}",
-            "log_level": CLIENT_LOG_LEVEL}
+            "log_level": CLIENT_LOG_LEVEL, **CONSUMER_DEFAULTS}
     if spec.group and spec.group_protocol == "consumer":
         conf["group.protocol"] = "consumer"
     conf.update(spec.client_config)
@@ -211,6 +217,8 @@ class ConfluentDriver(Driver):
     """confluent-kafka (librdkafka) in worker processes."""
 
     name = "confluent"
+    producer_work = {"per_message": "Python produce() per message"}
+    consumer_work = {"per_message": "Python Message per message", "crc_checked": True}
 
     def describe(self) -> dict:
         return {"driver": self.name, "client": "confluent-kafka", "version": confluent_kafka.version()[0],

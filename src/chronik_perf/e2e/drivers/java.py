@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 
 import psutil
 
@@ -220,10 +221,12 @@ class JavaDriver(Driver):
 
     name = "java"
     verifies = False
+    producer_work = {"per_message": "Java send() per message"}
+    consumer_work = {"per_message": "Java ConsumerRecord per message", "crc_checked": True}
 
-    def __init__(self):
+    def __init__(self, kafka_version: str | None = None):
         from chronik_perf.brokers import kafka_java
-        self.java = kafka_java()
+        self.java = kafka_java(kafka_version)
 
     def describe(self) -> dict:
         out = subprocess.run([self.java.java, "-version"], capture_output=True, text=True)
@@ -240,11 +243,15 @@ class JavaDriver(Driver):
         major, minor = (int(x) for x in self.java.version.split(".")[:2])
         return (major, minor) >= (4, 2)
 
-    def start_producer(self, spec: ProducerSpec, gated: bool = False) -> Worker:
+    def producer_command(self, spec: ProducerSpec) -> list[str]:
+        """The ProducerPerformance command line a producer worker runs for spec."""
         props = {"bootstrap.servers": spec.bootstrap_servers, **spec.client_config}
         args = ["--topic", spec.topic, "--num-records", str(spec.num_messages), "--record-size",
                 str(spec.message_size), "--throughput", str(int(spec.rate)) if spec.rate else "-1",
                 "--print-metrics", "--producer-props", *[f"{k}={v}" for k, v in props.items()]]
+        return self.java.command("org.apache.kafka.tools.ProducerPerformance", *args)
+
+    def start_producer(self, spec: ProducerSpec, gated: bool = False) -> Worker:
         size = spec.message_size
 
         def finish(out, err, started, ended):
@@ -257,7 +264,7 @@ class JavaDriver(Driver):
                     "client_metrics": {k: metrics[k] for k in PRODUCER_METRICS if k in metrics},
                     "batching": producer_batching(metrics)}
 
-        return JavaWorker(self.java.command("org.apache.kafka.tools.ProducerPerformance", *args), finish, gated)
+        return JavaWorker(self.producer_command(spec), finish, gated)
 
     def start_consumer(self, spec: ConsumerSpec) -> Worker:
         if spec.expected is None or spec.record_latency:
@@ -267,7 +274,7 @@ class JavaDriver(Driver):
             fh.writelines(f"{k}={v}\n" for k, v in spec.client_config.items())
         count_flag = "--num-records" if self._new_flags() else "--messages"
         args = ["--bootstrap-server", spec.bootstrap_servers, "--topic", spec.topic, count_flag, str(spec.expected),
-                "--group", spec.group or f"chronik-perf-java-{spec.topic}", "--timeout",
+                "--group", spec.group or f"chronik-perf-java-{spec.topic}-{uuid.uuid4().hex[:8]}", "--timeout",
                 str(int(spec.idle_timeout_s * 1000)), "--consumer.config", props_file]
 
         def finish(out, err, started, ended):

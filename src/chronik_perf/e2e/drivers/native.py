@@ -104,7 +104,8 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
     next_sample = start + SAMPLE_EVERY_NS
     seq = 0
     error = None
-    while seq < n and error is None:
+    stop_at = start + int(spec.duration_s * 1e9) if spec.duration_s else None
+    while seq < n and error is None and (stop_at is None or now() < stop_at):
         m = min(chunk, n - seq)
         values, keys = work.values(seq, m, now()), work.keys(seq, m)
         try:
@@ -209,8 +210,14 @@ def _latency_summary(latencies_ns: np.ndarray) -> dict | None:
             "p999": float(np.percentile(ms, 99.9)), "max": float(ms.max())}
 
 
-def consume(spec: ConsumerSpec, ctl: Control) -> dict:
-    """Read until spec.expected messages arrived (or stopped, or idle too long); report what arrived."""
+def consume_records(spec: ConsumerSpec, ctl: Control) -> dict:
+    """consume() with one Python Record object per message (FetchedPartition.records()): the same per-message work as
+    confluent-kafka's Message objects, so the Python-level ceiling stands beside the C-level one."""
+    return consume(spec, ctl, materialise=True)
+
+
+def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> dict:
+    """Read until every owed id arrived (or stopped, or idle too long); report what arrived."""
     options = client_options(spec.client_config, _CONSUMER_OPTIONS)
     if spec.group and spec.group_protocol != "classic":
         raise ValueError("the native driver speaks the classic group protocol only")
@@ -240,6 +247,22 @@ def consume(spec: ConsumerSpec, ctl: Control) -> dict:
             t = time.monotonic_ns()
             got = 0
             for fp in fetched:
+                if materialise:
+                    values = [r.value for r in fp.records()]
+                    if values:
+                        if any(len(v) < HEADER.size for v in values):
+                            raise RuntimeError("a message shorter than the 20-byte benchmark header arrived: "
+                                               "not our topic?")
+                        heads.append(np.frombuffer(b"".join(v[:HEADER.size] for v in values), dtype=np.uint8)
+                                     .reshape(-1, HEADER.size))
+                        parts.append(np.full(len(values), fp.partition, dtype=np.int32))
+                        tally.nbytes += sum(len(v) for v in values)
+                        tally.reached(fp.partition, int(fp.offsets()[-1]) + 1)
+                        if tally.counts_ids:
+                            h = heads[-1].reshape(-1).view(HEADER_DTYPE)
+                            tally.ids(h["pid"], h["seq"])
+                        got += len(values)
+                    continue
                 for cols in fp.columns():
                     n = len(cols["value_start"])
                     if not n:
@@ -276,6 +299,8 @@ class NativeDriver(Driver):
     """chronik-perf's own client on the Cython core, in worker processes."""
 
     name = "native"
+    producer_work = {"per_message": "numpy values, C batches (produce_many)"}
+    consumer_work = {"per_message": "C scan of batch framing, no Python object", "crc_checked": True}
 
     def describe(self) -> dict:
         from ... import __version__
@@ -289,3 +314,13 @@ class NativeDriver(Driver):
 
     def start_consumer(self, spec: ConsumerSpec) -> ProcessWorker:
         return ProcessWorker(consume, spec)
+
+
+class NativeRecordsDriver(NativeDriver):
+    """The native driver whose consumers build one Python Record per message (same work as confluent's Message)."""
+
+    name = "native-records"
+    consumer_work = {"per_message": "Python Record per message", "crc_checked": True}
+
+    def start_consumer(self, spec: ConsumerSpec) -> ProcessWorker:
+        return ProcessWorker(consume_records, spec)

@@ -1,0 +1,123 @@
+"""What runs on a Dask worker: one producer, consumer or latency tool of a benchmark, relayed to the coordinator.
+
+The task starts the driver's usual worker (a spawned process, or a JVM for the java driver), secedes from the Dask
+worker's thread pool so that a worker with one thread can hold several of them, and then, every TICK_S, sends its
+progress, readiness and the worker's events to the coordinator as a Dask worker event. The coordinator's commands
+arrive through distributed Events: a shared start gate (all gated producers go together) and a per-task stop;
+a Variable says whether a stop means "finish" (a group member leaving) or "kill".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import platform
+import socket
+import time
+
+import numpy as np
+
+import chronik_perf
+
+from .clocks import boot_id
+
+TICK_S = 0.25
+
+
+def worker_facts() -> dict:
+    """What the coordinator checks and records about a Dask worker process (run there by client.run)."""
+    import dask
+    import distributed
+    return {"host": socket.gethostname(), "boot_id": boot_id(), "pid": os.getpid(),
+            "daemonic": multiprocessing.current_process().daemon, "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "dask": dask.__version__, "distributed": distributed.__version__,
+            "chronik_perf": chronik_perf.__version__, "fingerprint": source_fingerprint()}
+
+
+def source_fingerprint() -> str:
+    """A digest of the installed chronik_perf sources (.py, .pyx, .pxi): equal versions built from different
+    checkouts differ here."""
+    root = os.path.dirname(os.path.abspath(chronik_perf.__file__))
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".py", ".pyx", ".pxi")):
+                path = os.path.join(folder, name)
+                digest.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as fh:
+                    digest.update(fh.read())
+    return digest.hexdigest()[:12]
+
+
+def driver_facts(name: str, kafka_version: str | None = None) -> dict:
+    """The driver's description, its unsupported tests and whether it measures latency with its own tool."""
+    from ..config import TESTS
+    from ..drivers import get_driver
+    from ..drivers.base import Driver
+    driver = get_driver(name, kafka_version)
+    return {"describe": driver.describe(), "verifies": driver.verifies,
+            "unsupported": {t: driver.unsupported(t) for t in TESTS},
+            "own_latency": type(driver).start_latency is not Driver.start_latency}
+
+
+def compact(result: dict) -> dict:
+    """Shrink a consumer's id arrays before they cross the network (the verifier widens them again)."""
+    out = dict(result)
+    for key in ("pid", "seq"):
+        arr = out.get(key)
+        if isinstance(arr, np.ndarray) and arr.size and arr.min() >= 0:
+            out[key] = arr.astype(np.min_scalar_type(int(arr.max())), copy=False)
+    return out
+
+
+def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: bool, gate: str | None, key: str,
+             topic: str) -> dict:
+    """Run one worker of a benchmark on this Dask worker with driver (name, Kafka version for java) until it
+    finishes; return its result dict."""
+    from distributed import Event, Variable, get_worker, secede
+
+    from ..drivers import get_driver
+    from ..drivers.base import WorkerError
+
+    dask_worker = get_worker()
+    client = get_driver(*driver)
+    if role == "producer":
+        w = client.start_producer(specs[0], gated=gated)
+    elif role == "consumer":
+        w = client.start_consumer(specs[0])
+    else:
+        w = client.start_latency(*specs)
+    secede()
+    stop, command = Event(f"{key}-stop"), Variable(f"{key}-command")
+    start_gate = Event(gate) if gated and gate else None
+    stopping = False
+    try:
+        while True:
+            finished = w.done()
+            dask_worker.log_event(topic, {"key": key, "progress": int(w.progress()), "ready": bool(w.ready()),
+                                          "events": [list(e) for e in w.events()], "finished": finished})
+            if finished:
+                break
+            if start_gate is not None and w.ready():
+                if start_gate.wait(TICK_S):
+                    w.go()
+                    start_gate = None
+                    continue
+                if not stop.is_set():
+                    continue
+            elif stopping:
+                time.sleep(TICK_S)  # a finishing worker: report each tick until it is done
+                continue
+            elif not stop.wait(TICK_S):
+                continue
+            stopping = True
+            if command.get(timeout=5) == "kill":
+                w.kill()
+                raise WorkerError("stopped by the coordinator")
+            w.stop()
+        return compact(w.result(timeout=10))
+    except BaseException:
+        w.kill()
+        raise
