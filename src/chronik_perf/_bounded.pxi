@@ -93,6 +93,7 @@ cdef inline uint32_t load_le(const uint8_t* p, int width) noexcept nogil:
 
 cdef int lz4_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
     cdef int i
+    cdef uint64_t size
     if n < LZ4_HEADER_MIN or load_le(p, 4) != 0x184D2204:
         raise CorruptRecordError("not an LZ4 frame at byte 0")
     if p[4] >> 6 != 1:
@@ -107,11 +108,12 @@ cdef int lz4_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
     if f.pos > n:
         raise CorruptRecordError("truncated LZ4 frame header at byte 6")
     if p[4] & 0x08:
-        f.content_size = 0
+        size = 0
         for i in range(8):
-            f.content_size |= (<int64_t>p[6 + i]) << (8 * i)
-        if f.content_size < 0:
+            size |= (<uint64_t>p[6 + i]) << (8 * i)
+        if size > <uint64_t>INT64_MAX:
             raise CorruptRecordError("LZ4 frame content size out of range at byte 6")
+        f.content_size = <int64_t>size
     return 0
 
 
