@@ -26,7 +26,9 @@ def test_native_driver_runs_all_five_verified(native_suite):
     for r in doc["results"]:
         assert not r.get("failed") and not r.get("skipped"), r
         assert COMMON_KEYS <= set(r) and r["driver"] == "native"
-        assert r["messages"] == asked[r["test"]] and r["throughput_msgs_s"] > 0
+        assert r["messages"] == asked[r["test"]]
+        # a window of zero (every message in one fetch) has no rate, and the result says its window is too short
+        assert r["throughput_msgs_s"] > 0 if r["throughput_msgs_s"] is not None else "short_window" in r, r
         assert r["bytes"] == r["messages"] * 200
         if r["test"] != "producer":
             check_delivery(name, r)
