@@ -53,7 +53,7 @@ class Assignment:
                 return t
         return None
 
-    def wait(self, workers, t0: int, members: set[int]) -> int:
+    def wait(self, workers, t0: int, members: set[int], phase: str) -> int:
         deadline = time.monotonic() + STABLE_TIMEOUT_S
         while time.monotonic() < deadline:
             self.absorb(workers)
@@ -61,7 +61,7 @@ class Assignment:
             if t is not None:
                 return t
             time.sleep(0.05)
-        raise TestFailed(f"group did not settle within {STABLE_TIMEOUT_S:.0f} s")
+        raise TestFailed(f"group did not settle within {STABLE_TIMEOUT_S:.0f} s {phase}")
 
 
 def _event_time(assignment: Assignment, workers, kind: str, worker: int) -> int:
@@ -92,18 +92,18 @@ def run_groups(ctx: RunContext) -> dict:
         try:
             wait_ready(workers)
             first_join = min(_event_time(state, workers, "joining", i) for i in range(n))
-            assigned_at = state.wait(workers, first_join, set(range(n)))
+            assigned_at = state.wait(workers, first_join, set(range(n)), "after the first join")
             counts = [len(state.owned.get(i, ())) for i in range(n)]
             _drain(ctx, workers, filled.acked)
 
             joiner = member(n)
             workers.append(joiner)
             t_join = _event_time(state, workers, "joining", n)
-            joined_at = state.wait(workers, t_join, set(range(n + 1)))
+            joined_at = state.wait(workers, t_join, set(range(n + 1)), "after a member joined")
 
             workers[0].stop()
             t_leave = _event_time(state, workers, "closing", 0)
-            left_at = state.wait(workers, t_leave, set(range(1, n + 1)))
+            left_at = state.wait(workers, t_leave, set(range(1, n + 1)), "after a member left")
         except BaseException:
             for w in workers:
                 w.kill()
