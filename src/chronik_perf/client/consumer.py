@@ -218,6 +218,7 @@ class Consumer(Closing):
                 return []
             raise error_for(body["error_code"], f"Fetch from broker {node}")
         sent, forgotten, epoch = session.response
+        asked = {**session.cached, **sent}  # the offset this request fetched each partition from
         if epoch >= 0 and body.get("session_id", 0):
             if epoch == 0:
                 session.session_id, session.cached = body["session_id"], {}
@@ -251,6 +252,8 @@ class Consumer(Closing):
                 if not batches:
                     continue
                 start = self.positions[tp]
+                if asked.get(tp, start) != start:      # the position moved (seek, rebalance) after this request
+                    continue
                 if batches[-1].next_offset <= start:     # refetching the same offset would never end
                     raise ProtocolError(f"Fetch {topic}/{tp[1]} from broker {node} at offset {start}: its batches "
                                         f"end at offset {batches[-1].last_offset}, before it")
