@@ -1,5 +1,8 @@
 """Shared pytest fixtures: live brokers (Kafka, Tansu, librdkafka's mock) and the fail-or-skip rule."""
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,22 @@ def fail_or_skip(reason: str) -> None:
     if in_ci():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+def load_script(path: Path):
+    """Import a repository script (micro/run.py, fuzz/run.py) under a name unique to its folder, so two scripts
+    called run.py never shadow each other in one pytest process; its folder goes on sys.path for its siblings."""
+    path = Path(path).resolve()
+    name = f"{path.parent.name}_{path.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _broker(name: str, **options):

@@ -13,7 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "micro"))
 
 import compare  # noqa: E402
 import report  # noqa: E402
-import run as run_script  # noqa: E402
+from conftest import load_script  # noqa: E402
+
+run_script = load_script(Path(__file__).resolve().parent.parent / "micro" / "run.py")
 
 
 def refused(capsys, main, argv, *expected):

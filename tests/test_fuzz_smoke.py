@@ -5,12 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import fail_or_skip
+from conftest import fail_or_skip, load_script
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
-sys.path.insert(0, str(FUZZ))
-import run as fuzz_run  # noqa: E402
-import sanitized as sanitized_build  # noqa: E402
+fuzz_run = load_script(FUZZ / "run.py")
+sanitized_build = fuzz_run.sanitized
 
 RUNS = 400
 

@@ -13,8 +13,10 @@ MICRO = Path(__file__).resolve().parent.parent / "micro"
 sys.path.insert(0, str(MICRO))
 
 import compare  # noqa: E402
-import run as run_script  # noqa: E402
 import report  # noqa: E402
+from conftest import load_script  # noqa: E402
+
+run_script = load_script(Path(__file__).resolve().parent.parent / "micro" / "run.py")
 
 SELECTED = "^crc/crc32c/1KiB/(chronik_perf|crc32c)$"
 
