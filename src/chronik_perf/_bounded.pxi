@@ -80,6 +80,7 @@ cdef struct Frame:
     Py_ssize_t block_max        # output bound of one compressed block
     bint block_checksums        # lz4: a checksum after each block
     bint content_checksum
+    bint plain_lz4              # lz4: independent blocks, no checksums, no dictionary (what Kafka writes)
     int64_t content_size        # declared in the header, else -1
 
 
@@ -103,6 +104,7 @@ cdef int lz4_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
     f.block_max = 1 << (8 + 2 * ((p[5] >> 4) & 7))
     f.block_checksums = p[4] & 0x10
     f.content_checksum = p[4] & 0x04
+    f.plain_lz4 = (p[4] & 0x20) and not (p[4] & 0x15)
     f.content_size = -1
     f.pos = 6 + (8 if p[4] & 0x08 else 0) + (4 if p[4] & 0x01 else 0) + 1
     if f.pos > n:
@@ -130,6 +132,7 @@ cdef int zstd_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
     f.block_max = ZSTD_BLOCK_MAX
     f.block_checksums = False
     f.content_checksum = p[4] & 0x04
+    f.plain_lz4 = False
     f.content_size = -1
     if f.pos + fcs_size > n:
         raise CorruptRecordError("truncated zstd frame header at byte 4")
@@ -184,17 +187,50 @@ cdef int walk_blocks(Frame* f, int codec, const uint8_t* p, Py_ssize_t n, uint64
     return 0
 
 
+cdef Py_ssize_t lz4_blocks_into(const uint8_t* p, Py_ssize_t pos, Py_ssize_t block_max, char* out,
+                                Py_ssize_t room) noexcept nogil:
+    """Decode the walked blocks of a plain LZ4 frame from pos into out: the bytes written, or -1 when a block is
+    malformed or its output passes room."""
+    cdef Py_ssize_t at = 0
+    cdef uint32_t h, size
+    cdef int r
+    while True:
+        h = load_le(p + pos, 4)
+        if h == 0:
+            return at
+        size = h & 0x7FFFFFFF
+        if h >> 31:
+            if size > room - at:
+                return -1
+            memcpy(out + at, p + pos + 4, size)
+            r = <int>size
+        else:
+            r = cp_lz4.decompress_safe(<const char*>p + pos + 4, out + at, <int>size,
+                                       <int>min(block_max, room - at))
+            if r < 0:
+                return -1
+        at += r
+        pos += 4 + size
+
+
 cdef bytes frame_decompress(int cid, object data, int64_t limit):
-    """An LZ4 or zstd frame: one call when its blocks bound the output within limit, else bounded steps."""
-    cdef const uint8_t[::1] v = as_bytes_view(data)
-    cdef Py_ssize_t n = v.shape[0], start
+    """An LZ4 or zstd frame: into one buffer when its blocks bound the output within limit, else bounded steps."""
+    cdef Py_buffer src
+    PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+    try:
+        return frame_decompress_view(cid, data, <const uint8_t*>src.buf, src.len, limit)
+    finally:
+        PyBuffer_Release(&src)
+
+
+cdef bytes frame_decompress_view(int cid, object data, const uint8_t* p, Py_ssize_t n, int64_t limit):
+    cdef Py_ssize_t start, room, size
     cdef Frame f
     cdef uint64_t bound = 0
     cdef int64_t total = 0
     cdef str name = CODEC_NAMES[cid]
     if n == 0:
         raise CorruptRecordError(f"empty {name} payload")
-    cdef const uint8_t* p = &v[0]
     if cid == CODEC_LZ4:
         lz4_header(&f, p, n)
     else:
@@ -208,16 +244,14 @@ cdef bytes frame_decompress(int cid, object data, int64_t limit):
     if f.content_size > limit:
         too_large(name, limit)
     if bound <= <uint64_t>limit:
-        if cid == CODEC_LZ4:
-            return _lz4.decompress(data)
-        d = _zstd_decompressor.decompressobj()
-        out = d.decompress(data)
-        if not d.eof:
-            raise CorruptRecordError("truncated zstd frame")
-        return out
+        if cid == CODEC_LZ4 and not f.plain_lz4:
+            return _lz4.decompress(data)        # checksums to verify, or linked blocks: lz4's frame decoder
+        # straight into a buffer of the declared size, else of the blocks' bound (within limit), shrunk after
+        room = f.content_size if f.content_size >= 0 else <Py_ssize_t>bound
+        return (lz4_frame_into if cid == CODEC_LZ4 else zstd_frame_into)(&f, p, room)
     # Each step feeds blocks whose output bound is DECOMPRESS_STEP at most, and stops once the output passes limit.
     d = _lz4.LZ4FrameDecompressor() if cid == CODEC_LZ4 else _zstd_decompressor.decompressobj()
-    mv = memoryview(data)
+    mv = PyMemoryView_FromMemory(<char*>p, n, PyBUF_READ)
     parts = []
     f.pos, f.end, start = f.first_block, -1, 0
     while f.end < 0:
@@ -234,3 +268,44 @@ cdef bytes frame_decompress(int cid, object data, int64_t limit):
     if not d.eof:
         raise CorruptRecordError(f"truncated {name} frame")
     return b"".join(parts)
+
+
+cdef bytes lz4_frame_into(Frame* f, const uint8_t* p, Py_ssize_t room):
+    """A walked plain LZ4 frame decoded into a new bytes object of room bytes, shrunk to its output."""
+    cdef PyObject* out = new_output(room)
+    cdef char* o = output_data(out)
+    cdef Py_ssize_t size
+    if room >= CODEC_GIL_RELEASE_BYTES:
+        with nogil:
+            size = lz4_blocks_into(p, f.first_block, f.block_max, o, room)
+    else:
+        size = lz4_blocks_into(p, f.first_block, f.block_max, o, room)
+    if size < 0 or (f.content_size >= 0 and size != f.content_size):
+        Py_XDECREF(out)
+        raise CorruptRecordError("corrupt lz4 payload: a block does not decode within its bounds" if size < 0 else
+                                 f"corrupt lz4 payload: the frame claims {f.content_size} bytes and holds {size}")
+    return cp_bytes_finish(out, size)
+
+
+cdef bytes zstd_frame_into(Frame* f, const uint8_t* p, Py_ssize_t room):
+    """A walked zstd frame decoded (libzstd, one call) into a new bytes object of room bytes, shrunk to its
+    output; libzstd checks the declared content size and the checksum."""
+    cdef PyObject* out = new_output(room)
+    cdef char* o = output_data(out)
+    cdef void* dctx
+    cdef size_t r
+    try:
+        dctx = take_zstd_dctx()
+    except BaseException:
+        Py_XDECREF(out)
+        raise
+    if room >= CODEC_GIL_RELEASE_BYTES:
+        with nogil:
+            r = cp_zstd.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
+    else:
+        r = cp_zstd.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
+    put_zstd_dctx(dctx)
+    if cp_zstd.isError(r):
+        Py_XDECREF(out)
+        raise CorruptRecordError(f"corrupt zstd payload: {cp_zstd.getErrorName(r).decode()}")
+    return cp_bytes_finish(out, <Py_ssize_t>r)

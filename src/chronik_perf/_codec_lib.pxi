@@ -1,0 +1,189 @@
+# libzstd and liblz4 called directly (csrc/codec_lib.c resolves them at import: the system's shared library when
+# installed, else the copy inside the zstandard or lz4 package), their contexts reused between calls, and output
+# written straight into the bytes object returned. The system's comes first: the packages' copies are built with
+# every symbol exported, so the library's own calls to them go through the PLT (about 5% of zstd decompression).
+import importlib.util
+
+from cpython.buffer cimport PyBUF_WRITE
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.ref cimport PyObject, Py_DECREF
+from libc.stdlib cimport free, malloc
+
+cdef extern from "codec_lib.h":
+    ctypedef struct cp_zstd_api:
+        size_t (*compressBound)(size_t) noexcept nogil
+        void* (*createCCtx)() noexcept nogil
+        size_t (*freeCCtx)(void*) noexcept nogil
+        size_t (*CCtx_setParameter)(void*, int, int) noexcept nogil
+        size_t (*compress2)(void*, void*, size_t, const void*, size_t) noexcept nogil
+        void* (*createDCtx)() noexcept nogil
+        size_t (*freeDCtx)(void*) noexcept nogil
+        size_t (*decompressDCtx)(void*, void*, size_t, const void*, size_t) noexcept nogil
+        unsigned (*isError)(size_t) noexcept nogil
+        const char* (*getErrorName)(size_t) noexcept nogil
+        const char* (*versionString)() noexcept nogil
+    ctypedef struct cp_lz4_api:
+        int (*compressBound)(int) noexcept nogil
+        int (*sizeofState)() noexcept nogil
+        int (*compress_fast_extState)(void*, const char*, char*, int, int, int) noexcept nogil
+        int (*compress_fast_extState_fastReset)(void*, const char*, char*, int, int, int) noexcept nogil
+        int (*compress_HC)(const char*, char*, int, int, int) noexcept nogil
+        int (*decompress_safe)(const char*, char*, int, int) noexcept nogil
+        const char* (*versionString)() noexcept nogil
+    cp_zstd_api cp_zstd
+    cp_lz4_api cp_lz4
+    int cp_load_zstd(const char* path)
+    int cp_load_lz4(const char* path)
+    const char* cp_codec_lib_error()
+
+cdef extern from *:
+    """
+    static PyObject *cp_bytes_new(Py_ssize_t n) { return PyBytes_FromStringAndSize(NULL, n); }
+    /* the first n bytes of b, which the caller alone holds (its reference is taken over), resized in place */
+    static PyObject *cp_bytes_finish(PyObject *b, Py_ssize_t n) {
+        if (n != PyBytes_GET_SIZE(b) && _PyBytes_Resize(&b, n) < 0) return NULL;
+        return b;
+    }
+    """
+    PyObject* cp_bytes_new(Py_ssize_t n)
+    object cp_bytes_finish(PyObject* b, Py_ssize_t n)
+
+cdef enum:
+    CODEC_GIL_RELEASE_BYTES = 65536         # below this a call is shorter than giving up and taking the GIL
+    ZSTD_C_COMPRESSION_LEVEL = 100          # ZSTD_c_compressionLevel
+
+
+def _load_codec_library(str name, tuple sonames, tuple modules, loader):
+    """Path of the first shared object holding the codec's entry points: the system library, then a module of
+    the codec's Python package."""
+    paths, tried = list(sonames), []
+    for module in modules:
+        try:
+            spec = importlib.util.find_spec(module)
+        except ImportError:
+            spec = None
+        if spec is not None and spec.origin:
+            paths.append(spec.origin)
+    for path in paths:
+        if loader(path) == 0:
+            return path
+        tried.append(cp_codec_lib_error().decode(errors="replace"))
+    raise ImportError(f"no {name} library with the functions chronik_perf calls: {'; '.join(tried)}")
+
+
+def _zstd_loader(str path):
+    return cp_load_zstd(path.encode())
+
+
+def _lz4_loader(str path):
+    return cp_load_lz4(path.encode())
+
+
+_zstd_path = _load_codec_library("libzstd", ("libzstd.so.1", "libzstd.1.dylib"),
+                                 ("zstandard.backend_c", "zstandard._cffi"), _zstd_loader)
+_lz4_path = _load_codec_library("liblz4", ("liblz4.so.1", "liblz4.1.dylib"), ("lz4.block._block", "lz4.frame._frame"),
+                                _lz4_loader)
+# where each codec's library was found, and its version: benchmark results record them
+CODEC_LIBRARIES = {"zstd": {"library": _zstd_path, "version": cp_zstd.versionString().decode()},
+                   "lz4": {"library": _lz4_path, "version": cp_lz4.versionString().decode()}}
+
+# One cached context of each kind: a call takes it (under the GIL), uses it with or without the GIL, and puts it
+# back unless another call put one back meanwhile. Concurrent calls make their own.
+cdef void* cached_cctx = NULL
+cdef void* cached_dctx = NULL
+cdef void* cached_lz4_state = NULL      # initialised by a first full-reset compression
+
+
+cdef int cached_cctx_level = 0
+
+
+cdef void* take_zstd_cctx(int level) except NULL:
+    """A compression context set to level: the cached one (its tables reused), else a new one."""
+    global cached_cctx
+    cdef void* c = cached_cctx
+    cdef size_t r
+    cached_cctx = NULL
+    if c != NULL and cached_cctx_level == level:
+        return c
+    if c == NULL:
+        c = cp_zstd.createCCtx()
+        if c == NULL:
+            raise MemoryError()
+    r = cp_zstd.CCtx_setParameter(c, ZSTD_C_COMPRESSION_LEVEL, level)
+    if cp_zstd.isError(r):
+        cp_zstd.freeCCtx(c)
+        raise ValueError(f"zstd level {level}: {cp_zstd.getErrorName(r).decode()}")
+    return c
+
+
+cdef void put_zstd_cctx(void* c, int level) noexcept:
+    global cached_cctx, cached_cctx_level
+    if cached_cctx == NULL:
+        cached_cctx, cached_cctx_level = c, level
+    else:
+        cp_zstd.freeCCtx(c)
+
+
+cdef void* take_zstd_dctx() except NULL:
+    global cached_dctx
+    cdef void* d = cached_dctx
+    cached_dctx = NULL
+    if d == NULL:
+        d = cp_zstd.createDCtx()
+        if d == NULL:
+            raise MemoryError()
+    return d
+
+
+cdef void put_zstd_dctx(void* d) noexcept:
+    global cached_dctx
+    if cached_dctx == NULL:
+        cached_dctx = d
+    else:
+        cp_zstd.freeDCtx(d)
+
+
+cdef void* take_lz4_state() except NULL:
+    """The cached LZ4 compression state, else a new one, initialised (LZ4's full reset) for fast-reset calls."""
+    global cached_lz4_state
+    cdef void* s = cached_lz4_state
+    cdef char scratch[16]
+    cached_lz4_state = NULL
+    if s == NULL:
+        s = malloc(cp_lz4.sizeofState())
+        if s == NULL:
+            raise MemoryError()
+        cp_lz4.compress_fast_extState(s, scratch, scratch, 0, 16, 1)
+    return s
+
+
+cdef void put_lz4_state(void* s) noexcept:
+    global cached_lz4_state
+    if cached_lz4_state == NULL:
+        cached_lz4_state = s
+    else:
+        free(s)
+
+
+cdef inline int lz4_fast(void* state, const char* src, char* dst, int n, int room, int acceleration) noexcept nogil:
+    """LZ4's fast block compression with an initialised state: its length, or 0 when it needs more than room."""
+    if cp_lz4.compress_fast_extState_fastReset != NULL:
+        return cp_lz4.compress_fast_extState_fastReset(state, src, dst, n, room, acceleration)
+    return cp_lz4.compress_fast_extState(state, src, dst, n, room, acceleration)
+
+
+cdef PyObject* new_output(Py_ssize_t n) except NULL:
+    """A bytes object of n bytes to be filled, held by the caller alone until bytes_finish (or Py_DECREF)."""
+    cdef PyObject* b = cp_bytes_new(n)
+    if b == NULL:
+        raise MemoryError()
+    return b
+
+
+cdef inline char* output_data(PyObject* b) noexcept:
+    return PyBytes_AS_STRING(<object>b)
+
+
+cdef object writable_view(char* p, Py_ssize_t n):
+    """A writable memoryview of n bytes at p, for a library that writes into a buffer it is given."""
+    return PyMemoryView_FromMemory(p, n, PyBUF_WRITE)
