@@ -1,16 +1,20 @@
 # cython: language_level=3
-"""chronik_perf._core: the native core. One included part per concept."""
+"""chronik_perf._core: the native core. One included part per concept (native/*.pxi), each cimporting the C
+declarations it uses from native/includes/*.pxd."""
 
 include "native/errors.pxi"
 include "native/buffers.pxi"
-include "native/bytes.pxi"
-include "native/batch_layout.pxi"
 include "native/varint.pxi"
 include "native/crc32c.pxi"
 include "native/codecs.pxi"
 include "native/bounded.pxi"
+include "native/records_build.pxi"
 include "native/records_parse.pxi"
+include "native/cpython_internals.pxi"
+include "native/protocol_programs.pxi"
+include "native/protocol_encode.pxi"
 include "native/protocol_decode.pxi"
+include "native/protocol_codec.pxi"
 include "native/mmap.pxi"
 include "native/index.pxi"
 include "native/storage.pxi"
