@@ -35,6 +35,12 @@ def worker_facts() -> dict:
             "chronik_perf": chronik_perf.__version__, "fingerprint": source_fingerprint()}
 
 
+def process_cpu_s() -> float:
+    """This process's own CPU seconds (a Dask worker's relaying; its children, the drivers' processes, excluded)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def source_fingerprint() -> str:
     """A digest of the installed chronik_perf sources (.py, .pyx, .pxi): equal versions built from different
     checkouts differ here."""
@@ -72,6 +78,18 @@ def compact(result: dict) -> dict:
     return out
 
 
+def abandoned(dask_worker, key: str) -> str | None:
+    """Why a running task must end now (its process tree killed), or None: the Dask worker is closing, or the
+    scheduler released the task (the coordinator cancelled it or disconnected)."""
+    from distributed.core import Status
+    if dask_worker.status not in (Status.running, Status.paused):
+        return f"the Dask worker is {dask_worker.status.name}"
+    task = dask_worker.state.tasks.get(key)
+    if task is None or task.state == "cancelled":
+        return "the scheduler cancelled the task (the coordinator cancelled it or left)"
+    return None
+
+
 def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: bool, gate: str | None, key: str,
              topic: str) -> dict:
     """Run one worker of a benchmark on this Dask worker with driver (name, Kafka version for java) until it
@@ -100,6 +118,9 @@ def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: boo
                                           "events": [list(e) for e in w.events()], "finished": finished})
             if finished:
                 break
+            why = abandoned(dask_worker, key)
+            if why:
+                raise WorkerError(f"{role} stopped on Dask worker {dask_worker.address}: {why}")
             if start_gate is not None and w.ready():
                 if start_gate.wait(TICK_S):
                     w.go()

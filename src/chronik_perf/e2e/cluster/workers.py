@@ -45,7 +45,6 @@ class Record:
     messages: int | None = None
     window_ns: tuple[int, int] | None = None
     error: str | None = None
-    peer: DaskWorker | None = None  # the latency test's producer, for a consumer measuring latency
 
     def to_dict(self) -> dict:
         out = {"role": self.role, "id": self.id, "worker": self.worker.address, "host": self.worker.host,
@@ -165,7 +164,7 @@ class ClusterWorker(Worker):
             self.session.worker_lost(self.record.worker.address)
 
     def _translate(self, r: dict) -> dict:
-        """Stamps into the coordinator's CLOCK_MONOTONIC; latency corrected by the producer's clock offset."""
+        """Stamps into the coordinator's CLOCK_MONOTONIC (latencies arrive corrected: latency_corrections)."""
         off = self.record.worker.offset.offset_ns
         out = dict(r)
         for k in STAMPS:
@@ -173,9 +172,6 @@ class ClusterWorker(Worker):
                 out[k] = out[k].astype(np.int64) - off
             elif out.get(k) is not None:
                 out[k] = int(out[k]) - off
-        peer = self.record.peer
-        if peer is not None and out.get("latency_ns") is not None and peer.offset.offset_ns != off:
-            out["latency_ns"] = out["latency_ns"] + (peer.offset.offset_ns - off)
         messages = next((out[k] for k in ("acked", "received", "messages") if out.get(k) is not None), None)
         self.record.messages = int(messages) if messages is not None else None
         end = out.get("end_ns") or out.get("last_ns")

@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import histograms
+
 SAMPLE_EVERY_NS = 250_000_000  # progress and throughput-timeline sampling period of every worker
 SPIN_NS = 60_000  # Linux's timer slack (50 µs) makes a sleep overshoot by about this: the last stretch is waited out
 
@@ -64,7 +66,10 @@ class ConsumerSpec:
     group: str | None = None  # subscribe as a member of this group; None = assign all partitions
     group_protocol: str = "classic"
     partitions: list[int] = field(default_factory=list)
-    record_latency: bool = False
+    record_latency: bool = False  # return a latency histogram (histograms.measured) of what arrived
+    latency_from_seq: int = 0     # ... of the sequences from this one on (the earlier ones are the warm-up)
+    latency_corrections: dict[int, int] | None = None  # ... of these producer ids only, each latency plus its
+    # correction in ns (a producer on another host's clock); None: every producer, uncorrected
     idle_timeout_s: float = 30.0
     worker_id: int = 0
     owed: list[tuple[int, int, list[int], int]] | None = None  # (producer id, sent, failed seqs, unknown) each
@@ -250,6 +255,10 @@ class Driver:
         """A driver whose tool measures latency on its own returns its worker; None = use producer + consumer."""
         return None
 
+    def latency_pairs(self, limit: int) -> int:
+        """How many producer-consumer pairs the latency test runs (at most `limit`): one on a single host."""
+        return 1
+
     def take_placement(self) -> dict:
         """Fields for the finished test's result saying where its workers ran (none: all on this host)."""
         return {}
@@ -346,5 +355,6 @@ class ConsumeTally:
             out["errors"].append(f"no message for {self.spec.idle_timeout_s:.0f} s; stopped after {self.received} "
                                  f"messages (positions {self.positions})")
         if self.spec.record_latency:
-            out["latency_ns"] = arrival - header["ts"].astype(np.int64)
+            out.update(histograms.measured(arrival - header["ts"].astype(np.int64), out["pid"], out["seq"],
+                                           self.spec.latency_from_seq, self.spec.latency_corrections))
         return out
