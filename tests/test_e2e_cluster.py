@@ -27,6 +27,7 @@ from chronik_perf.e2e.cluster.remote import compact
 from chronik_perf.e2e.cluster.workers import ClusterWorker, DaskWorker, Record
 from chronik_perf.e2e.config import build_config
 from chronik_perf.e2e.drivers.base import ProducerSpec
+from chronik_perf.e2e.drivers.worker_results import ConsumerResult
 from chronik_perf.e2e.runner import Target, run_target
 from test_e2e_brokers import SMALL, check_delivery, load_results, run_cli
 
@@ -91,10 +92,11 @@ def test_cross_host_stamps_and_latency_are_corrected_by_both_offsets():
     true_latency = np.array([3_000_000, 4_500_000], np.int64)
     raw = (true_send + true_latency + consumer.offset.offset_ns) - (true_send + producer.offset.offset_ns)
     arrival = true_send + true_latency
-    out = w._translate({"received": 2, "start_ns": 10 + consumer.offset.offset_ns,
-                        "last_ns": 99 + consumer.offset.offset_ns, "arrival_ns": arrival + consumer.offset.offset_ns})
-    assert out["arrival_ns"].tolist() == arrival.tolist()
-    assert (out["start_ns"], out["last_ns"]) == (10, 99) and w.record.window_ns == (10, 99)
+    out = w._translate(ConsumerResult(worker=0, received=2, nbytes=0, start_ns=10 + consumer.offset.offset_ns,
+                                      last_ns=99 + consumer.offset.offset_ns,
+                                      arrival_ns=arrival + consumer.offset.offset_ns))
+    assert out.arrival_ns.tolist() == arrival.tolist()
+    assert (out.start_ns, out.last_ns) == (10, 99) and w.record.window_ns == (10, 99) and w.record.messages == 2
     corrections = {3: producer.offset.offset_ns - consumer.offset.offset_ns}
     part = histograms.measured(raw, np.array([3, 3]), np.array([7, 8]), 0, corrections)
     hist = HdrHistogram.decode(part["latency_hist"])
@@ -124,9 +126,10 @@ def test_a_consumers_histogram_counts_only_its_producers_after_the_warm_up():
 
 
 def test_consumer_ids_cross_the_network_compact():
-    r = compact({"pid": np.array([0, 1, 1], np.int64), "seq": np.array([5, 70_000, 2], np.int64), "x": 1})
-    assert r["pid"].dtype == np.uint8 and r["seq"].dtype == np.uint32 and r["x"] == 1
-    assert r["seq"].tolist() == [5, 70_000, 2]
+    r = compact(ConsumerResult(worker=0, received=3, nbytes=1, start_ns=0, pid=np.array([0, 1, 1], np.int64),
+                               seq=np.array([5, 70_000, 2], np.int64)))
+    assert r.pid.dtype == np.uint8 and r.seq.dtype == np.uint32 and r.received == 3
+    assert r.seq.tolist() == [5, 70_000, 2]
 
 
 # ---- an in-process LocalCluster of 2 processes ------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import histograms
+from ..drivers.worker_results import ConsumerResult
 from ..verify import Stream, unread_counts, verify
 from .common import (RunContext, TestFailed, create_topic, consumer_spec, end_offsets, entry, expected_of,
                      producer_spec, wait_for, wait_ready)
@@ -30,8 +31,8 @@ def run_latency(ctx: RunContext) -> dict:
                                    consumer_spec(ctx, topic, partitions, n, record_latency=True, worker_id=0))
     if own is not None:
         (r,) = wait_for(ctx, "latency", [own], n, timeout=cfg.duration * 10 + 120)
-        return entry("latency", ctx, r["messages"], r["bytes"], r["duration_s"], latency_ms=r["latency_ms"],
-                     errors=r["errors"], method=r["method"])
+        return entry("latency", ctx, r.messages, r.nbytes, r.duration_s, latency_ms=r.latency_ms,
+                     errors=r.errors, method=r.method)
     # One pair on one host; on a cluster one per worker (driver.latency_pairs), each producer on its consumer's host,
     # sharing the rate: the broker sees the same load either way.
     pairs = ctx.driver.latency_pairs(partitions)
@@ -51,25 +52,25 @@ def run_latency(ctx: RunContext) -> dict:
     producers = [ctx.driver.start_producer(p) for p in pspecs]
     results = wait_for(ctx, "latency", producers + consumers, 2 * count * pairs, timeout=cfg.duration * 10 + 120)
     prs, crs = results[:pairs], results[pairs:]
-    if not any(cr["received"] for cr in crs):
+    if not any(cr.received for cr in crs):
         raise TestFailed("no message arrived")
-    hist = histograms.merge([cr["latency_hist"] for cr in crs])
+    hist = histograms.merge([cr.latency_hist for cr in crs])
     if hist.get_total_count() == 0:
         raise TestFailed("every message arrived inside the warm-up period")
-    summary = histograms.summary(hist, sum(cr["latency_negative"] for cr in crs))
+    summary = histograms.summary(hist, sum(cr.latency_negative for cr in crs))
     ctx.histograms["latency"] = hist.encode().decode()
     verification = verify([expected_of(pr) for pr in prs],
-                          [Stream(cr["partition"], cr["pid"], cr["seq"]) for cr in crs], ctx.partition_of(partitions),
-                          unread_counts(end_offsets(ctx, topic), [cr["positions"] for cr in crs]))
-    duration = (max(pr["end_ns"] for pr in prs) - min(pr["start_ns"] for pr in prs)) / 1e9
+                          [Stream(cr.partition, cr.pid, cr.seq) for cr in crs], ctx.partition_of(partitions),
+                          unread_counts(end_offsets(ctx, topic), [cr.positions for cr in crs]))
+    duration = (max(pr.end_ns for pr in prs) - min(pr.start_ns for pr in prs)) / 1e9
     messages = verification["distinct"]
     method = METHOD if pairs == 1 else (f"{METHOD}; {pairs} producer-consumer pairs at {rate:g} msg/s each, "
                                         "each consumer's histogram merged")
     return entry("latency", ctx, messages, messages * cfg.message_size, duration, latency_ms=summary,
-                 verification=verification, errors=[e for r in results for e in r["errors"]], method=method,
+                 verification=verification, errors=[e for r in results for e in r.errors], method=method,
                  rate_target=cfg.rate, warmup_s=cfg.warmup, samples=summary["count"],
                  latency_sample_ms=histograms.cdf_sample(hist), pairs=pairs,
-                 latency_parts=[_part(cr) for cr in crs], client_cpu_s=_total(pr.get("cpu_s") for pr in prs))
+                 latency_parts=[_part(cr) for cr in crs], client_cpu_s=_total(pr.cpu_s for pr in prs))
 
 
 def _arriving(partition_of, counts: list[int], partitions: int) -> np.ndarray:
@@ -85,10 +86,10 @@ def _arriving(partition_of, counts: list[int], partitions: int) -> np.ndarray:
     return per
 
 
-def _part(cr: dict) -> dict:
+def _part(cr: ConsumerResult) -> dict:
     """One consumer's share of the merged histogram: its count and percentiles."""
-    s = histograms.summary(histograms.merge([cr["latency_hist"]]), cr["latency_negative"])
-    return {"consumer": cr["worker"], "count": s["count"], "p50": s["p50"], "p99": s["p99"], "max": s["max"]}
+    s = histograms.summary(histograms.merge([cr.latency_hist]), cr.latency_negative)
+    return {"consumer": cr.worker, "count": s["count"], "p50": s["p50"], "p99": s["p99"], "max": s["max"]}
 
 
 def _total(values) -> float | None:
