@@ -9,6 +9,7 @@ a Variable says whether a stop means "finish" (a group member leaving) or "kill"
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -20,6 +21,7 @@ import numpy as np
 
 import chronik_perf
 
+from ..drivers.worker_results import ConsumerResult, WorkerResult
 from .clocks import boot_id
 
 TICK_S = 0.25
@@ -68,14 +70,16 @@ def driver_facts(name: str, kafka_version: str | None = None) -> dict:
             "own_latency": type(driver).start_latency is not Driver.start_latency}
 
 
-def compact(result: dict) -> dict:
+def compact(result: WorkerResult) -> WorkerResult:
     """Shrink a consumer's id arrays before they cross the network (the verifier widens them again)."""
-    out = dict(result)
+    if not isinstance(result, ConsumerResult):
+        return result
+    shrunk = {}
     for key in ("pid", "seq"):
-        arr = out.get(key)
-        if isinstance(arr, np.ndarray) and arr.size and arr.min() >= 0:
-            out[key] = arr.astype(np.min_scalar_type(int(arr.max())), copy=False)
-    return out
+        arr = getattr(result, key)
+        if arr.size and arr.min() >= 0:
+            shrunk[key] = arr.astype(np.min_scalar_type(int(arr.max())), copy=False)
+    return dataclasses.replace(result, **shrunk)
 
 
 def abandoned(dask_worker, key: str) -> str | None:
@@ -91,9 +95,9 @@ def abandoned(dask_worker, key: str) -> str | None:
 
 
 def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: bool, gate: str | None, key: str,
-             topic: str) -> dict:
+             topic: str) -> WorkerResult:
     """Run one worker of a benchmark on this Dask worker with driver (name, Kafka version for java) until it
-    finishes; return its result dict."""
+    finishes; return its result."""
     from distributed import Event, Variable, get_worker, secede
 
     from ..drivers import get_driver
