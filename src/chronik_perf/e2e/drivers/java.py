@@ -2,7 +2,7 @@
 
 The reference every other driver is judged against. The tools run as separate JVM processes on the
 same workload (topic, counts, sizes, acks, compression, batching) and their output is parsed into the
-same result schema. They write their own payloads without our (producer id, sequence) header, so
+same results (worker_results). They write their own payloads without our (producer id, sequence) header, so
 delivery is checked by counting (log end offsets) instead of per message; their producer latency is
 acknowledgement latency, kept apart as `ack_latency_ms`; EndToEndLatency sends one message at a time
 and waits for it (a closed loop, not a fixed-rate schedule) and reports only avg, p50, p99 and p99.9.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -21,6 +22,7 @@ import uuid
 import psutil
 
 from .base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
+from .worker_results import ConsumerResult, LatencyResult, ProducerResult, WorkerResult
 
 _PROGRESS = re.compile(r"^(\d+) records sent, ")
 _FINAL = re.compile(r"^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
@@ -98,6 +100,17 @@ def parse_end_to_end(stdout: str) -> dict:
             "p99": float(pct.group(2)), "p999": float(pct.group(3)), "max": None}
 
 
+# util-linux's setpriv: the kernel kills the JVM (SIGKILL) when the thread that started it ends, so a JVM started by a
+# Dask task does not outlive a Dask worker killed mid-run. JavaWorker.go() runs in the thread that then waits for the
+# JVM (the benchmark's main thread, or the Dask task's), which outlives the JVM in every other case.
+SETPRIV = shutil.which("setpriv")
+
+
+def dies_with_parent(command: list[str]) -> list[str]:
+    """`command` under `setpriv --pdeathsig KILL` where setpriv exists (Linux), else unchanged."""
+    return [SETPRIV, "--pdeathsig", "KILL", "--", *command] if SETPRIV else command
+
+
 CPU_SAMPLE_S = 0.2  # the JVM's CPU time is sampled this often (its start-up is told apart from the window)
 
 
@@ -119,7 +132,8 @@ class JavaWorker(Worker):
     def go(self) -> None:
         if self._proc is None:
             self.started_ns = time.monotonic_ns()
-            self._proc = subprocess.Popen(self._command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self._proc = subprocess.Popen(dies_with_parent(self._command), stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True)
             self._stderr: list[str] = []
             self._cpu: list[tuple[int, float]] = []  # (monotonic ns, the JVM's CPU seconds so far)
             self._readers = [threading.Thread(target=self._read, daemon=True),
@@ -146,17 +160,17 @@ class JavaWorker(Worker):
         except psutil.Error:
             pass  # exited between poll() and cpu_times()
 
-    def cpu_over(self, start_ns: int) -> dict:
-        """The JVM's CPU seconds from monotonic start_ns (the throughput window's start) to its last sample, and
-        before it (JVM start-up, connecting) apart."""
+    def cpu_over(self, result: WorkerResult, start_ns: int) -> None:
+        """Set the result's CPU figures: the JVM's CPU seconds from monotonic start_ns (the throughput window's
+        start) to its last sample, and before it (JVM start-up, connecting) apart."""
         samples = list(self._cpu)
         if not samples:
-            return {"cpu_s": None, "cpu_window_s": None, "startup_cpu_s": None}
+            return
         before = [c for t, c in samples if t <= start_ns]
         at_start = before[-1] if before else 0.0
         end_t, end_c = samples[-1]
-        return {"cpu_s": round(end_c - at_start, 4), "cpu_window_s": max(0.0, (end_t - start_ns) / 1e9),
-                "startup_cpu_s": round(at_start, 4)}
+        result.cpu_s, result.startup_cpu_s = round(end_c - at_start, 4), round(at_start, 4)
+        result.cpu_window_s = max(0.0, (end_t - start_ns) / 1e9)
 
     def progress(self) -> int:
         return self._sent
@@ -186,7 +200,8 @@ class JavaWorker(Worker):
             else:
                 try:
                     result = self._finish(out, err, self.started_ns, ended)
-                    self._outcome = ("ok", {**result, **self.cpu_over(result.get("start_ns") or self.started_ns)})
+                    self.cpu_over(result, getattr(result, "start_ns", None) or self.started_ns)
+                    self._outcome = ("ok", result)
                 except ValueError as exc:
                     self._outcome = ("error", f"{exc}: {out.strip()[-300:]} {err.strip()[-300:]}")
             if self._cleanup:
@@ -258,11 +273,11 @@ class JavaDriver(Driver):
             p = parse_producer(out)
             metrics = parse_metrics(out, "producer-metrics")
             duration_ns = int(p["records"] / p["records_per_s"] * 1e9) if p["records_per_s"] else ended - started
-            return {"pid": spec.pid, "sent": p["records"], "acked": p["records"], "failed": [],
-                    "bytes": p["records"] * size, "start_ns": ended - duration_ns, "end_ns": ended,
-                    "timeline": [], "errors": _errors(err), "ack_latency_ms": p["ack_latency_ms"],
-                    "client_metrics": {k: metrics[k] for k in PRODUCER_METRICS if k in metrics},
-                    "batching": producer_batching(metrics)}
+            return ProducerResult(pid=spec.pid, sent=p["records"], acked=p["records"], nbytes=p["records"] * size,
+                                  start_ns=ended - duration_ns, end_ns=ended, errors=_errors(err),
+                                  ack_latency_ms=p["ack_latency_ms"],
+                                  client_metrics={k: metrics[k] for k in PRODUCER_METRICS if k in metrics},
+                                  batching=producer_batching(metrics))
 
         return JavaWorker(self.producer_command(spec), finish, gated)
 
@@ -280,9 +295,9 @@ class JavaDriver(Driver):
         def finish(out, err, started, ended):
             c = parse_consumer(out)
             check_consumed(out, err, c["messages"], spec.expected)
-            return {"worker": spec.worker_id, "received": c["messages"], "bytes": int(c["mb"] * 1024 * 1024),
-                    "start_ns": ended - c["fetch_ms"] * 1_000_000, "first_ns": None, "last_ns": ended,
-                    "timeline": [], "errors": _errors(err), "rebalance_ms": c["rebalance_ms"]}
+            return ConsumerResult(worker=spec.worker_id, received=c["messages"], nbytes=int(c["mb"] * 1024 * 1024),
+                                  start_ns=ended - c["fetch_ms"] * 1_000_000, last_ns=ended, errors=_errors(err),
+                                  rebalance_ms=c["rebalance_ms"])
 
         return JavaWorker(self.java.command("org.apache.kafka.tools.ConsumerPerformance", *args), finish,
                           cleanup=props_file)
@@ -303,9 +318,9 @@ class JavaDriver(Driver):
         n, size = spec.num_messages, spec.message_size
 
         def finish(out, err, started, ended):
-            return {"messages": n, "bytes": n * size, "duration_s": (ended - started) / 1e9,
-                    "latency_ms": parse_end_to_end(out), "errors": _errors(err),
-                    "method": "EndToEndLatency: one message at a time, each waited for (closed loop)"}
+            return LatencyResult(messages=n, nbytes=n * size, duration_s=(ended - started) / 1e9,
+                                 latency_ms=parse_end_to_end(out), errors=_errors(err),
+                                 method="EndToEndLatency: one message at a time, each waited for (closed loop)")
 
         return JavaWorker(self.java.command("org.apache.kafka.tools.EndToEndLatency", *args), finish,
                           cleanup=props_file)

@@ -1,14 +1,20 @@
 # Kafka's four compression codecs, written the way Kafka's Java producer writes them:
 # gzip, snappy in xerial framing (plain snappy blocks are read too), the LZ4 frame format
 # (64 KiB independent blocks, no content size), and zstd frames. The codec work itself is
-# done by zlib, cramjam's snappy (python-snappy's engine), liblz4 and libzstd (_codec_lib.pxi); this part only
+# done by zlib, cramjam's snappy (python-snappy's engine), liblz4 and libzstd (codec_lib.pxi); this part only
 # frames and guards it, writing each result straight into the bytes object returned.
 import zlib
 
 from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_XDECREF
-from libc.string cimport memcmp
+from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t, uint8_t
+from libc.string cimport memcmp, memcpy
+
+from chronik_perf.native.includes.endian cimport load_be32, store_be32
+from chronik_perf.native.includes.varint cimport read_uvarint
 
 import cramjam
 import lz4.frame as _lz4
@@ -126,7 +132,7 @@ cdef bytes snappy_decompress(object data, int64_t limit):
         raise
     finally:
         PyBuffer_Release(&src)
-    return cp_bytes_finish(out, total)
+    return bytes_finish(out, total)
 
 
 cdef bytes xerial_compress(object data):
@@ -154,7 +160,7 @@ cdef bytes xerial_compress(object data):
         raise
     finally:
         PyBuffer_Release(&src)
-    return cp_bytes_finish(out, at)
+    return bytes_finish(out, at)
 
 
 cdef inline void store_le32(char* p, uint32_t v) noexcept nogil:
@@ -211,7 +217,7 @@ cdef bytes lz4_frame_compress(object data, int level):
         raise
     finally:
         PyBuffer_Release(&src)
-    return cp_bytes_finish(out, size)
+    return bytes_finish(out, size)
 
 
 cdef bytes zstd_compress(object data, int level):
@@ -239,7 +245,7 @@ cdef bytes zstd_compress(object data, int level):
         raise
     finally:
         PyBuffer_Release(&src)
-    return cp_bytes_finish(out, <Py_ssize_t>r)
+    return bytes_finish(out, <Py_ssize_t>r)
 
 
 cpdef bytes compress(object codec, object data, object level=None):

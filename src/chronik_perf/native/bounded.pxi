@@ -2,8 +2,11 @@
 # block so that their output is known to fit before it is produced. A batch's limit is the smaller of the cap and
 # its record count times the per-record ceiling.
 import os
+import zlib
 
-from libc.stdint cimport INT64_MAX, UINT64_MAX
+import lz4.frame as _lz4
+
+from libc.stdint cimport INT64_MAX, UINT64_MAX, int32_t, int64_t, uint32_t, uint64_t, uint8_t
 
 cdef enum:
     DEFAULT_MAX_DECOMPRESSED = 64 << 20      # 64 x Kafka's default message.max.bytes (1 MiB)
@@ -284,7 +287,7 @@ cdef bytes lz4_frame_into(Frame* f, const uint8_t* p, Py_ssize_t room):
         Py_XDECREF(out)
         raise CorruptRecordError("corrupt lz4 payload: a block does not decode within its bounds" if size < 0 else
                                  f"corrupt lz4 payload: the frame claims {f.content_size} bytes and holds {size}")
-    return cp_bytes_finish(out, size)
+    return bytes_finish(out, size)
 
 
 cdef bytes zstd_frame_into(Frame* f, const uint8_t* p, Py_ssize_t room):
@@ -308,4 +311,4 @@ cdef bytes zstd_frame_into(Frame* f, const uint8_t* p, Py_ssize_t room):
     if cp_zstd.isError(r):
         Py_XDECREF(out)
         raise CorruptRecordError(f"corrupt zstd payload: {cp_zstd.getErrorName(r).decode()}")
-    return cp_bytes_finish(out, <Py_ssize_t>r)
+    return bytes_finish(out, <Py_ssize_t>r)

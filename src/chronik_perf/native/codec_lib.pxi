@@ -5,48 +5,15 @@
 import importlib.util
 
 from cpython.buffer cimport PyBUF_WRITE
+from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.memoryview cimport PyMemoryView_FromMemory
-from cpython.ref cimport PyObject, Py_DECREF
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
 from libc.stdlib cimport free, malloc
 
-cdef extern from "codec_lib.h":
-    ctypedef struct cp_zstd_api:
-        size_t (*compressBound)(size_t) noexcept nogil
-        void* (*createCCtx)() noexcept nogil
-        size_t (*freeCCtx)(void*) noexcept nogil
-        size_t (*CCtx_setParameter)(void*, int, int) noexcept nogil
-        size_t (*compress2)(void*, void*, size_t, const void*, size_t) noexcept nogil
-        void* (*createDCtx)() noexcept nogil
-        size_t (*freeDCtx)(void*) noexcept nogil
-        size_t (*decompressDCtx)(void*, void*, size_t, const void*, size_t) noexcept nogil
-        unsigned (*isError)(size_t) noexcept nogil
-        const char* (*getErrorName)(size_t) noexcept nogil
-        const char* (*versionString)() noexcept nogil
-    ctypedef struct cp_lz4_api:
-        int (*compressBound)(int) noexcept nogil
-        int (*sizeofState)() noexcept nogil
-        int (*compress_fast_extState)(void*, const char*, char*, int, int, int) noexcept nogil
-        int (*compress_fast_extState_fastReset)(void*, const char*, char*, int, int, int) noexcept nogil
-        int (*compress_HC)(const char*, char*, int, int, int) noexcept nogil
-        int (*decompress_safe)(const char*, char*, int, int) noexcept nogil
-        const char* (*versionString)() noexcept nogil
-    cp_zstd_api cp_zstd
-    cp_lz4_api cp_lz4
-    int cp_load_zstd(const char* path)
-    int cp_load_lz4(const char* path)
-    const char* cp_codec_lib_error()
-
-cdef extern from *:
-    """
-    static PyObject *cp_bytes_new(Py_ssize_t n) { return PyBytes_FromStringAndSize(NULL, n); }
-    /* the first n bytes of b, which the caller alone holds (its reference is taken over), resized in place */
-    static PyObject *cp_bytes_finish(PyObject *b, Py_ssize_t n) {
-        if (n != PyBytes_GET_SIZE(b) && _PyBytes_Resize(&b, n) < 0) return NULL;
-        return b;
-    }
-    """
-    PyObject* cp_bytes_new(Py_ssize_t n)
-    object cp_bytes_finish(PyObject* b, Py_ssize_t n)
+from chronik_perf.native.includes.codec_lib cimport (cp_codec_lib_error, cp_load_lz4, cp_load_zstd, cp_lz4,
+                                                     cp_zstd)
+from chronik_perf.native.includes.python cimport _PyBytes_Resize, bytes_alloc, bytes_data
 
 cdef enum:
     CODEC_GIL_RELEASE_BYTES = 65536         # below this a call is shorter than giving up and taking the GIL
@@ -172,16 +139,23 @@ cdef inline int lz4_fast(void* state, const char* src, char* dst, int n, int roo
     return cp_lz4.compress_fast_extState(state, src, dst, n, room, acceleration)
 
 
-cdef PyObject* new_output(Py_ssize_t n) except NULL:
-    """A bytes object of n bytes to be filled, held by the caller alone until bytes_finish (or Py_DECREF)."""
-    cdef PyObject* b = cp_bytes_new(n)
-    if b == NULL:
-        raise MemoryError()
-    return b
+cdef inline PyObject* new_output(Py_ssize_t n) except NULL:
+    """A bytes object of n bytes to be filled, held by the caller alone until bytes_finish (or Py_XDECREF)."""
+    return bytes_alloc(NULL, n)
 
 
 cdef inline char* output_data(PyObject* b) noexcept:
-    return PyBytes_AS_STRING(<object>b)
+    return bytes_data(b)
+
+
+cdef object bytes_finish(PyObject* b, Py_ssize_t n):
+    """The first n bytes of b, a bytes object the caller alone holds (its reference is taken over), shrunk in place
+    (on failure b is freed)."""
+    if n != PyBytes_GET_SIZE(<object>b):
+        _PyBytes_Resize(&b, n)
+    out = <object>b
+    Py_DECREF(out)
+    return out
 
 
 cdef object writable_view(char* p, Py_ssize_t n):
