@@ -1,8 +1,8 @@
 /*
- * Entry points of libzstd and liblz4, resolved at run time from a shared object that holds them: the system's
- * library when installed, else the copy inside the zstandard or lz4 package. Only stable, documented functions of
- * both libraries are used; their prototypes are restated here because neither the packages nor a bare system
- * ship the headers.
+ * Entry points of libzstd and liblz4, resolved at run time from a shared object that holds them (the system's
+ * library or the copy inside the zstandard or lz4 package; native/codec_lib.pxi picks one). Only stable,
+ * documented functions of both libraries are used; their prototypes are restated here because neither the
+ * packages nor a bare system ship the headers.
  */
 #ifndef CP_CODEC_LIB_H
 #define CP_CODEC_LIB_H

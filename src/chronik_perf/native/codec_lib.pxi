@@ -1,7 +1,7 @@
-# libzstd and liblz4 called directly (csrc/codec_lib.c resolves them at import: the system's shared library when
-# installed, else the copy inside the zstandard or lz4 package), their contexts reused between calls, and output
-# written straight into the bytes object returned. The system's comes first: the packages' copies are built with
-# every symbol exported, so the library's own calls to them go through the PLT (about 5% of zstd decompression).
+# libzstd and liblz4 called directly (csrc/codec_lib.c resolves them at import: the newest of the system's shared
+# library and the copy inside the zstandard or lz4 package, the system's on a tie), their contexts reused between
+# calls, and output written straight into the bytes object returned. Versions differ in speed (libzstd 1.5.4
+# compresses text about 15% slower than 1.5.7), so the newest is taken, and benchmark results record which.
 import importlib.util
 
 from cpython.buffer cimport PyBUF_WRITE
@@ -20,10 +20,10 @@ cdef enum:
     ZSTD_C_COMPRESSION_LEVEL = 100          # ZSTD_c_compressionLevel
 
 
-def _load_codec_library(str name, tuple sonames, tuple modules, loader):
-    """Path of the first shared object holding the codec's entry points: the system library, then a module of
-    the codec's Python package."""
-    paths, tried = list(sonames), []
+def _load_codec_library(str name, tuple sonames, tuple modules, loader, version):
+    """Path of the shared object holding the codec's entry points with the newest version: the system library
+    (first on a tie), a module of the codec's Python package."""
+    paths, tried, found = list(sonames), [], []
     for module in modules:
         try:
             spec = importlib.util.find_spec(module)
@@ -33,9 +33,22 @@ def _load_codec_library(str name, tuple sonames, tuple modules, loader):
             paths.append(spec.origin)
     for path in paths:
         if loader(path) == 0:
-            return path
-        tried.append(cp_codec_lib_error().decode(errors="replace"))
-    raise ImportError(f"no {name} library with the functions chronik_perf calls: {'; '.join(tried)}")
+            found.append((tuple(int(x) for x in version().split(".")), -len(found), path))
+        else:
+            tried.append(cp_codec_lib_error().decode(errors="replace"))
+    if not found:
+        raise ImportError(f"no {name} library with the functions chronik_perf calls: {'; '.join(tried)}")
+    best = max(found)[2]
+    loader(best)
+    return best
+
+
+def _zstd_version():
+    return cp_zstd.versionString().decode()
+
+
+def _lz4_version():
+    return cp_lz4.versionString().decode()
 
 
 def _zstd_loader(str path):
@@ -46,13 +59,15 @@ def _lz4_loader(str path):
     return cp_load_lz4(path.encode())
 
 
-_zstd_path = _load_codec_library("libzstd", ("libzstd.so.1", "libzstd.1.dylib"),
-                                 ("zstandard.backend_c", "zstandard._cffi"), _zstd_loader)
-_lz4_path = _load_codec_library("liblz4", ("liblz4.so.1", "liblz4.1.dylib"), ("lz4.block._block", "lz4.frame._frame"),
-                                _lz4_loader)
 # where each codec's library was found, and its version: benchmark results record them
-CODEC_LIBRARIES = {"zstd": {"library": _zstd_path, "version": cp_zstd.versionString().decode()},
-                   "lz4": {"library": _lz4_path, "version": cp_lz4.versionString().decode()}}
+CODEC_LIBRARIES = {
+    "zstd": {"library": _load_codec_library("libzstd", ("libzstd.so.1", "libzstd.1.dylib"),
+                                            ("zstandard.backend_c", "zstandard._cffi"), _zstd_loader, _zstd_version),
+             "version": _zstd_version()},
+    "lz4": {"library": _load_codec_library("liblz4", ("liblz4.so.1", "liblz4.1.dylib"),
+                                           ("lz4.block._block", "lz4.frame._frame"), _lz4_loader, _lz4_version),
+            "version": _lz4_version()},
+}
 
 # One cached context of each kind: a call takes it (under the GIL), uses it with or without the GIL, and puts it
 # back unless another call put one back meanwhile. Concurrent calls make their own.
