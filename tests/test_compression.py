@@ -189,9 +189,30 @@ def test_any_buffer_is_taken_as_its_bytes(codec):
     assert decompress(codec, bytearray(packed)) == data
 
 
-def test_lz4_and_zstd_libraries_are_named_with_their_versions():
+def test_codec_libraries_are_named_with_their_versions():
     from chronik_perf.compression import CODEC_LIBRARIES
-    assert set(CODEC_LIBRARIES) == {"lz4", "zstd"}
+    assert set(CODEC_LIBRARIES) == {"gzip", "lz4", "zstd", "zstd decoder"}
     for found in CODEC_LIBRARIES.values():
         assert os.path.exists(found["library"]) or found["library"].startswith("lib"), found
         assert found["version"].count(".") == 2, found
+    assert CODEC_LIBRARIES["gzip"]["version"] == zlib.ZLIB_RUNTIME_VERSION      # the zlib Python's module uses
+
+
+def test_gzip_trailer_size_is_only_a_hint():
+    """The output buffer starts at the size the trailer states; a trailer that lies either way is found corrupt
+    (zlib checks it) after the stream decoded within its limit."""
+    data = b"gzip " * 30000
+    good = compress("gzip", data)
+    assert decompress("gzip", good) == data
+    for claimed in (0, 10, len(data) - 1, len(data) + 1, 0xFFFFFFFF):
+        with pytest.raises(CorruptRecordError, match="length check"):
+            decompress("gzip", good[:-4] + struct.pack("<I", claimed))
+    with pytest.raises(CorruptRecordError, match="limit of 1000 bytes"):
+        decompress("gzip", good, 1000)
+    assert decompress("gzip", good, len(data)) == data
+
+
+def test_gzip_levels_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="level"):
+        compress("gzip", b"x", 12)
+    assert gzip.decompress(compress("gzip", b"x" * 100, 1)) == b"x" * 100

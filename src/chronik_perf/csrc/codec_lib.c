@@ -1,4 +1,4 @@
-/* Run-time resolution of libzstd and liblz4 entry points (see codec_lib.h). */
+/* Run-time resolution of zlib, libzstd and liblz4 entry points (see codec_lib.h). */
 #include "codec_lib.h"
 
 #include <dlfcn.h>
@@ -6,7 +6,9 @@
 #include <string.h>
 
 cp_zstd_api cp_zstd;
+cp_zstd_api cp_zstd_decoder;
 cp_lz4_api cp_lz4;
+cp_zlib_api cp_zlib;
 static char error[512];
 
 const char *cp_codec_lib_error(void) { return error; }
@@ -29,7 +31,7 @@ static void *open_lib(const char *path) {
         memcpy(&(slot), &sym, sizeof sym);                                            \
     } while (0)
 
-int cp_load_zstd(const char *path) {
+int cp_load_zstd(const char *path, int decoder) {
     cp_zstd_api api;
     void *h = open_lib(path);
     if (!h) return -1;
@@ -44,7 +46,10 @@ int cp_load_zstd(const char *path) {
     RESOLVE(h, api.isError, "ZSTD_isError", 1);
     RESOLVE(h, api.getErrorName, "ZSTD_getErrorName", 1);
     RESOLVE(h, api.versionString, "ZSTD_versionString", 1);
-    cp_zstd = api;
+    if (decoder)
+        cp_zstd_decoder = api;
+    else
+        cp_zstd = api;
     return 0;
 }
 
@@ -60,5 +65,23 @@ int cp_load_lz4(const char *path) {
     RESOLVE(h, api.decompress_safe, "LZ4_decompress_safe", 1);
     RESOLVE(h, api.versionString, "LZ4_versionString", 1);
     cp_lz4 = api;
+    return 0;
+}
+
+int cp_load_zlib(const char *path) {
+    cp_zlib_api api;
+    void *h = open_lib(path);
+    if (!h) return -1;
+    RESOLVE(h, api.deflateInit2_, "deflateInit2_", 1);
+    RESOLVE(h, api.deflate, "deflate", 1);
+    RESOLVE(h, api.deflateReset, "deflateReset", 1);
+    RESOLVE(h, api.deflateEnd, "deflateEnd", 1);
+    RESOLVE(h, api.deflateBound, "deflateBound", 1);
+    RESOLVE(h, api.inflateInit2_, "inflateInit2_", 1);
+    RESOLVE(h, api.inflate, "inflate", 1);
+    RESOLVE(h, api.inflateReset, "inflateReset", 1);
+    RESOLVE(h, api.inflateEnd, "inflateEnd", 1);
+    RESOLVE(h, api.zlibVersion, "zlibVersion", 1);
+    cp_zlib = api;
     return 0;
 }

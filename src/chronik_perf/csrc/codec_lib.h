@@ -1,6 +1,6 @@
 /*
- * Entry points of libzstd and liblz4, resolved at run time from a shared object that holds them (the system's
- * library or the copy inside the zstandard or lz4 package; native/codec_lib.pxi picks one). Only stable,
+ * Entry points of zlib, libzstd and liblz4, resolved at run time from a shared object that holds them (the system's
+ * library or the copy inside the zstandard or lz4 package, zlib Python's own; native/codec_lib.pxi picks one). Only stable,
  * documented functions of both libraries are used; their prototypes are restated here because neither the
  * packages nor a bare system ship the headers.
  */
@@ -32,13 +32,48 @@ typedef struct {
     const char *(*versionString)(void);
 } cp_lz4_api;
 
-extern cp_zstd_api cp_zstd;
+/* zlib's stream (z_stream), whose layout zlib keeps stable; inflateInit2_/deflateInit2_ check its size */
+typedef struct {
+    const unsigned char *next_in;
+    unsigned int avail_in;
+    unsigned long total_in;
+    unsigned char *next_out;
+    unsigned int avail_out;
+    unsigned long total_out;
+    const char *msg;
+    void *state;
+    void *zalloc;
+    void *zfree;
+    void *opaque;
+    int data_type;
+    unsigned long adler;
+    unsigned long reserved;
+} cp_z_stream;
+
+typedef struct {
+    int (*deflateInit2_)(cp_z_stream *, int, int, int, int, int, const char *, int);
+    int (*deflate)(cp_z_stream *, int);
+    int (*deflateReset)(cp_z_stream *);
+    int (*deflateEnd)(cp_z_stream *);
+    unsigned long (*deflateBound)(cp_z_stream *, unsigned long);
+    int (*inflateInit2_)(cp_z_stream *, int, const char *, int);
+    int (*inflate)(cp_z_stream *, int);
+    int (*inflateReset)(cp_z_stream *);
+    int (*inflateEnd)(cp_z_stream *);
+    const char *(*zlibVersion)(void);
+} cp_zlib_api;
+
+extern cp_zlib_api cp_zlib;
+extern cp_zstd_api cp_zstd;          /* compression */
+extern cp_zstd_api cp_zstd_decoder;  /* decompression: it may come from another build */
 extern cp_lz4_api cp_lz4;
 
-/* Resolve every entry point from the shared object at `path`: 0, or -1 when it cannot be loaded or lacks one
- * (cp_codec_lib_error says which). On success the object stays loaded for the life of the process. */
-int cp_load_zstd(const char *path);
+/* Resolve every entry point from the shared object at `path` (zstd: into cp_zstd_decoder when decoder, else
+ * cp_zstd): 0, or -1 when it cannot be loaded or lacks one (cp_codec_lib_error says which). On success the object
+ * stays loaded for the life of the process. */
+int cp_load_zstd(const char *path, int decoder);
 int cp_load_lz4(const char *path);
+int cp_load_zlib(const char *path);
 const char *cp_codec_lib_error(void);
 
 #endif

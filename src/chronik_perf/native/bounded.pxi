@@ -2,11 +2,18 @@
 # block so that their output is known to fit before it is produced. A batch's limit is the smaller of the cap and
 # its record count times the per-record ceiling.
 import os
-import zlib
 
 import lz4.frame as _lz4
 
+from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
 from libc.stdint cimport INT64_MAX, UINT64_MAX, int32_t, int64_t, uint32_t, uint64_t, uint8_t
+from libc.string cimport memcpy
+
+from chronik_perf.native.includes.codec_lib cimport cp_lz4, cp_z_stream, cp_zlib, cp_zstd_decoder
+from chronik_perf.native.includes.python cimport _PyBytes_Resize
 
 cdef enum:
     DEFAULT_MAX_DECOMPRESSED = 64 << 20      # 64 x Kafka's default message.max.bytes (1 MiB)
@@ -14,6 +21,7 @@ cdef enum:
     DECOMPRESS_STEP = 1 << 20                # output bound of one step when the whole frame's is too high
     ZSTD_BLOCK_MAX = 1 << 17
     LZ4_HEADER_MIN = 7                       # magic, FLG, BD, header checksum
+    DEFLATE_MAX_EXPANSION = 1032             # deflate's most output per input byte
 
 cdef int64_t max_decompressed = DEFAULT_MAX_DECOMPRESSED
 cdef int64_t record_ceiling = DEFAULT_MAX_RECORD_BYTES
@@ -56,24 +64,55 @@ cdef int too_large(str codec, int64_t limit) except -1:
 
 
 cdef bytes gzip_decompress(object data, int64_t limit):
-    """A gzip member, inflated in steps of at most DECOMPRESS_STEP output bytes until it ends or passes limit."""
-    cdef int64_t total = 0, want
-    d = zlib.decompressobj(47)
-    parts = []
-    rest = data
-    while True:
-        want = min(<int64_t>DECOMPRESS_STEP, limit + 1 - total)
-        part = d.decompress(rest, want)
-        total += len(part)
-        if total > limit:
+    """A gzip (or zlib) stream inflated straight into one buffer, first of the size its trailer states (a hint
+    held to what deflate could expand to and to limit + 1), grown while the stream goes on, never past limit + 1
+    bytes: output reaching that is too large."""
+    cdef Py_buffer src
+    PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+    cdef const unsigned char* p = <const unsigned char*>src.buf
+    cdef Py_ssize_t n = src.len, at
+    cdef int64_t room = load_le(p + n - 4, 4) if n >= 18 else 0
+    cdef PyObject* out = NULL
+    cdef cp_z_stream* z = NULL
+    cdef unsigned char* o_end
+    cdef int rc
+    room = max(64, min(room, <int64_t>n * DEFLATE_MAX_EXPANSION + 64, limit + 1))
+    try:
+        out = new_output(room)
+        z = take_z_stream(True, 0)
+        z.next_in = p
+        z.next_out = <unsigned char*>output_data(out)
+        while True:
+            o_end = <unsigned char*>output_data(out) + room
+            if room >= CODEC_GIL_RELEASE_BYTES:
+                with nogil:
+                    rc = z_pump(z, True, p + n, o_end)
+            else:
+                rc = z_pump(z, True, p + n, o_end)
+            if rc == Z_STREAM_END:
+                break
+            if rc == Z_BUF_ERROR:
+                raise CorruptRecordError("truncated gzip stream")
+            if rc != Z_OK:
+                raise CorruptRecordError(f"corrupt gzip payload: "
+                                         f"{z.msg.decode(errors='replace') if z.msg != NULL else f'zlib error {rc}'}")
+            if room > limit:
+                too_large("gzip", limit)
+            at = z.next_out - <unsigned char*>output_data(out)
+            room = min(room * 2, limit + 1)
+            _PyBytes_Resize(&out, room)
+            z.next_out = <unsigned char*>output_data(out) + at
+        at = z.next_out - <unsigned char*>output_data(out)
+        if at > limit:
             too_large("gzip", limit)
-        parts.append(part)
-        if d.eof or (not d.unconsumed_tail and len(part) < want):
-            break
-        rest = d.unconsumed_tail
-    if not d.eof:
-        raise CorruptRecordError("truncated gzip stream")
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    except BaseException:
+        Py_XDECREF(out)
+        raise
+    finally:
+        if z != NULL:
+            put_z_stream(z, True, 0)
+        PyBuffer_Release(&src)
+    return bytes_finish(out, at)
 
 
 cdef struct Frame:
@@ -304,11 +343,11 @@ cdef bytes zstd_frame_into(Frame* f, const uint8_t* p, Py_ssize_t room):
         raise
     if room >= CODEC_GIL_RELEASE_BYTES:
         with nogil:
-            r = cp_zstd.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
+            r = cp_zstd_decoder.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
     else:
-        r = cp_zstd.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
+        r = cp_zstd_decoder.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
     put_zstd_dctx(dctx)
-    if cp_zstd.isError(r):
+    if cp_zstd_decoder.isError(r):
         Py_XDECREF(out)
-        raise CorruptRecordError(f"corrupt zstd payload: {cp_zstd.getErrorName(r).decode()}")
+        raise CorruptRecordError(f"corrupt zstd payload: {cp_zstd_decoder.getErrorName(r).decode()}")
     return bytes_finish(out, <Py_ssize_t>r)

@@ -1,7 +1,9 @@
-# libzstd and liblz4 called directly (csrc/codec_lib.c resolves them at import: the newest of the system's shared
-# library and the copy inside the zstandard or lz4 package, the system's on a tie), their contexts reused between
-# calls, and output written straight into the bytes object returned. Versions differ in speed (libzstd 1.5.4
-# compresses text about 15% slower than 1.5.7), so the newest is taken, and benchmark results record which.
+# zlib, libzstd and liblz4 called directly (csrc/codec_lib.c resolves them at import from the system's shared library
+# or the copy inside the zstandard or lz4 package; zlib from the one Python's zlib module uses), their contexts reused between calls, and output written straight
+# into the bytes object returned. Compression takes the newest version found (the system's on a tie): libzstd
+# 1.5.4 compresses text 12-19% slower than 1.5.7. zstd decompression takes the system's library when there is one:
+# decoding is as fast in either version, and the packages' copies are built with every symbol exported, so the
+# library's calls to its own functions go through the PLT (3-5% of zstd decoding). Benchmark results record which.
 import importlib.util
 
 from cpython.buffer cimport PyBUF_WRITE
@@ -9,21 +11,31 @@ from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
-from libc.stdlib cimport free, malloc
+from libc.limits cimport UINT_MAX
+from libc.stdlib cimport calloc, free, malloc
 
-from chronik_perf.native.includes.codec_lib cimport (cp_codec_lib_error, cp_load_lz4, cp_load_zstd, cp_lz4,
-                                                     cp_zstd)
+from chronik_perf.native.includes.codec_lib cimport (cp_codec_lib_error, cp_load_lz4, cp_load_zlib, cp_load_zstd,
+                                                     cp_lz4, cp_z_stream, cp_zlib, cp_zstd, cp_zstd_decoder)
 from chronik_perf.native.includes.python cimport _PyBytes_Resize, bytes_alloc, bytes_data
 
 cdef enum:
     CODEC_GIL_RELEASE_BYTES = 65536         # below this a call is shorter than giving up and taking the GIL
     ZSTD_C_COMPRESSION_LEVEL = 100          # ZSTD_c_compressionLevel
+    Z_OK = 0
+    Z_STREAM_END = 1
+    Z_BUF_ERROR = -5
+    Z_NO_FLUSH = 0
+    Z_FINISH = 4
+    Z_DEFLATED = 8
+    Z_DEFAULT_STRATEGY = 0
+    Z_MEM_LEVEL = 8                         # zlib's default
+    GZIP_WINDOW_BITS = 31                   # 15 (32 KiB window) + 16: a gzip wrapper
+    GZIP_OR_ZLIB_WINDOW_BITS = 47           # 15 + 32: either wrapper, told by its header
 
 
-def _load_codec_library(str name, tuple sonames, tuple modules, loader, version):
-    """Path of the shared object holding the codec's entry points with the newest version: the system library
-    (first on a tie), a module of the codec's Python package."""
-    paths, tried, found = list(sonames), [], []
+def _codec_candidates(tuple sonames, tuple modules):
+    """The system library's names, then the files of the codec package's modules."""
+    paths = list(sonames)
     for module in modules:
         try:
             spec = importlib.util.find_spec(module)
@@ -31,9 +43,18 @@ def _load_codec_library(str name, tuple sonames, tuple modules, loader, version)
             spec = None
         if spec is not None and spec.origin:
             paths.append(spec.origin)
+    return paths
+
+
+def _load_codec_library(str name, list paths, loader, version, bint newest):
+    """The first of paths whose shared object holds the codec's entry points, or with newest the one of the
+    newest version (the first on a tie); loaded by loader(path)."""
+    tried, found = [], []
     for path in paths:
         if loader(path) == 0:
             found.append((tuple(int(x) for x in version().split(".")), -len(found), path))
+            if not newest:
+                break
         else:
             tried.append(cp_codec_lib_error().decode(errors="replace"))
     if not found:
@@ -43,30 +64,23 @@ def _load_codec_library(str name, tuple sonames, tuple modules, loader, version)
     return best
 
 
-def _zstd_version():
-    return cp_zstd.versionString().decode()
-
-
-def _lz4_version():
-    return cp_lz4.versionString().decode()
-
-
-def _zstd_loader(str path):
-    return cp_load_zstd(path.encode())
-
-
-def _lz4_loader(str path):
-    return cp_load_lz4(path.encode())
-
-
+_ZLIB = _codec_candidates(("libz.so.1", "libz.1.dylib"), ("zlib",))
+_ZSTD = _codec_candidates(("libzstd.so.1", "libzstd.1.dylib"), ("zstandard.backend_c", "zstandard._cffi"))
+_LZ4 = _codec_candidates(("liblz4.so.1", "liblz4.1.dylib"), ("lz4.block._block", "lz4.frame._frame"))
 # where each codec's library was found, and its version: benchmark results record them
 CODEC_LIBRARIES = {
-    "zstd": {"library": _load_codec_library("libzstd", ("libzstd.so.1", "libzstd.1.dylib"),
-                                            ("zstandard.backend_c", "zstandard._cffi"), _zstd_loader, _zstd_version),
-             "version": _zstd_version()},
-    "lz4": {"library": _load_codec_library("liblz4", ("liblz4.so.1", "liblz4.1.dylib"),
-                                           ("lz4.block._block", "lz4.frame._frame"), _lz4_loader, _lz4_version),
-            "version": _lz4_version()},
+    "gzip": {"library": _load_codec_library("zlib", _ZLIB, lambda path: cp_load_zlib(path.encode()),
+                                            lambda: cp_zlib.zlibVersion().decode(), False),
+             "version": cp_zlib.zlibVersion().decode()},
+    "zstd": {"library": _load_codec_library("libzstd", _ZSTD, lambda path: cp_load_zstd(path.encode(), 0),
+                                            lambda: cp_zstd.versionString().decode(), True),
+             "version": cp_zstd.versionString().decode()},
+    "zstd decoder": {"library": _load_codec_library("libzstd", _ZSTD, lambda path: cp_load_zstd(path.encode(), 1),
+                                                    lambda: cp_zstd_decoder.versionString().decode(), False),
+                     "version": cp_zstd_decoder.versionString().decode()},
+    "lz4": {"library": _load_codec_library("liblz4", _LZ4, lambda path: cp_load_lz4(path.encode()),
+                                           lambda: cp_lz4.versionString().decode(), True),
+            "version": cp_lz4.versionString().decode()},
 }
 
 # One cached context of each kind: a call takes it (under the GIL), uses it with or without the GIL, and puts it
@@ -111,7 +125,7 @@ cdef void* take_zstd_dctx() except NULL:
     cdef void* d = cached_dctx
     cached_dctx = NULL
     if d == NULL:
-        d = cp_zstd.createDCtx()
+        d = cp_zstd_decoder.createDCtx()
         if d == NULL:
             raise MemoryError()
     return d
@@ -122,7 +136,78 @@ cdef void put_zstd_dctx(void* d) noexcept:
     if cached_dctx == NULL:
         cached_dctx = d
     else:
-        cp_zstd.freeDCtx(d)
+        cp_zstd_decoder.freeDCtx(d)
+
+
+cdef cp_z_stream* cached_deflate = NULL
+cdef int cached_deflate_level = 0
+cdef cp_z_stream* cached_inflate = NULL
+
+
+cdef cp_z_stream* take_z_stream(bint inflating, int level) except NULL:
+    """A zlib stream ready for a gzip member: the cached one reset (its buffers reused), else a new one."""
+    global cached_deflate, cached_inflate
+    cdef cp_z_stream* z = cached_inflate if inflating else cached_deflate
+    cdef int rc
+    if inflating:
+        cached_inflate = NULL
+    else:
+        cached_deflate = NULL
+    if z != NULL:
+        if inflating and cp_zlib.inflateReset(z) == Z_OK:
+            return z
+        if not inflating and cached_deflate_level == level and cp_zlib.deflateReset(z) == Z_OK:
+            return z
+        end_z_stream(z, inflating)
+    z = <cp_z_stream*>calloc(1, sizeof(cp_z_stream))       # zalloc, zfree, opaque NULL: zlib's malloc and free
+    if z == NULL:
+        raise MemoryError()
+    if inflating:
+        rc = cp_zlib.inflateInit2_(z, GZIP_OR_ZLIB_WINDOW_BITS, cp_zlib.zlibVersion(), sizeof(cp_z_stream))
+    else:
+        rc = cp_zlib.deflateInit2_(z, level, Z_DEFLATED, GZIP_WINDOW_BITS, Z_MEM_LEVEL, Z_DEFAULT_STRATEGY,
+                                   cp_zlib.zlibVersion(), sizeof(cp_z_stream))
+    if rc != Z_OK:
+        free(z)
+        if rc == -2:        # Z_STREAM_ERROR: a parameter out of range
+            raise ValueError(f"gzip level {level} is out of range (-1..9)")
+        raise MemoryError()
+    return z
+
+
+cdef void end_z_stream(cp_z_stream* z, bint inflating) noexcept:
+    if inflating:
+        cp_zlib.inflateEnd(z)
+    else:
+        cp_zlib.deflateEnd(z)
+    free(z)
+
+
+cdef void put_z_stream(cp_z_stream* z, bint inflating, int level) noexcept:
+    global cached_deflate, cached_inflate, cached_deflate_level
+    if inflating and cached_inflate == NULL:
+        cached_inflate = z
+    elif not inflating and cached_deflate == NULL:
+        cached_deflate, cached_deflate_level = z, level
+    else:
+        end_z_stream(z, inflating)
+
+
+cdef int z_pump(cp_z_stream* z, bint inflating, const unsigned char* in_end, unsigned char* out_end) noexcept nogil:
+    """Run the stream from its next_in/next_out up to in_end/out_end (fed in pieces of at most 4 GiB - 1):
+    Z_STREAM_END once it ends, Z_OK when the output is full first, Z_BUF_ERROR when the input runs out first,
+    else zlib's error."""
+    cdef int rc
+    while True:
+        z.avail_in = <unsigned int>min(<size_t>(in_end - z.next_in), <size_t>UINT_MAX)
+        z.avail_out = <unsigned int>min(<size_t>(out_end - z.next_out), <size_t>UINT_MAX)
+        rc = cp_zlib.inflate(z, Z_NO_FLUSH) if inflating else cp_zlib.deflate(z, Z_FINISH)
+        if rc != Z_OK:
+            return rc
+        if z.next_out == out_end:
+            return Z_OK
+        if inflating and z.next_in == in_end:
+            return Z_BUF_ERROR
 
 
 cdef void* take_lz4_state() except NULL:

@@ -3,7 +3,6 @@
 # (64 KiB independent blocks, no content size), and zstd frames. The codec work itself is
 # done by zlib, cramjam's snappy (python-snappy's engine), liblz4 and libzstd (codec_lib.pxi); this part only
 # frames and guards it, writing each result straight into the bytes object returned.
-import zlib
 
 from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -13,6 +12,7 @@ from cpython.ref cimport Py_XDECREF
 from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t, uint8_t
 from libc.string cimport memcmp, memcpy
 
+from chronik_perf.native.includes.codec_lib cimport cp_lz4, cp_z_stream, cp_zlib, cp_zstd
 from chronik_perf.native.includes.endian cimport load_be32, store_be32
 from chronik_perf.native.includes.varint cimport read_uvarint
 
@@ -34,10 +34,11 @@ cdef enum:
     LZ4_HC_MIN_LEVEL = 3
     LZ4_DEFAULT_LEVEL = 0
     ZSTD_DEFAULT_LEVEL = 3
+    GZIP_DEFAULT_LEVEL = 6
 
 CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
 cdef tuple codec_names = CODEC_NAMES
-DEFAULT_LEVELS = {"gzip": 6, "lz4": LZ4_DEFAULT_LEVEL, "zstd": ZSTD_DEFAULT_LEVEL}
+DEFAULT_LEVELS = {"gzip": GZIP_DEFAULT_LEVEL, "lz4": LZ4_DEFAULT_LEVEL, "zstd": ZSTD_DEFAULT_LEVEL}
 cdef bytes XERIAL_MAGIC = b"\x82SNAPPY\x00"
 cdef bytes XERIAL_HEADER = XERIAL_MAGIC + b"\x00\x00\x00\x01\x00\x00\x00\x01"
 # the LZ4 frame header Kafka's producer writes (independent 64 KiB blocks, no checksums, no content size), from
@@ -220,6 +221,40 @@ cdef bytes lz4_frame_compress(object data, int level):
     return bytes_finish(out, size)
 
 
+cdef bytes gzip_compress(object data, int level):
+    """A gzip member (zlib's deflate, its stream reused), compressed straight into the returned bytes."""
+    cdef Py_buffer src
+    PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+    cdef cp_z_stream* z = NULL
+    cdef PyObject* out = NULL
+    cdef unsigned char* o
+    cdef Py_ssize_t cap
+    cdef int rc
+    try:
+        z = take_z_stream(False, level)
+        cap = <Py_ssize_t>cp_zlib.deflateBound(z, <unsigned long>src.len)
+        out = new_output(cap)
+        o = <unsigned char*>output_data(out)
+        z.next_in = <const unsigned char*>src.buf
+        z.next_out = o
+        if src.len >= CODEC_GIL_RELEASE_BYTES:
+            with nogil:
+                rc = z_pump(z, False, <const unsigned char*>src.buf + src.len, o + cap)
+        else:
+            rc = z_pump(z, False, <const unsigned char*>src.buf + src.len, o + cap)
+        if rc != Z_STREAM_END:
+            raise ValueError(f"gzip compression failed: zlib error {rc}")
+        cap = z.next_out - o
+    except BaseException:
+        Py_XDECREF(out)
+        raise
+    finally:
+        if z != NULL:
+            put_z_stream(z, False, level)
+        PyBuffer_Release(&src)
+    return bytes_finish(out, cap)
+
+
 cdef bytes zstd_compress(object data, int level):
     """A zstd frame (content size declared, no checksum), compressed straight into the returned bytes."""
     cdef Py_buffer src
@@ -254,7 +289,7 @@ cpdef bytes compress(object codec, object data, object level=None):
     if cid == CODEC_NONE:
         return bytes(data)
     if cid == CODEC_GZIP:
-        return zlib.compress(data, DEFAULT_LEVELS["gzip"] if level is None else level, 31)
+        return gzip_compress(data, GZIP_DEFAULT_LEVEL if level is None else level)
     if cid == CODEC_SNAPPY:
         return xerial_compress(data)
     if cid == CODEC_LZ4:
