@@ -9,7 +9,6 @@ a Variable says whether a stop means "finish" (a group member leaving) or "kill"
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -21,7 +20,6 @@ import numpy as np
 
 import chronik_perf
 
-from ..drivers.worker_results import ConsumerResult, WorkerResult
 from .clocks import boot_id
 
 TICK_S = 0.25
@@ -38,14 +36,14 @@ def worker_facts() -> dict:
 
 
 def source_fingerprint() -> str:
-    """A digest of the installed chronik_perf sources (.py, .pyx, .pxi): equal versions built from different
+    """A digest of the installed chronik_perf sources (.py, .pyx, .pxi, .pxd): equal versions built from different
     checkouts differ here."""
     root = os.path.dirname(os.path.abspath(chronik_perf.__file__))
     digest = hashlib.sha256()
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
-            if name.endswith((".py", ".pyx", ".pxi")):
+            if name.endswith((".py", ".pyx", ".pxi", ".pxd")):
                 path = os.path.join(folder, name)
                 digest.update(os.path.relpath(path, root).encode())
                 with open(path, "rb") as fh:
@@ -64,22 +62,20 @@ def driver_facts(name: str, kafka_version: str | None = None) -> dict:
             "own_latency": type(driver).start_latency is not Driver.start_latency}
 
 
-def compact(result: WorkerResult) -> WorkerResult:
+def compact(result: dict) -> dict:
     """Shrink a consumer's id arrays before they cross the network (the verifier widens them again)."""
-    if not isinstance(result, ConsumerResult):
-        return result
-    shrunk = {}
+    out = dict(result)
     for key in ("pid", "seq"):
-        arr = getattr(result, key)
-        if arr.size and arr.min() >= 0:
-            shrunk[key] = arr.astype(np.min_scalar_type(int(arr.max())), copy=False)
-    return dataclasses.replace(result, **shrunk)
+        arr = out.get(key)
+        if isinstance(arr, np.ndarray) and arr.size and arr.min() >= 0:
+            out[key] = arr.astype(np.min_scalar_type(int(arr.max())), copy=False)
+    return out
 
 
 def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: bool, gate: str | None, key: str,
-             topic: str) -> WorkerResult:
+             topic: str) -> dict:
     """Run one worker of a benchmark on this Dask worker with driver (name, Kafka version for java) until it
-    finishes; return its result."""
+    finishes; return its result dict."""
     from distributed import Event, Variable, get_worker, secede
 
     from ..drivers import get_driver
