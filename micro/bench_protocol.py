@@ -129,14 +129,19 @@ def metadata(impl, operation, topics):
                 return lambda: protocol.encode_response("Metadata", 12, 1, body)
             return lambda: protocol.decode_response("Metadata", 12, frame)
         from kafka.protocol.metadata import MetadataResponse
-        from chronik_perf.kafka_python_peer import kp_frame, to_kp
-        if operation == "metadata_encoding":
-            kp = to_kp(MetadataResponse, body, 12)
-            if kp_frame(kp, "response") != frame:
-                raise AssertionError("kafka-python encodes a different Metadata frame")
-            return lambda: kp.encode(header=True, framed=True)
-        return lambda: MetadataResponse.decode(frame, version=12, header=True, framed=True)
+        return peer_call(MetadataResponse, 12, "response", body, frame, operation == "metadata_encoding")
     return setup
+
+
+def peer_call(kp_class, version, kind, body, frame, encoding):
+    """kafka-python's side of a case: encode `body` (first checked to give our very frame) or decode `frame`."""
+    from chronik_perf.kafka_python_peer import kp_frame, to_kp
+    if encoding:
+        kp = to_kp(kp_class, body, version)
+        if kp_frame(kp, kind) != frame:
+            raise AssertionError(f"kafka-python encodes a different {kind} frame than ours")
+        return lambda: kp.encode(header=True, framed=True)
+    return lambda: kp_class.decode(frame, version=version, header=True, framed=True)
 
 
 def metadata_message(topics, operation):
@@ -207,13 +212,7 @@ def produce_frame(impl, operation):
                 return lambda: protocol.encode_request("Produce", 9, body, correlation_id=1, client_id="bench")
             return lambda: protocol.decode_request(frame)
         from kafka.protocol.producer import ProduceRequest
-        from chronik_perf.kafka_python_peer import kp_frame, to_kp
-        if encoding:
-            kp = to_kp(ProduceRequest, body, 9)
-            if kp_frame(kp, "request") != frame:
-                raise AssertionError("kafka-python encodes a different Produce frame")
-            return lambda: kp.encode(header=True, framed=True)
-        return lambda: ProduceRequest.decode(frame, version=9, header=True, framed=True)
+        return peer_call(ProduceRequest, 9, "request", body, frame, encoding)
     return setup
 
 
