@@ -10,6 +10,8 @@
   record bytes, from its body and back (the records stay bytes: the framing alone).
 - fetch_response_decoding: Fetch v12 response of 10 partitions x 64 KiB and x 1 MiB of records; `<shape>-zero_copy`
   decodes the same frame with zero_copy=True (records as memoryview slices of the frame).
+- heartbeat_request_decoding / heartbeat_response_decoding: ConsumerGroupHeartbeat v1 (KIP-848) of a member owning /
+  assigned 1000 topics x 10 partitions by topic id; kafka-python has no such message, so no peer: the floor alone.
 Inputs are our body dicts; kafka-python gets the same bodies as its own data objects, converted outside the
 timing except where building the request is the operation.
 Floor (`floor-marshal`), CPython's fastest way to serialise or build the same objects: for encoding, marshal.dumps
@@ -17,7 +19,8 @@ of the input (the body; for Produce the keys, values and timestamps); for decodi
 decoder returns (UUIDs as ints; for Produce each record as a tuple, plus the CRC alone over the batch; for a
 zero-copy decode each records view as an empty bytes object, no object made for it at all).
 Bars (issues 3 and 15): Metadata 1000 topics and the Produce frame encode at least 20x faster than kafka-python;
-their decodes and the Fetch 10 x 1 MiB decodes (bytes and zero-copy) take at most the floor's time.
+their decodes, the Fetch 10 x 1 MiB decodes (bytes and zero-copy) and the ConsumerGroupHeartbeat decodes take at
+most the floor's time.
 The group runs with fixed glibc malloc thresholds (protocol_bodies.fixed_malloc_thresholds): 1 MiB frames
 otherwise come from fresh pages in one process and from the reused heap in the next, on both sides.
 """
@@ -34,6 +37,7 @@ FRAME_RECORDS = 16 << 10
 ENCODE_BAR = ("kafka-python", 20.0)   # (peer, least speedup) of the encodes with a bar
 BAR_TOPICS = 1000                      # the Metadata case with bars
 BAR_FETCH = (10, 1 << 20)              # the Fetch shape with decode bars
+HEARTBEAT = (1000, 10)                 # ConsumerGroupHeartbeat cases: topics x partitions (all with decode bars)
 DECODE_BAR = 1.0                       # a decode with a bar takes at most the floor's time (speed >= 1.0x)
 TIMESTAMP = 1_760_000_000_000
 VERSIONS = {"Produce": 9, "Fetch": 12, "Metadata": 12}
@@ -190,6 +194,30 @@ def fetch_response(impl, partitions, size, zero_copy=False):
     return setup
 
 
+def heartbeat_message(operation, frame_only=False):
+    """A ConsumerGroupHeartbeat v1 frame (request or response, by operation) of HEARTBEAT's topics x partitions, or
+    what our decoder returns from it."""
+    from chronik_perf import protocol
+    from .protocol_bodies import heartbeat_bodies
+    request, response = heartbeat_bodies(*HEARTBEAT)
+    if operation == "heartbeat_request_decoding":
+        frame = protocol.encode_request("ConsumerGroupHeartbeat", 1, request, correlation_id=1, client_id="bench")
+        return frame if frame_only else protocol.decode_request(frame)
+    frame = protocol.encode_response("ConsumerGroupHeartbeat", 1, 1, response)
+    return frame if frame_only else protocol.decode_response("ConsumerGroupHeartbeat", 1, frame)
+
+
+def heartbeat(operation):
+    def setup(meta):
+        from chronik_perf import protocol
+        frame = heartbeat_message(operation, frame_only=True)
+        meta["throughput_bytes"] = len(frame)
+        if operation == "heartbeat_request_decoding":
+            return lambda: protocol.decode_request(frame)
+        return lambda: protocol.decode_response("ConsumerGroupHeartbeat", 1, frame)
+    return setup
+
+
 def produce_frame_message(operation):
     """The Produce v9 body of the frame cases (16 KiB of record bytes in one partition), or, for decoding, what our
     decoder returns from its frame."""
@@ -263,7 +291,7 @@ def peer_module(impl):
 
 def bars(operation, parameter, impl):
     """The peer_bar and floor_bar keywords of one benchmark (the cases issues 3 and 15 set bars for)."""
-    barred = parameter in (f"{BAR_TOPICS}topics", size_label(FRAME_RECORDS), *(
+    barred = operation.startswith("heartbeat_") or parameter in (f"{BAR_TOPICS}topics", size_label(FRAME_RECORDS), *(
         f"{BAR_FETCH[0]}x{size_label(BAR_FETCH[1])}{mode}" for mode in ("", "-zero_copy")))
     if not barred:
         return {}
@@ -322,4 +350,9 @@ if __name__ == "__main__":
             suite.add("fetch_response_decoding", param, "floor-marshal",
                       marshal_floor(partial(fetch_response_message, partitions, floor_size), "fetch_response_decoding"),
                       items=partitions, **bars("fetch_response_decoding", param, "floor-marshal"))
+    for operation in ("heartbeat_request_decoding", "heartbeat_response_decoding"):
+        param = "{}x{}".format(*HEARTBEAT)
+        suite.add(operation, param, "chronik_perf", heartbeat(operation), items=HEARTBEAT[0])
+        suite.add(operation, param, "floor-marshal", marshal_floor(partial(heartbeat_message, operation), operation),
+                  items=HEARTBEAT[0], **bars(operation, param, "floor-marshal"))
     suite.run()

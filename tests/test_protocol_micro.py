@@ -25,10 +25,18 @@ def test_both_sides_run_on_the_same_frame(operation, case, args):
 @pytest.mark.parametrize("make", [partial(bench_protocol.produce_frame_message, "produce_frame_decoding"),
                                   partial(bench_protocol.metadata_message, 1000, "metadata_decoding"),
                                   partial(bench_protocol.fetch_response_message, 10, 1 << 20),
-                                  partial(bench_protocol.fetch_response_message, 10, 0)])
+                                  partial(bench_protocol.fetch_response_message, 10, 0),
+                                  partial(bench_protocol.heartbeat_message, "heartbeat_request_decoding"),
+                                  partial(bench_protocol.heartbeat_message, "heartbeat_response_decoding")])
 def test_each_decode_floor_builds_what_our_decoder_returned(make):
     body = make()
     assert floor_of(lambda: body)() == plain(body)
+
+
+@pytest.mark.parametrize("operation", ["heartbeat_request_decoding", "heartbeat_response_decoding"])
+def test_heartbeat_decodes_return_what_the_floor_builds(operation):
+    """ConsumerGroupHeartbeat has no kafka-python peer: ours runs, on the frame whose decode the floor rebuilds."""
+    assert bench_protocol.heartbeat(operation)({})() == bench_protocol.heartbeat_message(operation)
 
 
 def test_fetch_decodes_run_with_and_without_zero_copy():

@@ -26,6 +26,7 @@ _COMMIT_VERSION = 9                 # OffsetCommit with a member epoch and topic
 # Joining names the topics and sends an empty regex (no pattern; v1+). Kafka takes it as no regex; librdkafka's
 # mock wants names and regex both set or both null, and aborts its process otherwise.
 _NO_REGEX = ""
+_METADATA_EVERY_S = 1.0             # refreshes for topic ids an assignment names but Metadata does not know yet
 _JOIN_RETRY_S = 0.2                 # a heartbeat that failed on the way to the broker is tried again this soon
 
 
@@ -61,6 +62,7 @@ class KIP848GroupConsumer(GroupMember):
         self._changing_since = time.monotonic()   # start of the change under way (None: settled)
         self._lost = False                   # fenced while owning partitions: poll() drops them without a commit
         self._fences = 0
+        self._metadata_at = float("-inf")     # last Metadata refresh for topic ids of an assignment
         self._state = threading.Lock()       # the fields above, between poll() and the heartbeat thread
         self._send = threading.Lock()        # one heartbeat on the wire at a time
         self._wake = threading.Event()
@@ -163,6 +165,8 @@ class KIP848GroupConsumer(GroupMember):
         added = sorted(k for k in target if k not in owned)
         names = self._topic_names({tid for tid, _ in added})
         taken = [(owned[k], k[1]) for k in revoked]
+        if not taken and not any(tid in names for tid, _ in added):
+            return                                     # only topics Metadata does not know yet: asked again later
         if taken:
             self._commit_quietly(set(taken))          # committed before the heartbeat that gives them up
             self.consumer.unassign(taken)
@@ -193,11 +197,13 @@ class KIP848GroupConsumer(GroupMember):
             self.on_assign(given)
 
     def _topic_names(self, topic_ids):
-        """{topic id: name} for the ids of an assignment; Metadata is asked again for ids not known yet."""
+        """{topic id: name} for the ids of an assignment; Metadata is asked again (at most once a second) for ids
+        not known yet."""
         def known():
             return {info.topic_id: name for name, info in self.cluster.topics.items() if info.topic_id in topic_ids}
         names = known()
-        if len(names) < len(topic_ids):
+        if len(names) < len(topic_ids) and time.monotonic() - self._metadata_at >= _METADATA_EVERY_S:
+            self._metadata_at = time.monotonic()
             self.cluster.refresh_metadata(self.topics)
             names = known()
         return names
