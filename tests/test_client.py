@@ -263,6 +263,81 @@ def test_group_members_share_partitions_and_rebalance(broker, assignor):
     admin.close()
 
 
+class _LateFollower(GroupConsumer):
+    """A member that, the first time it syncs as a follower, sends its SyncGroup only after the leader's sync was
+    answered; it records the answers (or errors) of its SyncGroup and LeaveGroup calls."""
+
+    def __init__(self, *args, leader_synced, **kw):
+        super().__init__(*args, **kw)
+        self.leader_synced, self.held, self.calls = leader_synced, False, []
+
+    def _call(self, api, body, timeout=None):
+        if api == "SyncGroup" and not self.leader and not self.held:
+            self.held = True
+            assert self.leader_synced.wait(60)
+        try:
+            answer = super()._call(api, body, timeout)
+        except Exception as exc:
+            self.calls.append((api, exc))
+            raise
+        if api == "SyncGroup" and self.leader:
+            self.leader_synced.set()
+        self.calls.append((api, answer))
+        return answer
+
+
+def test_group_survives_the_mocks_refused_sync_and_leaves_at_once(mock_broker):
+    """librdkafka's mock hands out the assignment as soon as the leader's SyncGroup lists every member, and refuses a
+    follower's SyncGroup that arrives later with INVALID_REQUEST and a null assignment (which Kafka's schema does not
+    allow): the follower must rejoin, not die. Leaving must take effect at once (LeaveGroup v0-2: the mock reads
+    every version as those), not when the member's session times out."""
+    admin = Cluster(mock_broker.bootstrap_servers)
+    topic = f"client-{uuid.uuid4().hex[:12]}"
+    partitions = len(admin.topic(topic, allow_auto_create=True).partitions)
+    group, synced = f"client-group-{uuid.uuid4().hex[:8]}", threading.Event()
+    stops, members, failures, threads = [threading.Event(), threading.Event()], [], [], []
+
+    def run(stop):
+        try:
+            g = _LateFollower(mock_broker.bootstrap_servers, group, [topic], leader_synced=synced,
+                              heartbeat_interval_ms=300, session_timeout_ms=4000, rebalance_timeout_ms=8000,
+                              max_wait_ms=100)
+            g.stop = stop
+            members.append(g)
+            while not stop.is_set():
+                g.poll(0.2)
+            g.close()
+        except Exception as exc:                 # a member that dies fails the test with its error
+            failures.append(exc)
+    for stop in stops:
+        threads.append(threading.Thread(target=run, args=(stop,), daemon=True))
+        threads[-1].start()
+
+    def owned(m):
+        return set(m.assignment) if not m.rebalancing else set()
+
+    def wait(condition):
+        deadline = time.monotonic() + 120        # the mock waits session timeout - 1 s per rebalance round
+        while not condition() and not failures and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not failures, failures
+        assert condition(), [(m.assignment, m.rebalancing) for m in members]
+    wait(lambda: len(members) == 2 and all(owned(m) for m in members)
+         and len(owned(members[0]) | owned(members[1])) == partitions)
+    refused = [c for m in members for api, c in m.calls if api == "SyncGroup" and isinstance(c, Exception)]
+    assert refused and "null" in str(refused[0]), [m.calls for m in members]  # the scenario did happen
+    leaving = next(m for m in members if m.stop is stops[1])
+    stay = next(m for m in members if m.stop is stops[0])
+    stops[1].set()
+    threads[1].join(30)
+    leaves = [c for api, c in leaving.calls if api == "LeaveGroup"]
+    assert len(leaves) == 1 and isinstance(leaves[0], dict) and leaves[0]["error_code"] == 0, leaves
+    wait(lambda: len(owned(stay)) == partitions)
+    stops[0].set()
+    threads[0].join(30)
+    admin.close()
+
+
 def test_send_names_each_failed_message_and_linger_zero_sends_at_once(kafka_broker):
     with Cluster(kafka_broker.bootstrap_servers) as cluster:
         topic = f"client-{uuid.uuid4().hex[:12]}"
