@@ -159,6 +159,9 @@ def test_java_driver_same_schema(kafka_broker, tmp_path):
     assert v["lost"] is None and v["duplicated"] is None
     lat = by["latency"]["latency_ms"]
     assert lat["p50"] <= lat["p99"] <= lat["p999"] and lat["avg"] > 0
+    # EndToEndLatency's msg/s covers its own loop of round trips; the JVM's start-up is reported apart
+    assert by["latency"]["throughput_msgs_s"] == pytest.approx(1000 / lat["avg"], rel=1e-3)
+    assert by["latency"]["startup_s"] > 0 and by["latency"]["startup_cpu_s"] > 0
     assert doc["environment"]["client"]["driver"] == "java"
     for test in ("producer", "consumer", "latency", "concurrent"):
         # the suite's own process sleeps while the JVMs run: a small fraction of a core, never a spinning one

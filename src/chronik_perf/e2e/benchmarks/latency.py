@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..verify import Stream, unread_counts, verify
-from .common import (RunContext, TestFailed, create_topic, consumer_spec, end_offsets, entry, expected_of,
-                     latency_summary, producer_spec, wait_for, wait_ready)
+from .common import (RunContext, TestFailed, cpu_figures, create_topic, consumer_spec, end_offsets, entry,
+                     expected_of, latency_summary, producer_spec, wait_for, wait_ready)
 
 
 def run_latency(ctx: RunContext) -> dict:
@@ -27,7 +27,8 @@ def run_latency(ctx: RunContext) -> dict:
     if own is not None:
         (r,) = wait_for(ctx, "latency", [own], n, timeout=cfg.duration * 10 + 120)
         return entry("latency", ctx, r["messages"], r["bytes"], r["duration_s"], latency_ms=r["latency_ms"],
-                     errors=r["errors"], method=r["method"])
+                     errors=r["errors"], method=r["method"], startup_s=r.get("startup_s"),
+                     **cpu_figures(r, r["messages"]))
     consumer = ctx.driver.start_consumer(cspec)
     wait_ready([consumer])
     producer = ctx.driver.start_producer(pspec)
