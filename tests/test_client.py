@@ -263,6 +263,44 @@ def test_group_members_share_partitions_and_rebalance(broker, assignor):
     admin.close()
 
 
+def test_produce_many_holds_its_unfilled_batch_for_linger_ms(mock_broker):
+    """Full batches leave at once and stay within batch_size; a partition's last, unfilled batch waits linger_ms for
+    the next call's messages (two calls' tails in one batch, as a Kafka producer's accumulator fills an open batch),
+    leaves by itself once linger_ms passed, and at once with linger_ms=0."""
+    from chronik_perf import _core
+    with Cluster(mock_broker.bootstrap_servers) as cluster:
+        topic = f"client-{uuid.uuid4().hex[:12]}"
+        cluster.topic(topic, allow_auto_create=True)
+        first, second = values_of(1000), values_of(10, start=1000)
+        ends = _core.batch_bounds(first, None, 16384)
+        assert len(_core.batch_bounds(first + second, None, 16384)) == len(ends)  # the tail has room for 10 more
+        held = Producer(cluster=cluster, batch_size=16384, linger_ms=600_000)
+        a = held.produce_many(topic, first, partition=0)
+        assert held.stats["batches"] == len(ends) - 1                 # the full ones are on their way, the last held
+        b = held.produce_many(topic, second, partition=0)
+        assert held.stats["batches"] == len(ends) - 1
+        held.flush(30)
+        assert held.stats["batches"] == len(ends) and held.stats["records"] == 1010
+        assert (a.acked, b.acked, a.failed + b.failed) == (1000, 10, 0)
+        consumer = Consumer(cluster=cluster)
+        consumer.assign(topic, [0])
+        sizes, got = [], 0
+        deadline = time.monotonic() + 60
+        while got < 1010 and time.monotonic() < deadline:
+            for fp in consumer.poll(1.0):
+                got += fp.count
+                sizes += [batch.size_in_bytes for batch in fp.batches]
+        assert got == 1010 and len(sizes) == len(ends) and max(sizes) <= 16384, sizes
+        lingering = Producer(cluster=cluster, linger_ms=20)
+        assert lingering.produce_many(topic, values_of(5), partition=1).wait(30).acked == 5  # no flush needed
+        assert lingering.stats["batches"] == 1
+        at_once = Producer(cluster=cluster, linger_ms=0)
+        at_once.produce_many(topic, values_of(5), partition=2)
+        assert at_once.stats["batches"] == 1                              # sent inside the call
+        for p in (held, lingering, at_once):
+            p.close()
+
+
 class _LateFollower(GroupConsumer):
     """A member that, the first time it syncs as a follower, sends its SyncGroup only after the leader's sync was
     answered; it records the answers (or errors) of its SyncGroup and LeaveGroup calls."""
