@@ -218,7 +218,7 @@ def stale_core(root: Path) -> list[str]:
     if not built:
         return []            # an installed package: nothing in this tree to be stale against
     newest = max(p.stat().st_mtime for p in built)
-    sources = [*pkg.glob("*.pyx"), *pkg.glob("*.pxi"), *pkg.glob("*.pxd"), *pkg.glob("csrc/*")]
+    sources = [*pkg.glob("*.pyx"), *pkg.glob("**/*.pxi"), *pkg.glob("**/*.pxd"), *pkg.glob("csrc/*")]
     return sorted(str(p.relative_to(root)) for p in sources if p.stat().st_mtime > newest)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CACHE = REPO / "build" / "sanitized"
-NATIVE = ("*.pyx", "*.pxi", "*.pxd", "csrc/*")
+NATIVE = ("*.pyx", "native/*.pxi", "native/*.pxd", "native/includes/*.pxd", "csrc/*")
 _IGNORE = shutil.ignore_patterns("*.so", "_core.c", "_core.html", "__pycache__", "*.egg-info")
 
 
@@ -48,7 +48,7 @@ def _digest(clang):
     h = hashlib.sha256(subprocess.run([clang, "--version"], capture_output=True, text=True).stdout.encode())
     package = REPO / "src" / "chronik_perf"
     for path in sorted(p for pattern in NATIVE for p in package.glob(pattern)) + [REPO / "setup.py"]:
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
+        h.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -32,6 +32,17 @@ def fetch_body(partitions=10, size=1 << 20):
             "records": os.urandom(size)} for p in range(partitions)]}]}
 
 
+def heartbeat_bodies(topics=1000, partitions=10):
+    """ConsumerGroupHeartbeat v1 request and response bodies of a member owning / assigned `topics` x `partitions`."""
+    owned = [{"topic_id": uuid.UUID(int=t + 1), "partitions": list(range(partitions))} for t in range(topics)]
+    request = {"group_id": "bench-group", "member_id": "Xq3T6pWJQ8ym0c2vBrq7Aw", "member_epoch": 12,
+               "instance_id": None, "rack_id": None, "rebalance_timeout_ms": -1, "subscribed_topic_names": None,
+               "subscribed_topic_regex": None, "server_assignor": None, "topic_partitions": owned}
+    response = {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "member_id": None, "member_epoch": 13,
+                "heartbeat_interval_ms": 5000, "assignment": {"topic_partitions": owned}}
+    return request, response
+
+
 def plain(value):
     """value with UUIDs as ints and memoryviews as bytes: what marshal can build."""
     if isinstance(value, dict):

@@ -23,6 +23,7 @@ from chronik_perf.e2e.cluster.driver import latency_mode, per_host
 from chronik_perf.e2e.cluster.remote import compact
 from chronik_perf.e2e.cluster.workers import ClusterWorker, DaskWorker, Record
 from chronik_perf.e2e.config import build_config
+from chronik_perf.e2e.drivers.worker_results import ConsumerResult
 from chronik_perf.e2e.runner import Target, run_target
 from test_e2e_brokers import SMALL, check_delivery, load_results, run_cli
 
@@ -86,19 +87,20 @@ def test_cross_host_stamps_and_latency_are_corrected_by_both_offsets():
     true_latency = np.array([3_000_000, 4_500_000], np.int64)
     raw = (true_send + true_latency + consumer.offset.offset_ns) - (true_send + producer.offset.offset_ns)
     arrival = true_send + true_latency
-    out = w._translate({"received": 2, "start_ns": 10 + consumer.offset.offset_ns,
-                        "last_ns": 99 + consumer.offset.offset_ns, "latency_ns": raw,
-                        "arrival_ns": arrival + consumer.offset.offset_ns})
-    assert out["latency_ns"].tolist() == true_latency.tolist() and out["arrival_ns"].tolist() == arrival.tolist()
-    assert (out["start_ns"], out["last_ns"]) == (10, 99) and w.record.window_ns == (10, 99)
+    out = w._translate(ConsumerResult(worker=0, received=2, nbytes=0, start_ns=10 + consumer.offset.offset_ns,
+                                      last_ns=99 + consumer.offset.offset_ns, latency_ns=raw,
+                                      arrival_ns=arrival + consumer.offset.offset_ns))
+    assert out.latency_ns.tolist() == true_latency.tolist() and out.arrival_ns.tolist() == arrival.tolist()
+    assert (out.start_ns, out.last_ns) == (10, 99) and w.record.window_ns == (10, 99) and w.record.messages == 2
     mode = latency_mode(w.record)
     assert mode["mode"] == "cross host" and mode["error_bound_ms"] == 0.5
 
 
 def test_consumer_ids_cross_the_network_compact():
-    r = compact({"pid": np.array([0, 1, 1], np.int64), "seq": np.array([5, 70_000, 2], np.int64), "x": 1})
-    assert r["pid"].dtype == np.uint8 and r["seq"].dtype == np.uint32 and r["x"] == 1
-    assert r["seq"].tolist() == [5, 70_000, 2]
+    r = compact(ConsumerResult(worker=0, received=3, nbytes=1, start_ns=0, pid=np.array([0, 1, 1], np.int64),
+                               seq=np.array([5, 70_000, 2], np.int64)))
+    assert r.pid.dtype == np.uint8 and r.seq.dtype == np.uint32 and r.received == 3
+    assert r.seq.tolist() == [5, 70_000, 2]
 
 
 # ---- an in-process LocalCluster of 2 processes ------------------------------------------------------------

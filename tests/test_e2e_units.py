@@ -9,6 +9,7 @@ from rich.console import Console
 from chronik_perf.e2e.cli import main
 from chronik_perf.e2e.config import build_config, load_workload
 from chronik_perf.e2e.drivers.base import ProcessWorker
+from chronik_perf.e2e.drivers.worker_results import WorkerResult
 from chronik_perf.e2e.regression import regressions
 from chronik_perf.e2e.repeats import combine, totals
 from chronik_perf.e2e.report import ratio_table
@@ -75,6 +76,31 @@ def test_header_round_trip_and_partitions():
     key = message_key("sequential", 3, 4)
     assert f.partition(4, key) == murmur2(key, 6)
     assert [partition_of(None, 0, s, 4, 10) for s in (0, 9, 10, 39, 40)] == [0, 0, 1, 3, 0]
+
+
+@pytest.mark.parametrize("payload", ["random", "text", "zeros"])
+def test_bulk_values_and_partitions_are_the_messages_one_at_a_time(payload):
+    """The native driver's runs (values, partitions) are byte for byte the messages value()/partition() build, so
+    the verifier's one partition rule holds for every driver."""
+    f = MessageFactory(2, 100, payload, "none", 5, run_length=7)
+    assert f.values(40, 30, 123) == [f.value(s, 123) for s in range(40, 70)]
+    assert f.partitions(40, 30).tolist() == [f.partition(s, None) for s in range(40, 70)]
+    keyed = MessageFactory(2, 100, payload, "random", 5, run_length=7)
+    assert keyed.partitions(0, 3) is None and keyed.keys(0, 3) == [keyed.key(s) for s in range(3)]
+    assert MessageFactory(2, 20, payload, "none", 5, 7).values(0, 2, 9) == [HEADER.pack(2, s, 9) for s in (0, 1)]
+
+
+def test_a_results_file_written_before_the_result_dataclasses_still_loads_and_compares(tmp_path, capsys):
+    """results.json keeps its shape: the stored docs' run (written from the old dicts) loads, and compare and
+    check-regression read it."""
+    from pathlib import Path as P
+    from chronik_perf.e2e.results import load
+    runs = sorted((P(__file__).resolve().parent.parent / "docs" / "results" / "data" / "e2e" / "runs").glob("*"))
+    doc = load(str(runs[0]))
+    assert {r["test"] for r in doc["results"]} >= {"producer", "consumer"}
+    assert main(["compare", str(runs[0]), str(runs[-1]), "--chart", str(tmp_path / "c.png")]) == 0
+    assert "Producer Throughput" in capsys.readouterr().out
+    assert main(["check-regression", "--baseline", str(runs[0]), "--current", str(runs[0])]) == 0
 
 
 @pytest.mark.parametrize("name", ["high-throughput", "latency-focused"])
@@ -159,11 +185,12 @@ def test_java_end_to_end_rate_covers_only_its_measured_loop():
     """900 round trips of 2 ms in a JVM that ran 10 s: 500 msg/s over 1.8 s, with 8.2 s of start-up apart (the old
     figure, 900 over the JVM's 10 s, was 90 msg/s)."""
     out = "0\t3.1\nAvg latency: 2.0000 ms\nPercentiles: 50th = 2, 99th = 3, 99.9th = 5\n"
-    r = end_to_end_result(out, 900, started_ns=5_000_000_000, ended_ns=15_000_000_000)
-    assert r["duration_s"] == pytest.approx(1.8) and r["messages"] / r["duration_s"] == pytest.approx(500)
-    assert r["startup_s"] == pytest.approx(8.2) and r["start_ns"] == 15_000_000_000 - 1_800_000_000
+    r = end_to_end_result(out, 900, 200, started_ns=5_000_000_000, ended_ns=15_000_000_000, errors=[])
+    assert r.duration_s == pytest.approx(1.8) and r.messages / r.duration_s == pytest.approx(500)
+    assert r.startup_s == pytest.approx(8.2) and r.start_ns == 15_000_000_000 - 1_800_000_000
+    assert r.nbytes == 900 * 200
     # a loop longer than the process (rounding of the printed average) is capped at the process's run
-    assert end_to_end_result(out, 900, 0, 1_000_000_000)["duration_s"] == pytest.approx(1.0)
+    assert end_to_end_result(out, 900, 200, 0, 1_000_000_000, []).duration_s == pytest.approx(1.0)
 
 
 def test_java_metrics_and_early_consumer_exit():
@@ -208,7 +235,7 @@ def _busy_set_up_then_idle(spec, ctl):
     ctl.set_ready()
     ctl.wait_go()
     time.sleep(0.3)
-    return {}
+    return WorkerResult()
 
 
 def test_worker_cpu_is_counted_from_the_start_signal():
@@ -219,8 +246,8 @@ def test_worker_cpu_is_counted_from_the_start_signal():
         time.sleep(0.01)
     worker.go()
     out = worker.result(60)
-    assert out["cpu_s"] < 0.25  # the 0.5 s of set-up is not the benchmark's
-    assert out["cpu_window_s"] >= 0.3
+    assert out.cpu_s < 0.25  # the 0.5 s of set-up is not the benchmark's
+    assert out.cpu_window_s >= 0.3
 
 
 def _run(test, throughput, p99=None, lost=0):

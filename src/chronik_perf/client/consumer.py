@@ -56,11 +56,12 @@ class FetchedPartition:
             out.append(cols)
         return out
 
-    def value_heads(self, nbytes):
-        """The first ``nbytes`` of every value as a (count, nbytes) uint8 array (shorter values: ValueError)."""
+    def value_heads(self, nbytes, columns=None):
+        """The first ``nbytes`` of every value as a (count, nbytes) uint8 array (shorter values: ValueError);
+        ``columns``: this partition's ``columns()``, when the caller has them already."""
         parts = []
         span = np.arange(nbytes, dtype=np.int64)
-        for cols in self.columns():
+        for cols in self.columns() if columns is None else columns:
             if len(cols["value_start"]) == 0:
                 continue
             if (cols["value_length"] < nbytes).any():

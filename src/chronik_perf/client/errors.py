@@ -69,6 +69,7 @@ _CODES = (
     (81, "GroupMaxSizeReachedError", False), (82, "FencedInstanceIdError", False),
     (89, "ThrottlingQuotaExceededError", True), (100, "UnknownTopicIdError", True),
     (110, "FencedMemberEpochError", False), (111, "UnreleasedInstanceIdError", False),
+    (112, "UnsupportedAssignorError", False), (113, "StaleMemberEpochError", False),
 )
 
 ERRORS = {}

@@ -21,6 +21,8 @@ import struct
 import numpy as np
 from confluent_kafka import murmur2
 
+from .. import _core
+
 HEADER = struct.Struct(">IQq")
 HEADER_DTYPE = np.dtype([("pid", ">u4"), ("seq", ">u8"), ("ts", ">i8")])
 assert HEADER.size == HEADER_DTYPE.itemsize == 20
@@ -47,30 +49,68 @@ def filler_pool(kind: str, size: int, seed: int) -> bytes:
 
 
 class MessageFactory:
-    """Builds the values, keys and partitions of one producer's messages."""
+    """Builds the values, keys and partitions of one producer's messages, one at a time or a run at once."""
 
     def __init__(self, pid: int, message_size: int, payload: str, key_pattern: str,
                  num_partitions: int, run_length: int):
         self.pid = pid
+        self.size = message_size
         self.body_len = message_size - HEADER.size
         self.pool = filler_pool(payload, self.body_len, seed=pid)
+        self._pool_array = np.frombuffer(self.pool, dtype=np.uint8)
         self.zeros = payload == "zeros"
         self.key_pattern = key_pattern
         self.num_partitions = num_partitions
         self.run_length = max(1, run_length)
 
+    def _body_offset(self, seq):
+        """Where the body of message seq starts in the pool (an int, or an array for an array of seqs)."""
+        return (seq * 7919) % (len(self.pool) - self.body_len + 1)
+
     def value(self, seq: int, ts_ns: int) -> bytes:
+        """The value of message seq stamped ts_ns."""
         head = HEADER.pack(self.pid, seq, ts_ns)
         if self.zeros:
             return head + self.pool
-        off = (seq * 7919) % (len(self.pool) - self.body_len + 1)
+        off = self._body_offset(seq)
         return head + self.pool[off: off + self.body_len]
+
+    def values(self, start: int, n: int, ts_ns: int) -> list[bytes]:
+        """The values of sequences start..start+n-1, all stamped ts_ns, built at once in numpy (the same bytes as
+        value())."""
+        buf = np.empty((n, self.size), dtype=np.uint8)
+        head = np.empty(n, dtype=HEADER_DTYPE)
+        head["pid"] = self.pid
+        head["seq"] = np.arange(start, start + n, dtype=np.uint64)
+        head["ts"] = ts_ns
+        buf[:, :HEADER.size] = head.view(np.uint8).reshape(n, HEADER.size)
+        if self.body_len:
+            if self.zeros:
+                buf[:, HEADER.size:] = 0
+            else:
+                offs = self._body_offset(np.arange(start, start + n, dtype=np.int64))
+                buf[:, HEADER.size:] = self._pool_array[offs[:, None] + np.arange(self.body_len)]
+        return _core.fixed_slices(buf, self.size)
 
     def key(self, seq: int) -> bytes | None:
         return message_key(self.key_pattern, self.pid, seq)
 
+    def keys(self, start: int, n: int) -> list[bytes] | None:
+        """The keys of sequences start..start+n-1; None when the messages have no key."""
+        if self.key_pattern == "none":
+            return None
+        return [message_key(self.key_pattern, self.pid, s) for s in range(start, start + n)]
+
     def partition(self, seq: int, key: bytes | None) -> int:
         return partition_of(key, self.pid, seq, self.num_partitions, self.run_length)
+
+    def partitions(self, start: int, n: int) -> np.ndarray | None:
+        """The partitions (int32) of unkeyed sequences start..start+n-1; None for keyed messages, which go where
+        murmur2 of their key puts them (the client's default partitioner, as partition_of computes it)."""
+        if self.key_pattern != "none":
+            return None
+        seqs = np.arange(start, start + n, dtype=np.int64)
+        return run_partition(self.pid, seqs, self.num_partitions, self.run_length).astype(np.int32)
 
 
 def message_key(pattern: str, pid: int, seq: int) -> bytes | None:
@@ -84,8 +124,14 @@ def message_key(pattern: str, pid: int, seq: int) -> bytes | None:
 def partition_of(key: bytes | None, pid: int, seq: int, num_partitions: int, run_length: int) -> int:
     """The partition message (pid, seq) is produced to."""
     if key is None:
-        return (seq // run_length + pid) % num_partitions
+        return run_partition(pid, seq, num_partitions, run_length)
     return murmur2(key, num_partitions)
+
+
+def run_partition(pid, seq, num_partitions: int, run_length: int):
+    """The partition of unkeyed message (pid, seq): runs of run_length messages to one partition after another, each
+    producer starting at its own; pid and seq may be ints or numpy arrays."""
+    return (seq // run_length + pid) % num_partitions
 
 
 def run_length_for(message_size: int, batch_size: int | None) -> int:

@@ -8,11 +8,10 @@ import datetime as dt
 import importlib.util
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..client import Cluster, KafkaClientError
 from . import results as results_mod
 from .benchmarks import BENCHMARKS
 from .benchmarks.common import Filled, RunContext, TestFailed, create_topic, delete_topics, produce_to
@@ -57,21 +56,21 @@ def resolve(target: str | None, bootstrap: str | None, start: bool) -> tuple[Tar
                                           f"broker for this run ({why}).")
 
 
-def _connect(bootstrap: str) -> AdminClient:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 5000, "log_level": 3})
+def _connect(bootstrap: str) -> Cluster:
+    """The run's admin connection (our own client, for every driver): topics, leaders, offsets, broker facts."""
     try:
-        admin.list_topics(timeout=REACH_TIMEOUT_S)
-    except KafkaException as exc:
+        return Cluster(bootstrap, client_id="chronik-perf-admin", connect_timeout=5.0,
+                       reconnect_deadline=REACH_TIMEOUT_S)
+    except (KafkaClientError, OSError) as exc:
         raise Unreachable(f"broker at {bootstrap} is unreachable: no metadata within {REACH_TIMEOUT_S:.0f} s "
-                          f"({exc.args[0].str() if exc.args else exc})") from None
-    return admin
+                          f"({exc})") from None
 
 
-def _reachable(admin: AdminClient) -> bool:
+def _reachable(admin: Cluster) -> bool:
     try:
-        admin.list_topics(timeout=5)
+        admin.refresh_metadata([])
         return True
-    except KafkaException:
+    except (KafkaClientError, OSError):
         return False
 
 
@@ -120,6 +119,7 @@ def shared_fill(target: Target, cfg: BenchConfig):
     finally:
         if not cfg.keep_topics:
             delete_topics(ctx)
+        ctx.admin.close()
 
 
 def run_target(target: Target, cfg: BenchConfig, console: Console,
@@ -140,7 +140,7 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
             bootstrap, version = broker.bootstrap_servers, broker.version
             verb = "started" if broker.owned else "using the already running"
             console.print(f"[dim]{verb} {broker.name} {broker.version or ''} at {bootstrap}[/dim]")
-        admin = _connect(bootstrap)
+        admin = stack.enter_context(_connect(bootstrap))  # closed before a broker we started stops
         started = dt.datetime.now(dt.timezone.utc)
         path = results_mod.run_dir(cfg.results_dir, target.name, started)
         env = environment(driver.describe())
@@ -193,5 +193,4 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                     console.print(f"[yellow]could not delete topics:[/yellow] {'; '.join(errors)}")
             out = save()
             console.print(f"[dim]results: {out}[/dim]")
-            ctx.admin = admin = None  # close the admin client before a broker we started stops
         return results_mod.load(out), path

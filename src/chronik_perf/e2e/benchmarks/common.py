@@ -8,14 +8,14 @@ import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from hdrh.histogram import HdrHistogram
 
-from ...client import Cluster
+from ...client import Cluster, KafkaClientError
+from ...client.consumer import EARLIEST, LATEST
 from ..config import BenchConfig
 from ..drivers.base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
-from ..payload import message_key, partition_of, run_length_for
+from ..drivers.worker_results import ProducerResult, WorkerResult
+from ..payload import message_key, partition_of, run_length_for, run_partition
 from ..verify import Expected, Stream, unread_counts, verify
 
 HIST_MAX_US = 3600 * 1_000_000  # an hour, in microseconds: nothing real overflows it
@@ -47,7 +47,7 @@ class RunContext:
     cfg: BenchConfig
     bootstrap_servers: str
     driver: Driver
-    admin: AdminClient
+    admin: Cluster  # our own client's connections: topics, leaders and offsets (every driver alike)
     progress: object | None = None  # a rich.progress.Progress while running interactively
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     topics: list[str] = field(default_factory=list)
@@ -90,7 +90,7 @@ class RunContext:
         def one(pid, seq):
             return partition_of(message_key(kp, pid, seq), pid, seq, partitions, rl)
         if kp == "none":
-            one.many = lambda pids, seqs: (seqs // rl + pids) % partitions
+            one.many = lambda pids, seqs: run_partition(pids, seqs, partitions, rl)
         return one
 
 
@@ -100,14 +100,12 @@ def create_topic(ctx: RunContext, label: str, partitions: int) -> tuple[str, int
     Returns (name, partitions): on a broker that only auto-creates topics (librdkafka's mock) the topic
     gets the broker's partition count instead of the one asked for."""
     name = f"chronik-perf-{ctx.run_id}-{label}"
-    if ctx.auto_create_partitions:
-        ctx.admin.list_topics(name, timeout=10)  # a Metadata request for it creates it
+    if ctx.auto_create_partitions:  # a Metadata request for it creates it
         return _await_leaders(ctx, name, ctx.auto_create_partitions)
-    # Our own client creates it: it negotiates the CreateTopics version with the broker, where librdkafka's admin
-    # client always sends v4 (which Chronik 2.10 answers without the topic, so librdkafka waits until it times out).
+    # Our own client negotiates the CreateTopics version with the broker, where librdkafka's admin client always
+    # sends v4 (which Chronik 2.10 answers without the topic, so librdkafka waits until it times out).
     try:
-        with Cluster(ctx.bootstrap_servers, client_id="chronik-perf-admin") as cluster:
-            cluster.create_topics([name], partitions, ctx.cfg.replication_factor, timeout=30)
+        ctx.admin.create_topics([name], partitions, ctx.cfg.replication_factor, timeout=30)
     except Exception as exc:
         raise TestFailed(f"cannot create topic {name}: {type(exc).__name__}: {exc}") from exc
     ctx.topics.append(name)
@@ -117,11 +115,15 @@ def create_topic(ctx: RunContext, label: str, partitions: int) -> tuple[str, int
 def _await_leaders(ctx: RunContext, name: str, partitions: int) -> tuple[str, int]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        md = ctx.admin.list_topics(name, timeout=5).topics.get(name)
-        if md and not md.error and len(md.partitions) == partitions and all(
-                p.leader >= 0 for p in md.partitions.values()):
+        try:
+            info = ctx.admin.topic(name, wait=max(0.0, deadline - time.monotonic()),
+                                   allow_auto_create=bool(ctx.auto_create_partitions))
+        except KafkaClientError:
+            break
+        if len(info.partitions) == partitions:
             return name, partitions
         time.sleep(0.1)
+        ctx.admin.refresh_metadata([name])
     raise TestFailed(f"topic {name} has no leader for every partition after 30 s")
 
 
@@ -129,15 +131,12 @@ def delete_topics(ctx: RunContext) -> list[str]:
     """Delete every topic this run created; returns the errors."""
     if not ctx.topics:
         return []
-    errors = []
-    futures = ctx.admin.delete_topics(list(ctx.topics), operation_timeout=15, request_timeout=15)
-    for name, fut in futures.items():
-        try:
-            fut.result(timeout=20)
-            ctx.topics.remove(name)
-        except Exception as exc:
-            errors.append(f"{name}: {exc}")
-    return errors
+    try:
+        ctx.admin.delete_topics(list(ctx.topics), timeout=15)
+    except Exception as exc:  # the broker's refusal, or a broker without DeleteTopics (the mock)
+        return [f"{', '.join(ctx.topics)}: {type(exc).__name__}: {exc}"]
+    ctx.topics.clear()
+    return []
 
 
 def _split(config: dict[str, str], role: str) -> dict[str, str]:
@@ -181,7 +180,7 @@ def consumer_spec(ctx: RunContext, topic: str, partitions: int, expected: int | 
                         group_protocol=ctx.cfg.group_protocol, partitions=list(range(partitions)), **kw)
 
 
-def wait_for(ctx: RunContext, label: str, workers: list[Worker], total: int, timeout: float) -> list[dict]:
+def wait_for(ctx: RunContext, label: str, workers: list[Worker], total: int, timeout: float) -> list[WorkerResult]:
     """Show progress until every worker finished; return their results or raise TestFailed."""
     task = ctx.progress.add_task(label, total=total) if ctx.progress else None
     deadline = time.monotonic() + timeout
@@ -223,13 +222,9 @@ def wait_ready(workers: list[Worker], timeout: float = 60.0) -> None:
 
 def watermarks(ctx: RunContext, topic: str) -> dict[int, tuple[int, int]]:
     """{partition: (log start offset, end offset)} of a topic, as the broker reports them now."""
-    md = ctx.admin.list_topics(topic, timeout=10).topics[topic]
-    consumer = Consumer({"bootstrap.servers": ctx.bootstrap_servers, "group.id": f"chronik-perf-{ctx.run_id}-wm",
-                         "log_level": 3})
-    try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in md.partitions}
-    finally:
-        consumer.close()
+    start = ctx.admin.list_offsets(topic, None, EARLIEST)
+    end = ctx.admin.list_offsets(topic, None, LATEST)
+    return {p: (start[p], end[p]) for p in sorted(end)}
 
 
 def end_offsets(ctx: RunContext, topic: str) -> dict[int, int]:
@@ -251,8 +246,8 @@ def read_back(ctx: RunContext, topic: str, partitions: int, expected: list[Expec
     total = sum(e.acked for e in expected)
     spec = consumer_spec(ctx, topic, partitions, total, idle_timeout_s=15.0, worker_id=0, owed=owed(expected))
     (r,) = wait_for(ctx, label, [ctx.driver.start_consumer(spec)], total, timeout=max(120.0, total / 2000))
-    out = verify(expected, [Stream(r["partition"], r["pid"], r["seq"])], ctx.partition_of(partitions),
-                 unread_counts(end_offsets(ctx, topic), [r["positions"]]))
+    out = verify(expected, [Stream(r.partition, r.pid, r.seq)], ctx.partition_of(partitions),
+                 unread_counts(end_offsets(ctx, topic), [r.positions]))
     out["method"] = "read back after the test (untimed) until every acknowledged id arrived"
     return out
 
@@ -262,8 +257,9 @@ def owed(expected: list[Expected]) -> list[tuple[int, int, list[int], int]]:
     return [(e.pid, e.sent, sorted(e.failed), e.unknown) for e in expected]
 
 
-def expected_of(r: dict) -> Expected:
-    return Expected(r["pid"], r["sent"], set(r["failed"]), r.get("unknown", 0))
+def expected_of(r: ProducerResult) -> Expected:
+    """What a consumer is owed of what a producer sent."""
+    return Expected(r.pid, r.sent, set(r.failed), r.unknown)
 
 
 def entry(test: str, ctx: RunContext, messages: int, nbytes: int, duration_s: float, **extra) -> dict:
@@ -279,13 +275,13 @@ def entry(test: str, ctx: RunContext, messages: int, nbytes: int, duration_s: fl
     return out
 
 
-def cpu_figures(r: dict, messages: int) -> dict:
+def cpu_figures(r: WorkerResult, messages: int) -> dict:
     """A worker's CPU over its throughput window: seconds, cores kept busy, and messages per core-second (CPU before
     the window, such as a JVM's start-up, apart as startup_cpu_s)."""
-    cpu, window = r.get("cpu_s"), r.get("cpu_window_s")
+    cpu, window = r.cpu_s, r.cpu_window_s
     return {"client_cpu_s": cpu, "client_cpu_window_s": round(window, 4) if window else window,
             "cores_used": round(cpu / window, 3) if cpu is not None and window else None,
-            "msgs_per_core_s": messages / cpu if cpu else None, "startup_cpu_s": r.get("startup_cpu_s")}
+            "msgs_per_core_s": messages / cpu if cpu else None, "startup_cpu_s": r.startup_cpu_s}
 
 
 def latency_summary(latency_ns: np.ndarray) -> tuple[dict, HdrHistogram]:

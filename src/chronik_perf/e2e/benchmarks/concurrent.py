@@ -30,17 +30,17 @@ def run_concurrent(ctx: RunContext) -> dict:
     results = wait_for(ctx, f"concurrent ({n_prod} processes)", workers, 0 if timed else cfg.num_messages,
                        timeout=max(s.timeout_s for s in specs) + 60)
     host_cpu = psutil.cpu_percent(None) / 100
-    start = min(r["start_ns"] for r in results)
-    end = max(r["end_ns"] for r in results)
+    start = min(r.start_ns for r in results)
+    end = max(r.end_ns for r in results)
     duration = (end - start) / 1e9
     per = []
     for r in results:
-        d = (r["end_ns"] - r["start_ns"]) / 1e9
-        per.append({"producer": r["pid"], "messages": r["acked"], "duration_s": round(d, 6),
-                    "throughput_msgs_s": r["acked"] / d if d > 0 else None,
+        d = (r.end_ns - r.start_ns) / 1e9
+        per.append({"producer": r.pid, "messages": r.acked, "duration_s": round(d, 6),
+                    "throughput_msgs_s": r.acked / d if d > 0 else None,
                     "cpu_utilisation": _utilisation(r, d)})
-    acked = sum(r["acked"] for r in results)
-    nbytes = sum(r["bytes"] for r in results)
+    acked = sum(r.acked for r in results)
+    nbytes = sum(r.nbytes for r in results)
     expected = [expected_of(r) for r in results]
     if ctx.driver.verifies:
         verification = read_back(ctx, topic, partitions, expected, "concurrent: verifying")
@@ -48,15 +48,15 @@ def run_concurrent(ctx: RunContext) -> dict:
         verification = log_count_check(ctx, topic, expected)
     return entry("concurrent", ctx, acked, nbytes, duration, producers=n_prod, per_producer=per,
                  host_cpu_utilisation=round(host_cpu, 3), bottleneck=bottleneck(per, host_cpu),
-                 verification=verification, errors=[e for r in results for e in r["errors"]],
-                 timeline=timeline_rates(_merge([r["timeline"] for r in results])), topic=topic)
+                 verification=verification, errors=[e for r in results for e in r.errors],
+                 timeline=timeline_rates(_merge([r.timeline for r in results])), topic=topic)
 
 
 def _utilisation(r: dict, duration_s: float) -> float | None:
     """Cores the producer process kept busy on average (CPU seconds over the window they were measured in; above
     1 when a client's own threads run in parallel, as librdkafka's and the JVM's do)."""
-    window = r.get("cpu_window_s") or duration_s
-    return round(r["cpu_s"] / window, 3) if window > 0 and r.get("cpu_s") is not None else None
+    window = r.cpu_window_s or duration_s
+    return round(r.cpu_s / window, 3) if window > 0 and r.cpu_s is not None else None
 
 
 def bottleneck(per: list[dict], host_cpu: float) -> str:

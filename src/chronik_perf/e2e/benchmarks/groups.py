@@ -125,22 +125,22 @@ def run_groups(ctx: RunContext) -> dict:
     for w in workers:
         w.stop()
     results = wait_for(ctx, "groups: closing", workers, filled.acked, timeout=60)
-    verification = verify(filled.expected, [Stream(r["partition"], r["pid"], r["seq"]) for r in results],
+    verification = verify(filled.expected, [Stream(r.partition, r.pid, r.seq) for r in results],
                           ctx.partition_of(partitions),
-                          unread_counts(end_offsets(ctx, topic), [r["positions"] for r in results]))
+                          unread_counts(end_offsets(ctx, topic), [r.positions for r in results]))
     per, start, end = first_arrivals(results, filled.expected)
     # the drain: from the moment every partition was assigned (or the first arrival, if earlier) to the first
     # arrival of the last acknowledged id
     duration = (end - min(start, assigned_at)) / 1e9 if start is not None else 0.0
     drained = verification["distinct"]  # re-deliveries after a rebalance are duplicates, not throughput
     return entry("groups", ctx, drained, drained * cfg.message_size, duration,
-                 read_in_total=sum(r["received"] for r in results), consumers=n, partitions=partitions,
+                 read_in_total=sum(r.received for r in results), consumers=n, partitions=partitions,
                  group_protocol=cfg.group_protocol, drain_method="all partitions assigned to the first arrival of "
                  "the last acknowledged id, from the members' own CLOCK_MONOTONIC stamps",
                  initial_assignment_ms=(assigned_at - first_join) / 1e6,
                  rebalance_join_ms=(joined_at - t_join) / 1e6, rebalance_leave_ms=(left_at - t_leave) / 1e6,
                  assignment_balance=max(counts) - min(counts), partitions_per_member=counts,
-                 per_consumer=per, verification=verification, errors=[e for r in results for e in r["errors"]],
+                 per_consumer=per, verification=verification, errors=[e for r in results for e in r.errors],
                  topic=topic)
 
 
@@ -149,9 +149,9 @@ def first_arrivals(results: list[dict], expected) -> tuple[list[dict], int | Non
     group's drain window: the first arrival of any id to the first arrival of the last acknowledged one."""
     ids, stamps, member = [], [], []
     for i, r in enumerate(results):
-        ids.append((np.asarray(r["pid"], dtype=np.int64) << 40) | np.asarray(r["seq"], dtype=np.int64))
-        stamps.append(np.asarray(r["arrival_ns"], dtype=np.int64))
-        member.append(np.full(len(r["seq"]), i, dtype=np.int64))
+        ids.append((np.asarray(r.pid, dtype=np.int64) << 40) | np.asarray(r.seq, dtype=np.int64))
+        stamps.append(np.asarray(r.arrival_ns, dtype=np.int64))
+        member.append(np.full(len(r.seq), i, dtype=np.int64))
     ids, stamps, member = (np.concatenate(a) if a else np.empty(0, np.int64) for a in (ids, stamps, member))
     owed = np.zeros(len(ids), dtype=bool)
     for e in expected:
@@ -169,7 +169,7 @@ def first_arrivals(results: list[dict], expected) -> tuple[list[dict], int | Non
     for i, r in enumerate(results):
         mine = stamps[member == i]
         d = (mine.max() - mine.min()) / 1e9 if len(mine) > 1 else 0.0
-        per.append({"consumer": r["worker"], "messages": int(len(mine)),
+        per.append({"consumer": r.worker, "messages": int(len(mine)),
                     "throughput_msgs_s": len(mine) / d if d > 0 else None})
     if not len(stamps):
         return per, None, None

@@ -26,30 +26,29 @@ def run_latency(ctx: RunContext) -> dict:
     own = ctx.driver.start_latency(pspec, cspec)
     if own is not None:
         (r,) = wait_for(ctx, "latency", [own], n, timeout=cfg.duration * 10 + 120)
-        return entry("latency", ctx, r["messages"], r["bytes"], r["duration_s"], latency_ms=r["latency_ms"],
-                     errors=r["errors"], method=r["method"], startup_s=r.get("startup_s"),
-                     **cpu_figures(r, r["messages"]))
+        return entry("latency", ctx, r.messages, r.nbytes, r.duration_s, latency_ms=r.latency_ms,
+                     errors=r.errors, method=r.method, startup_s=r.startup_s, **cpu_figures(r, r.messages))
     consumer = ctx.driver.start_consumer(cspec)
     wait_ready([consumer])
     producer = ctx.driver.start_producer(pspec)
     pr, cr = wait_for(ctx, "latency", [producer, consumer], 2 * n, timeout=cfg.duration * 10 + 120)
-    lat = cr["latency_ns"]
+    lat = cr.latency_ns
     if len(lat) == 0:
         raise TestFailed("no message arrived")
-    measured = lat[cr["seq"] >= int(cfg.rate * cfg.warmup)]
+    measured = lat[cr.seq >= int(cfg.rate * cfg.warmup)]
     if len(measured) == 0:
         raise TestFailed("every message arrived inside the warm-up period")
     summary, hist = latency_summary(measured)
     ctx.histograms["latency"] = hist.encode().decode()
-    verification = verify([expected_of(pr)], [Stream(cr["partition"], cr["pid"], cr["seq"])],
-                          ctx.partition_of(partitions), unread_counts(end_offsets(ctx, topic), [cr["positions"]]))
-    duration = (pr["end_ns"] - pr["start_ns"]) / 1e9
+    verification = verify([expected_of(pr)], [Stream(cr.partition, cr.pid, cr.seq)],
+                          ctx.partition_of(partitions), unread_counts(end_offsets(ctx, topic), [cr.positions]))
+    duration = (pr.end_ns - pr.start_ns) / 1e9
     messages = verification["distinct"]
     return entry("latency", ctx, messages, messages * cfg.message_size, duration, latency_ms=summary,
-                 verification=verification, errors=pr["errors"] + cr["errors"],
+                 verification=verification, errors=pr.errors + cr.errors,
                  method="fixed-rate schedule, intended send time to consume(), same-host CLOCK_MONOTONIC",
                  rate_target=cfg.rate, warmup_s=cfg.warmup, samples=int(len(measured)),
-                 latency_sample_ms=_sample(measured), client_cpu_s=pr.get("cpu_s"))
+                 latency_sample_ms=_sample(measured), client_cpu_s=pr.cpu_s)
 
 
 def _sample(lat_ns: np.ndarray, k: int = 2000) -> list[float]:

@@ -21,12 +21,12 @@ def run_producer(ctx: RunContext) -> dict:
     (r,) = wait_for(ctx, "producer", [ctx.driver.start_producer(spec)], cfg.num_messages if not timed else 0,
                     timeout=spec.timeout_s + 60)
     ctx.filled = Filled(topic, partitions, [expected_of(r)])
-    duration = (r["end_ns"] - r["start_ns"]) / 1e9
-    return entry("producer", ctx, r["acked"], r["bytes"], duration, sent=r["sent"],
-                 unacknowledged=len(r["failed"]), errors=r["errors"], **cpu_figures(r, r["acked"]),
-                 ack_latency_ms=r.get("ack_latency_ms"), batching=r.get("batching"), work=ctx.driver.producer_work,
-                 client_metrics=r.get("client_metrics"),
-                 latency_ms=r.get("latency_ms"), timeline=timeline_rates(r["timeline"]), topic=topic, partitions=partitions)
+    duration = (r.end_ns - r.start_ns) / 1e9
+    return entry("producer", ctx, r.acked, r.nbytes, duration, sent=r.sent,
+                 unacknowledged=len(r.failed), errors=r.errors, **cpu_figures(r, r.acked),
+                 ack_latency_ms=r.ack_latency_ms, batching=r.batching, work=ctx.driver.producer_work,
+                 client_metrics=r.client_metrics,
+                 timeline=timeline_rates(r.timeline), topic=topic, partitions=partitions)
 
 
 def run_consumer(ctx: RunContext) -> dict:
@@ -40,18 +40,18 @@ def run_consumer(ctx: RunContext) -> dict:
                          owed=owed(filled.expected) if ctx.driver.verifies else None)
     (r,) = wait_for(ctx, "consumer", [ctx.driver.start_consumer(spec)], filled.acked,
                     timeout=max(120.0, filled.acked / 2000))
-    end = r.get("last_ns") or r["start_ns"]
-    duration = (end - r["start_ns"]) / 1e9
+    end = r.last_ns or r.start_ns
+    duration = (end - r.start_ns) / 1e9
     verification = None
-    messages, nbytes = r["received"], r["bytes"]
+    messages, nbytes = r.received, r.nbytes
     if ctx.driver.verifies:
-        verification = verify(filled.expected, [Stream(r["partition"], r["pid"], r["seq"])],
+        verification = verify(filled.expected, [Stream(r.partition, r.pid, r.seq)],
                               ctx.partition_of(filled.partitions),
-                              unread_counts(end_offsets(ctx, filled.topic), [r["positions"]]))
+                              unread_counts(end_offsets(ctx, filled.topic), [r.positions]))
         messages = verification["distinct"]  # duplicates and strangers are reported, never counted as throughput
         nbytes = messages * cfg.message_size
-    return entry("consumer", ctx, messages, nbytes, duration, verification=verification, read_in_total=r["received"],
-                 errors=r["errors"], **cpu_figures(r, messages), group_join_ms=r.get("rebalance_ms"),
-                 timeline=timeline_rates(r["timeline"]), topic=filled.topic,
+    return entry("consumer", ctx, messages, nbytes, duration, verification=verification, read_in_total=r.received,
+                 errors=r.errors, **cpu_figures(r, messages), group_join_ms=r.rebalance_ms,
+                 timeline=timeline_rates(r.timeline), topic=filled.topic,
                  work={**ctx.driver.consumer_work, "fill": filled.topic,
                        "fill_written_by": filled.written_by or ctx.driver.name})

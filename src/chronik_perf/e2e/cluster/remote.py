@@ -36,14 +36,14 @@ def worker_facts() -> dict:
 
 
 def source_fingerprint() -> str:
-    """A digest of the installed chronik_perf sources (.py, .pyx, .pxi): equal versions built from different
+    """A digest of the installed chronik_perf sources (.py, .pyx, .pxi, .pxd): equal versions built from different
     checkouts differ here."""
     root = os.path.dirname(os.path.abspath(chronik_perf.__file__))
     digest = hashlib.sha256()
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
-            if name.endswith((".py", ".pyx", ".pxi")):
+            if name.endswith((".py", ".pyx", ".pxi", ".pxd")):
                 path = os.path.join(folder, name)
                 digest.update(os.path.relpath(path, root).encode())
                 with open(path, "rb") as fh:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..drivers.base import Worker
+from ..drivers.worker_results import WorkerResult
 from .clocks import Offset
 from .remote import run_role
 
@@ -164,23 +166,27 @@ class ClusterWorker(Worker):
         if lost:
             self.session.worker_lost(self.record.worker.address)
 
-    def _translate(self, r: dict) -> dict:
+    def _translate(self, r: WorkerResult) -> WorkerResult:
         """Stamps into the coordinator's CLOCK_MONOTONIC; latency corrected by the producer's clock offset."""
         off = self.record.worker.offset.offset_ns
-        out = dict(r)
+        moved = {}
         for k in STAMPS:
-            if isinstance(out.get(k), np.ndarray):
-                out[k] = out[k].astype(np.int64) - off
-            elif out.get(k) is not None:
-                out[k] = int(out[k]) - off
+            v = getattr(r, k, None)
+            if isinstance(v, np.ndarray):
+                moved[k] = v.astype(np.int64) - off
+            elif v is not None:
+                moved[k] = int(v) - off
         peer = self.record.peer
-        if peer is not None and out.get("latency_ns") is not None and peer.offset.offset_ns != off:
-            out["latency_ns"] = out["latency_ns"] + (peer.offset.offset_ns - off)
-        messages = next((out[k] for k in ("acked", "received", "messages") if out.get(k) is not None), None)
+        latency = getattr(r, "latency_ns", None)
+        if peer is not None and latency is not None and peer.offset.offset_ns != off:
+            moved["latency_ns"] = latency + (peer.offset.offset_ns - off)
+        out = dataclasses.replace(r, **moved)
+        messages = next((getattr(out, k) for k in ("acked", "received", "messages")
+                         if getattr(out, k, None) is not None), None)
         self.record.messages = int(messages) if messages is not None else None
-        end = out.get("end_ns") or out.get("last_ns")
-        if out.get("start_ns") is not None and end is not None:
-            self.record.window_ns = (out["start_ns"], end)
+        start, end = getattr(out, "start_ns", None), getattr(out, "end_ns", None) or getattr(out, "last_ns", None)
+        if start is not None and end is not None:
+            self.record.window_ns = (start, end)
         return out
 
     def kill(self) -> None:

@@ -1,7 +1,7 @@
 """The driver interface: how a benchmark starts producers and consumers without knowing the client.
 
 A driver starts *workers* — separate processes — that produce or consume one workload and report
-their progress while running and a result dict when done. Benchmarks only talk to `Worker` and
+their progress while running and a result (worker_results.ProducerResult / ConsumerResult) when done. Benchmarks only talk to `Worker` and
 `Driver`, so a client (librdkafka, Kafka's Java tools, our native core) slots in by implementing
 `start_producer` and `start_consumer` (and optionally `start_latency`).
 """
@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .worker_results import ConsumerResult, ProducerResult, WorkerResult
+
 SAMPLE_EVERY_NS = 250_000_000  # progress and throughput-timeline sampling period of every worker
 SPIN_NS = 60_000  # Linux's timer slack (50 µs) makes a sleep overshoot by about this: the last stretch is waited out
 
@@ -31,6 +33,20 @@ def wait_until(t_ns: int) -> None:
         time.sleep((left - SPIN_NS) / 1e9)
     while time.monotonic_ns() < t_ns:
         pass
+
+
+class FixedRate:
+    """The fixed-rate schedule of a latency producer: message seq is due at start_ns + seq / rate (monotonic ns)."""
+
+    def __init__(self, start_ns: int, rate: float):
+        self.start, self.interval = start_ns, 1e9 / rate
+
+    def wait(self, seq: int) -> int:
+        """Wait until message seq is due (at once when behind: a stall shows in the latency, not in fewer sends);
+        return its intended send time, the stamp it carries."""
+        intended = self.start + int(seq * self.interval)
+        wait_until(intended)
+        return intended
 
 
 @dataclass
@@ -110,9 +126,9 @@ class Worker:
 
     name = "worker"     # how a timeout names it
     poll_s = 0.0        # sleep between done() checks (0: done() waits by itself)
-    _outcome = None     # ("ok", result dict) or ("error", message), set by done()
+    _outcome = None     # ("ok", WorkerResult) or ("error", message), set by done()
 
-    def result(self, timeout: float) -> dict:
+    def result(self, timeout: float) -> WorkerResult:
         """Wait for the worker's result; raises WorkerError if it failed, died or timed out."""
         deadline = time.monotonic() + timeout
         while not self.done():
@@ -148,17 +164,17 @@ def _run(fn, spec, ctl, results):
         t1, m1 = os.times(), time.monotonic()
         if ctl.started is not None:  # a gated worker counts from its start signal, not from its set-up
             t0, m0 = ctl.started
-        out["cpu_s"] = (t1.user - t0.user) + (t1.system - t0.system)
-        out["cpu_window_s"] = m1 - m0
+        out.cpu_s = (t1.user - t0.user) + (t1.system - t0.system)
+        out.cpu_window_s = m1 - m0
         results.put(("ok", out))
     except BaseException as exc:  # reported to the parent, which decides what failed
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
 class ProcessWorker(Worker):
-    """Runs fn(spec, control) -> dict in a fresh Python process; gated workers wait for go()."""
+    """Runs fn(spec, control) -> WorkerResult in a fresh Python process; gated workers wait for go()."""
 
-    def __init__(self, fn: Callable[[Any, Control], dict], spec, gated: bool = False):
+    def __init__(self, fn: Callable[[Any, Control], WorkerResult], spec, gated: bool = False):
         self._counter = _CTX.Value("q", 0, lock=False)
         self._ready = _CTX.Event()
         self._go = _CTX.Event()
@@ -334,17 +350,53 @@ class ConsumeTally:
         self.ctl.progress(self.received)
         self.timeline.append((time.monotonic_ns() - self.start, self.received))
 
-    def result(self, errors: list[str], partition: np.ndarray, header: np.ndarray) -> dict:
-        """The worker's result dict from the benchmark headers (pid, seq, ts) of what arrived."""
+    def result(self, errors: list[str], partition: np.ndarray, header: np.ndarray) -> ConsumerResult:
+        """The worker's result from the benchmark headers (pid, seq, ts) of what arrived."""
         arrival = np.repeat(np.array([a for a, _ in self.arrivals], dtype=np.int64),
                             np.array([n for _, n in self.arrivals], dtype=np.int64))
-        out = {"worker": self.spec.worker_id, "received": self.received, "bytes": self.nbytes,
-               "start_ns": self.start, "first_ns": self.first, "last_ns": self.last, "timeline": self.timeline,
-               "errors": errors, "partition": partition, "pid": header["pid"].astype(np.int64),
-               "seq": header["seq"].astype(np.int64), "arrival_ns": arrival, "positions": dict(self.positions)}
         if self.timed_out:
-            out["errors"].append(f"no message for {self.spec.idle_timeout_s:.0f} s; stopped after {self.received} "
-                                 f"messages (positions {self.positions})")
-        if self.spec.record_latency:
-            out["latency_ns"] = arrival - header["ts"].astype(np.int64)
-        return out
+            errors = errors + [f"no message for {self.spec.idle_timeout_s:.0f} s; stopped after {self.received} "
+                               f"messages (positions {self.positions})"]
+        return ConsumerResult(
+            worker=self.spec.worker_id, received=self.received, nbytes=self.nbytes, start_ns=self.start,
+            first_ns=self.first, last_ns=self.last, timeline=self.timeline, errors=errors, partition=partition,
+            pid=header["pid"].astype(np.int64), seq=header["seq"].astype(np.int64), arrival_ns=arrival,
+            positions=dict(self.positions),
+            latency_ns=arrival - header["ts"].astype(np.int64) if self.spec.record_latency else None)
+
+
+class ProduceTally:
+    """What every producer worker counts: its window, the acknowledged-count timeline sampled every SAMPLE_EVERY_NS
+    (also reported as progress), and its result."""
+
+    def __init__(self, spec: ProducerSpec, ctl: Control):
+        self.spec, self.ctl = spec, ctl
+        self.start = time.monotonic_ns()
+        self.end: int | None = None
+        self.stop_at = self.start + int(spec.duration_s * 1e9) if spec.duration_s else None
+        self.timeline: list[tuple[int, int]] = []
+        self._next_sample = self.start + SAMPLE_EVERY_NS
+
+    def tick(self, acked: Callable[[], int]) -> None:
+        """Sample the acknowledged count when a sampling period has passed (acked() is only called then)."""
+        t = time.monotonic_ns()
+        if t >= self._next_sample:
+            self.sample(t, acked())
+
+    def sample(self, t: int, acked: int) -> None:
+        """Note `acked` messages acknowledged at monotonic ns t."""
+        self.timeline.append((t - self.start, acked))
+        self.ctl.progress(acked)
+        self._next_sample = t + SAMPLE_EVERY_NS
+
+    def finish(self) -> None:
+        """The window ends now (the producer stopped waiting for acknowledgements)."""
+        self.end = time.monotonic_ns()
+
+    def result(self, sent: int, acked: int, failed, unknown: int, errors: list[str], **figures) -> ProducerResult:
+        """The worker's result; the last timeline point and progress report are at the end of the window."""
+        self.timeline.append((self.end - self.start, acked))
+        self.ctl.progress(acked)
+        return ProducerResult(pid=self.spec.pid, sent=sent, acked=acked, failed=sorted(set(failed)), unknown=unknown,
+                              nbytes=acked * self.spec.message_size, start_ns=self.start, end_ns=self.end,
+                              timeline=self.timeline, errors=errors, **figures)

@@ -15,8 +15,8 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from ..payload import HEADER, MessageFactory, parse_headers
-from .base import (SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec,
-                   wait_until)
+from .base import ConsumeTally, ConsumerSpec, Control, Driver, FixedRate, ProcessWorker, ProducerSpec, ProduceTally
+from .worker_results import ConsumerResult, ProducerResult
 CLIENT_LOG_LEVEL = 3  # syslog "error": librdkafka's info lines (idle disconnects) are not results; -X log_level=7 to see
 # Consumer settings so that librdkafka's prefetch is not the limit (its defaults stop fetching at 100k queued messages
 # and back off 1 s; a consumer then sat at ~0.25 cores) and CRCs are checked as the native and Java consumers check
@@ -70,7 +70,7 @@ class _Batching:
                           "over every request, Produce or not)"}
 
 
-def produce(spec: ProducerSpec, ctl: Control) -> dict:
+def produce(spec: ProducerSpec, ctl: Control) -> ProducerResult:
     """Produce spec.num_messages; unthrottled, or on the fixed schedule of spec.rate stamping intended times."""
     errors = _ErrorLog()
     failed: list[int] = []
@@ -94,22 +94,14 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
     ctl.set_ready()
     ctl.wait_go()
     topic, now = spec.topic, time.monotonic_ns
-    interval = 1e9 / spec.rate if spec.rate else 0.0
-    timeline = []
-    start = now()
-    next_sample = start + SAMPLE_EVERY_NS
+    tally = ProduceTally(spec, ctl)
+    schedule = FixedRate(tally.start, spec.rate) if spec.rate else None
     seq = 0
     n = spec.num_messages
-    stop_at = start + int(spec.duration_s * 1e9) if spec.duration_s else None
     while seq < n:
-        if errors.fatal or (stop_at is not None and not seq & 1023 and now() >= stop_at):
+        if errors.fatal or (tally.stop_at is not None and not seq & 1023 and now() >= tally.stop_at):
             break
-        if interval:
-            intended = start + int(seq * interval)
-            wait_until(intended)
-            ts = intended
-        else:
-            ts = now()
+        ts = schedule.wait(seq) if schedule else now()
         key = factory.key(seq)
         try:
             producer.produce(topic, factory.value(seq, ts), key, partition=factory.partition(seq, key))
@@ -117,37 +109,25 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
             producer.poll(0.01)
             continue
         seq += 1
-        if interval or not seq & 1023:
+        if schedule or not seq & 1023:
             producer.poll(0)
-            t = now()
-            if t >= next_sample:
-                acked = seq - len(producer) - len(failed)
-                timeline.append((t - start, acked))
-                ctl.progress(acked)
-                next_sample = t + SAMPLE_EVERY_NS
+            tally.tick(lambda: seq - len(producer) - len(failed))
     deadline = time.monotonic() + spec.timeout_s
     while len(producer) and time.monotonic() < deadline and not errors.fatal:
         producer.flush(0.25)
-        t = now()
-        acked = seq - len(producer) - len(failed)
-        timeline.append((t - start, acked))
-        ctl.progress(acked)
-    end = now()
+        tally.sample(now(), seq - len(producer) - len(failed))
+    tally.finish()
     unknown = len(producer)  # neither acknowledged nor failed when the wait ended: never owed, reported
     if errors.fatal:
         raise RuntimeError(f"broker unreachable: {errors.fatal}")
     if unknown:
         errors.messages.append(f"{unknown} messages neither acknowledged nor failed after {spec.timeout_s:.0f} s")
     producer.poll(0)
-    acked = seq - len(failed) - unknown
-    timeline.append((end - start, acked))
-    ctl.progress(acked)
-    return {"pid": spec.pid, "sent": seq, "acked": acked, "failed": sorted(set(failed)), "unknown": unknown,
-            "bytes": acked * spec.message_size, "start_ns": start, "end_ns": end,
-            "timeline": timeline, "errors": errors.messages, "batching": stats.figures(seq)}
+    return tally.result(seq, seq - len(failed) - unknown, failed, unknown, errors.messages,
+                        batching=stats.figures(seq))
 
 
-def consume(spec: ConsumerSpec, ctl: Control) -> dict:
+def consume(spec: ConsumerSpec, ctl: Control) -> ConsumerResult:
     """Read until spec.expected messages arrived (or stopped, or idle too long); report what arrived."""
     errors = _ErrorLog()
     conf = {"bootstrap.servers": spec.bootstrap_servers, "group.id": spec.group or f"chronik-perf-{spec.topic}",

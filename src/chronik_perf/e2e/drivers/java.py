@@ -2,7 +2,7 @@
 
 The reference every other driver is judged against. The tools run as separate JVM processes on the
 same workload (topic, counts, sizes, acks, compression, batching) and their output is parsed into the
-same result schema. They write their own payloads without our (producer id, sequence) header, so
+same results (worker_results). They write their own payloads without our (producer id, sequence) header, so
 delivery is checked by counting (log end offsets) instead of per message; their producer latency is
 acknowledgement latency, kept apart as `ack_latency_ms`; EndToEndLatency sends one message at a time
 and waits for it (a closed loop, not a fixed-rate schedule) and reports only avg, p50, p99 and p99.9.
@@ -21,6 +21,7 @@ import uuid
 import psutil
 
 from .base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
+from .worker_results import ConsumerResult, LatencyResult, ProducerResult, WorkerResult
 
 _PROGRESS = re.compile(r"^(\d+) records sent, ")
 _FINAL = re.compile(r"^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
@@ -90,16 +91,18 @@ def check_consumed(stdout: str, stderr: str, messages: int, expected: int) -> No
                          + (f" ({warning})" if warning else ""))
 
 
-def end_to_end_result(stdout: str, messages: int, started_ns: int, ended_ns: int) -> dict:
+def end_to_end_result(stdout: str, messages: int, size: int, started_ns: int, ended_ns: int,
+                      errors: list[str]) -> LatencyResult:
     """EndToEndLatency's figures over its own measured loop: the tool's average is the sum of its `messages` round
     trips over their count, so that sum is the window (JVM start-up and connecting stay out of msg/s and are
     reported apart as startup_s)."""
     latency = parse_end_to_end(stdout)
     window_ns = min(int(messages * latency["avg"] * 1e6), ended_ns - started_ns)
-    return {"messages": messages, "latency_ms": latency, "duration_s": window_ns / 1e9,
-            "start_ns": ended_ns - window_ns, "startup_s": round((ended_ns - started_ns - window_ns) / 1e9, 3),
-            "method": "EndToEndLatency: one message at a time, each waited for (closed loop); msg/s over the sum "
-                      "of its round trips"}
+    return LatencyResult(messages=messages, nbytes=messages * size, duration_s=window_ns / 1e9, latency_ms=latency,
+                         errors=errors, start_ns=ended_ns - window_ns,
+                         startup_s=round((ended_ns - started_ns - window_ns) / 1e9, 3),
+                         method="EndToEndLatency: one message at a time, each waited for (closed loop); msg/s over "
+                                "the sum of its round trips")
 
 
 def parse_end_to_end(stdout: str) -> dict:
@@ -158,17 +161,17 @@ class JavaWorker(Worker):
         except psutil.Error:
             pass  # exited between poll() and cpu_times()
 
-    def cpu_over(self, start_ns: int) -> dict:
-        """The JVM's CPU seconds from monotonic start_ns (the throughput window's start) to its last sample, and
-        before it (JVM start-up, connecting) apart."""
+    def cpu_over(self, result: WorkerResult, start_ns: int) -> None:
+        """Set the result's CPU figures: the JVM's CPU seconds from monotonic start_ns (the throughput window's
+        start) to its last sample, and before it (JVM start-up, connecting) apart."""
         samples = list(self._cpu)
         if not samples:
-            return {"cpu_s": None, "cpu_window_s": None, "startup_cpu_s": None}
+            return
         before = [c for t, c in samples if t <= start_ns]
         at_start = before[-1] if before else 0.0
         end_t, end_c = samples[-1]
-        return {"cpu_s": round(end_c - at_start, 4), "cpu_window_s": max(0.0, (end_t - start_ns) / 1e9),
-                "startup_cpu_s": round(at_start, 4)}
+        result.cpu_s, result.startup_cpu_s = round(end_c - at_start, 4), round(at_start, 4)
+        result.cpu_window_s = max(0.0, (end_t - start_ns) / 1e9)
 
     def progress(self) -> int:
         return self._sent
@@ -198,7 +201,8 @@ class JavaWorker(Worker):
             else:
                 try:
                     result = self._finish(out, err, self.started_ns, ended)
-                    self._outcome = ("ok", {**result, **self.cpu_over(result.get("start_ns") or self.started_ns)})
+                    self.cpu_over(result, getattr(result, "start_ns", None) or self.started_ns)
+                    self._outcome = ("ok", result)
                 except ValueError as exc:
                     self._outcome = ("error", f"{exc}: {out.strip()[-300:]} {err.strip()[-300:]}")
             if self._cleanup:
@@ -270,11 +274,11 @@ class JavaDriver(Driver):
             p = parse_producer(out)
             metrics = parse_metrics(out, "producer-metrics")
             duration_ns = int(p["records"] / p["records_per_s"] * 1e9) if p["records_per_s"] else ended - started
-            return {"pid": spec.pid, "sent": p["records"], "acked": p["records"], "failed": [],
-                    "bytes": p["records"] * size, "start_ns": ended - duration_ns, "end_ns": ended,
-                    "timeline": [], "errors": _errors(err), "ack_latency_ms": p["ack_latency_ms"],
-                    "client_metrics": {k: metrics[k] for k in PRODUCER_METRICS if k in metrics},
-                    "batching": producer_batching(metrics)}
+            return ProducerResult(pid=spec.pid, sent=p["records"], acked=p["records"], nbytes=p["records"] * size,
+                                  start_ns=ended - duration_ns, end_ns=ended, errors=_errors(err),
+                                  ack_latency_ms=p["ack_latency_ms"],
+                                  client_metrics={k: metrics[k] for k in PRODUCER_METRICS if k in metrics},
+                                  batching=producer_batching(metrics))
 
         return JavaWorker(self.producer_command(spec), finish, gated)
 
@@ -292,9 +296,9 @@ class JavaDriver(Driver):
         def finish(out, err, started, ended):
             c = parse_consumer(out)
             check_consumed(out, err, c["messages"], spec.expected)
-            return {"worker": spec.worker_id, "received": c["messages"], "bytes": int(c["mb"] * 1024 * 1024),
-                    "start_ns": ended - c["fetch_ms"] * 1_000_000, "first_ns": None, "last_ns": ended,
-                    "timeline": [], "errors": _errors(err), "rebalance_ms": c["rebalance_ms"]}
+            return ConsumerResult(worker=spec.worker_id, received=c["messages"], nbytes=int(c["mb"] * 1024 * 1024),
+                                  start_ns=ended - c["fetch_ms"] * 1_000_000, last_ns=ended, errors=_errors(err),
+                                  rebalance_ms=c["rebalance_ms"])
 
         return JavaWorker(self.java.command("org.apache.kafka.tools.ConsumerPerformance", *args), finish,
                           cleanup=props_file)
@@ -315,7 +319,7 @@ class JavaDriver(Driver):
         n, size = spec.num_messages, spec.message_size
 
         def finish(out, err, started, ended):
-            return {**end_to_end_result(out, n, started, ended), "bytes": n * size, "errors": _errors(err)}
+            return end_to_end_result(out, n, size, started, ended, _errors(err))
 
         return JavaWorker(self.java.command("org.apache.kafka.tools.EndToEndLatency", *args), finish,
                           cleanup=props_file)

@@ -13,11 +13,10 @@ import time
 
 import numpy as np
 
-from ... import _core
-from ...client import Cluster, Consumer, GroupConsumer, KafkaClientError, Producer
-from ..payload import HEADER, HEADER_DTYPE, filler_pool, message_key
-from .base import (SAMPLE_EVERY_NS, ConsumeTally, ConsumerSpec, Control, Driver, ProcessWorker, ProducerSpec,
-                   wait_until)
+from ...client import Cluster, Consumer, GroupConsumer, KafkaClientError, KIP848GroupConsumer, Producer
+from ..payload import HEADER, HEADER_DTYPE, MessageFactory
+from .base import ConsumeTally, ConsumerSpec, Control, Driver, FixedRate, ProcessWorker, ProducerSpec, ProduceTally
+from .worker_results import ConsumerResult, ProducerResult
 CHUNK_BYTES = 4 << 20                      # workload generated and handed over this much at a time
 
 _PRODUCER_OPTIONS = {"acks": ("acks", str), "compression.type": ("compression", str),
@@ -33,8 +32,12 @@ _CONSUMER_OPTIONS = {"fetch.max.bytes": ("max_bytes", int), "max.partition.fetch
                      "heartbeat.interval.ms": ("heartbeat_interval_ms", int),
                      "max.poll.interval.ms": ("rebalance_timeout_ms", int),
                      "partition.assignment.strategy": ("assignor", lambda v: "roundrobin" if "robin" in v.lower()
-                                                       else "range")}
-_GROUP_ONLY = {"session_timeout_ms", "heartbeat_interval_ms", "rebalance_timeout_ms", "assignor"}
+                                                       else "range"),
+                     "group.remote.assignor": ("server_assignor", str)}
+_GROUP_ONLY = {"session_timeout_ms", "heartbeat_interval_ms", "rebalance_timeout_ms", "assignor", "server_assignor"}
+# Under KIP-848 the broker owns session timeout, heartbeat interval and assignor choice among its own assignors.
+_CLASSIC_ONLY = {"session_timeout_ms": "session.timeout.ms", "heartbeat_interval_ms": "heartbeat.interval.ms",
+                 "assignor": "partition.assignment.strategy"}
 
 
 def client_options(config: dict, table: dict) -> dict:
@@ -53,84 +56,42 @@ def client_options(config: dict, table: dict) -> dict:
     return out
 
 
-class _Workload:
-    """The messages of one producer, generated a run at a time in numpy (same layout as payload.MessageFactory)."""
-
-    def __init__(self, spec: ProducerSpec):
-        self.spec = spec
-        self.size = spec.message_size
-        self.body_len = spec.message_size - HEADER.size
-        self.pool = np.frombuffer(filler_pool(spec.payload, self.body_len, seed=spec.pid), dtype=np.uint8)
-        self.zeros = spec.payload == "zeros"
-
-    def values(self, start: int, n: int, ts_ns: int) -> list[bytes]:
-        """Values of sequences start..start+n-1, all stamped ts_ns."""
-        buf = np.empty((n, self.size), dtype=np.uint8)
-        head = np.empty(n, dtype=HEADER_DTYPE)
-        head["pid"] = self.spec.pid
-        head["seq"] = np.arange(start, start + n, dtype=np.uint64)
-        head["ts"] = ts_ns
-        buf[:, :HEADER.size] = head.view(np.uint8).reshape(n, HEADER.size)
-        if self.body_len:
-            if self.zeros:
-                buf[:, HEADER.size:] = 0
-            else:
-                seqs = np.arange(start, start + n, dtype=np.int64)
-                offs = (seqs * 7919) % (len(self.pool) - self.body_len + 1)
-                buf[:, HEADER.size:] = self.pool[offs[:, None] + np.arange(self.body_len)]
-        return _core.fixed_slices(buf, self.size)
-
-    def keys(self, start: int, n: int) -> list | None:
-        if self.spec.key_pattern == "none":
-            return None
-        return [message_key(self.spec.key_pattern, self.spec.pid, s) for s in range(start, start + n)]
-
-
-def produce(spec: ProducerSpec, ctl: Control) -> dict:
+def produce(spec: ProducerSpec, ctl: Control) -> ProducerResult:
     """Produce spec.num_messages: in runs through produce_many, or one by one on a fixed-rate schedule."""
     options = client_options(spec.client_config, _PRODUCER_OPTIONS)
     options.setdefault("delivery_timeout", 60.0)
     producer = Producer(spec.bootstrap_servers, client_id=f"chronik-perf-p{spec.pid}", **options)
     producer.cluster.topic(spec.topic)               # connect and learn the leaders before the clock starts
-    work = _Workload(spec)
+    work = MessageFactory(spec.pid, spec.message_size, spec.payload, spec.key_pattern, spec.num_partitions,
+                          spec.run_length)
     ctl.set_ready()
     ctl.wait_go()
     if spec.rate:
         return _produce_at_rate(spec, ctl, producer, work)
-    now, n, run = time.monotonic_ns, spec.num_messages, spec.run_length
+    now, n = time.monotonic_ns, spec.num_messages
     chunk = max(1, CHUNK_BYTES // spec.message_size)
-    deliveries, timeline = [], []
-    start = now()
-    next_sample = start + SAMPLE_EVERY_NS
+    deliveries = []
+    tally = ProduceTally(spec, ctl)
     seq = 0
     error = None
-    stop_at = start + int(spec.duration_s * 1e9) if spec.duration_s else None
-    while seq < n and error is None and (stop_at is None or now() < stop_at):
+    while seq < n and error is None and (tally.stop_at is None or now() < tally.stop_at):
         m = min(chunk, n - seq)
         values, keys = work.values(seq, m, now()), work.keys(seq, m)
-        try:
-            if keys is None:                         # runs of `run` messages, each to one partition
-                parts = ((np.arange(seq, seq + m) // run + spec.pid) % spec.num_partitions).astype(np.int32)
-                deliveries.append((seq, producer.produce_many(spec.topic, values, partition=parts)))
-            else:
-                deliveries.append((seq, producer.produce_many(spec.topic, values, keys=keys)))
+        try:                                         # unkeyed: runs of messages, each to one partition
+            parts = work.partitions(seq, m)
+            deliveries.append((seq, producer.produce_many(spec.topic, values, keys=keys, partition=parts)))
         except KafkaClientError as exc:
             error = exc
             break
         seq += m
-        t = now()
-        if t >= next_sample:
-            acked = sum(d.acked for _, d in deliveries)
-            timeline.append((t - start, acked))
-            ctl.progress(acked)
-            next_sample = t + SAMPLE_EVERY_NS
+        tally.tick(lambda: sum(d.acked for _, d in deliveries))
     try:
         for _, d in deliveries:
             d.wait(spec.timeout_s)
     except TimeoutError as exc:                  # what is neither acknowledged nor failed now is unknown
         error = error or exc
-    end = now()
-    failed = [int(first + i) for first, d in deliveries for i in d.failed_indices()]
+    tally.finish()
+    failed = {int(first + i) for first, d in deliveries for i in d.failed_indices()}
     acked = sum(d.acked for _, d in deliveries)
     batching = _batching(producer)
     latencies = np.concatenate([np.asarray(d.batch_latencies_ns, dtype=np.int64) for _, d in deliveries]
@@ -144,37 +105,27 @@ def produce(spec: ProducerSpec, ctl: Control) -> dict:
         raise RuntimeError(f"broker unreachable: {error}")
     if error is not None:
         errors.append(f"stopped after {seq} messages: {error}")
-    timeline.append((end - start, acked))
-    ctl.progress(acked)
-    failed = sorted(set(failed))
-    return {"pid": spec.pid, "sent": seq, "acked": acked, "failed": failed, "unknown": seq - acked - len(failed),
-            "batching": batching, "bytes": acked * spec.message_size, "start_ns": start, "end_ns": end, "timeline": timeline,
-            "errors": errors, "ack_latency_ms": _latency_summary(latencies), "batches": int(latencies.size)}
+    return tally.result(seq, acked, failed, seq - acked - len(failed), errors, batching=batching,
+                        ack_latency_ms=_latency_summary(latencies), batches=int(latencies.size))
 
 
-def _produce_at_rate(spec: ProducerSpec, ctl: Control, producer: Producer, work: _Workload) -> dict:
-    now, interval, n = time.monotonic_ns, 1e9 / spec.rate, spec.num_messages
-    timeline = []
-    start = now()
-    next_sample = start + SAMPLE_EVERY_NS
+def _produce_at_rate(spec: ProducerSpec, ctl: Control, producer: Producer, work: MessageFactory) -> ProducerResult:
+    n = spec.num_messages
+    tally = ProduceTally(spec, ctl)
+    schedule = FixedRate(tally.start, spec.rate)
     for seq in range(n):
-        intended = start + int(seq * interval)
-        wait_until(intended)
-        key = message_key(spec.key_pattern, spec.pid, seq)
-        p = ((seq // spec.run_length + spec.pid) % spec.num_partitions) if key is None else None
-        producer.send(spec.topic, work.values(seq, 1, intended)[0], key=key, partition=p)
-        t = now()
-        if t >= next_sample:
-            timeline.append((t - start, producer.sent.acked))
-            ctl.progress(producer.sent.acked)
-            next_sample = t + SAMPLE_EVERY_NS
+        intended = schedule.wait(seq)
+        key = work.key(seq)
+        p = work.partition(seq, key) if key is None else None  # keyed: the client's murmur2 partitioner
+        producer.send(spec.topic, work.value(seq, intended), key=key, partition=p)
+        tally.tick(lambda: producer.sent.acked)
     errors = []
     try:
         delivery = producer.flush(spec.timeout_s)
     except TimeoutError as exc:                  # what is neither acknowledged nor failed now is unknown
         delivery = producer.sent
         errors.append(f"gave up waiting: {exc}")
-    end = now()
+    tally.finish()
     batching = _batching(producer)
     try:
         producer.close(timeout=10)
@@ -182,13 +133,9 @@ def _produce_at_rate(spec: ProducerSpec, ctl: Control, producer: Producer, work:
         pass
     if delivery.acked == 0 and delivery.failed:
         raise RuntimeError(f"broker unreachable: {delivery.first_error}")
-    timeline.append((end - start, delivery.acked))
-    ctl.progress(delivery.acked)
-    failed = delivery.failed_indices()
-    return {"pid": spec.pid, "sent": n, "acked": delivery.acked, "failed": failed.tolist(),
-            "unknown": n - delivery.acked - len(failed), "bytes": delivery.acked * spec.message_size,
-            "start_ns": start, "end_ns": end, "timeline": timeline, "errors": errors + delivery.errors,
-            "batching": batching}
+    failed = delivery.failed_indices().tolist()
+    return tally.result(n, delivery.acked, failed, n - delivery.acked - len(failed), errors + delivery.errors,
+                        batching=batching)
 
 
 def _batching(producer: Producer) -> dict:
@@ -210,17 +157,48 @@ def _latency_summary(latencies_ns: np.ndarray) -> dict | None:
             "p999": float(np.percentile(ms, 99.9)), "max": float(ms.max())}
 
 
-def consume_records(spec: ConsumerSpec, ctl: Control) -> dict:
+def consume_records(spec: ConsumerSpec, ctl: Control) -> ConsumerResult:
     """consume() with one Python Record object per message (FetchedPartition.records()): the same per-message work as
     confluent-kafka's Message objects, so the Python-level ceiling stands beside the C-level one."""
     return consume(spec, ctl, materialise=True)
 
 
-def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> dict:
+_SHORT = "a message shorter than the 20-byte benchmark header arrived: not our topic?"
+
+
+def _columns_read(fp) -> tuple[np.ndarray, int, int]:
+    """(benchmark headers as a (count, 20) uint8 array, value bytes, last offset) of one fetched partition, from
+    its batches' columns: no Python object per message."""
+    cols = fp.columns()
+    try:
+        head = fp.value_heads(HEADER.size, cols)
+    except ValueError:
+        raise RuntimeError(_SHORT) from None
+    if not len(head):
+        return head, 0, -1
+    last = next(int(c["offset"][-1]) for c in reversed(cols) if len(c["offset"]))
+    return head, sum(int(c["value_length"].sum()) for c in cols), last
+
+
+def _values_read(fp) -> tuple[np.ndarray, int, int]:
+    """_columns_read through one Python Record object per message."""
+    values = [r.value for r in fp.records()]
+    if any(len(v) < HEADER.size for v in values):
+        raise RuntimeError(_SHORT)
+    head = np.frombuffer(b"".join(v[:HEADER.size] for v in values), dtype=np.uint8).reshape(-1, HEADER.size)
+    return head, sum(len(v) for v in values), int(fp.offsets()[-1]) if values else -1
+
+
+def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> ConsumerResult:
     """Read until every owed id arrived (or stopped, or idle too long); report what arrived."""
     options = client_options(spec.client_config, _CONSUMER_OPTIONS)
-    if spec.group and spec.group_protocol != "classic":
-        raise ValueError("the native driver speaks the classic group protocol only")
+    kip848 = bool(spec.group) and spec.group_protocol == "consumer"
+    if kip848:
+        misplaced = [_CLASSIC_ONLY[k] for k in options if k in _CLASSIC_ONLY]
+    else:
+        misplaced = ["group.remote.assignor"] if "server_assignor" in options else []
+    if misplaced:
+        raise ValueError(f"{', '.join(misplaced)} cannot be set for the {spec.group_protocol} group protocol")
     client_id = f"chronik-perf-c{spec.worker_id}"
     if spec.group:
         def on_assign(parts):
@@ -229,8 +207,9 @@ def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> dict
         def on_revoke(parts):
             ctl.emit("revoked", worker=spec.worker_id, partitions=[p for _, p in parts])
         ctl.emit("joining", worker=spec.worker_id)
-        reader = GroupConsumer(spec.bootstrap_servers, spec.group, [spec.topic], client_id=client_id,
-                               on_assign=on_assign, on_revoke=on_revoke, **options)
+        member = KIP848GroupConsumer if kip848 else GroupConsumer
+        reader = member(spec.bootstrap_servers, spec.group, [spec.topic], client_id=client_id, on_assign=on_assign,
+                        on_revoke=on_revoke, **options)
     else:
         fetch = {k: v for k, v in options.items() if k not in _GROUP_ONLY}
         reader = Consumer(cluster=Cluster(spec.bootstrap_servers, client_id=client_id), **fetch)
@@ -238,7 +217,6 @@ def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> dict
     ctl.set_ready()
     heads, parts = [], []
     tally = ConsumeTally(spec, ctl)
-    span = np.arange(HEADER.size, dtype=np.int64)
     try:
         while tally.wanted():
             if ctl.should_stop():
@@ -247,38 +225,17 @@ def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> dict
             t = time.monotonic_ns()
             got = 0
             for fp in fetched:
-                if materialise:
-                    values = [r.value for r in fp.records()]
-                    if values:
-                        if any(len(v) < HEADER.size for v in values):
-                            raise RuntimeError("a message shorter than the 20-byte benchmark header arrived: "
-                                               "not our topic?")
-                        heads.append(np.frombuffer(b"".join(v[:HEADER.size] for v in values), dtype=np.uint8)
-                                     .reshape(-1, HEADER.size))
-                        parts.append(np.full(len(values), fp.partition, dtype=np.int32))
-                        tally.nbytes += sum(len(v) for v in values)
-                        tally.reached(fp.partition, int(fp.offsets()[-1]) + 1)
-                        if tally.counts_ids:
-                            h = heads[-1].reshape(-1).view(HEADER_DTYPE)
-                            tally.ids(h["pid"], h["seq"])
-                        got += len(values)
+                head, nbytes, last = _values_read(fp) if materialise else _columns_read(fp)
+                if not len(head):
                     continue
-                for cols in fp.columns():
-                    n = len(cols["value_start"])
-                    if not n:
-                        continue
-                    if (cols["value_length"] < HEADER.size).any():
-                        raise RuntimeError("a message shorter than the 20-byte benchmark header arrived: "
-                                           "not our topic?")
-                    data = np.frombuffer(cols["data"], dtype=np.uint8)
-                    heads.append(data[cols["value_start"][:, None] + span])
-                    parts.append(np.full(n, fp.partition, dtype=np.int32))
-                    tally.nbytes += int(cols["value_length"].sum())
-                    tally.reached(fp.partition, int(cols["offset"][-1]) + 1)
-                    if tally.counts_ids:
-                        h = heads[-1].reshape(-1).view(HEADER_DTYPE)
-                        tally.ids(h["pid"], h["seq"])
-                    got += n
+                heads.append(head)
+                parts.append(np.full(len(head), fp.partition, dtype=np.int32))
+                tally.nbytes += nbytes
+                tally.reached(fp.partition, last + 1)
+                if tally.counts_ids:
+                    h = head.reshape(-1).view(HEADER_DTYPE)
+                    tally.ids(h["pid"], h["seq"])
+                got += len(head)
             if not tally.record(t, got):
                 break
     except KafkaClientError as exc:

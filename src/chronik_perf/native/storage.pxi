@@ -2,14 +2,25 @@
 # .timeindex, and a partition directory of such segments. Offsets, index entries and recovery follow Kafka's
 # LogSegment: an index entry (last offset of the batch, its position) whenever more than index_interval_bytes were
 # appended since the last entry, and the time index tracks (largest timestamp so far, last offset of its batch).
+import os
 from bisect import bisect_right
 
+import numpy as np
+
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.stdint cimport INT64_MAX
-from posix.types cimport off_t
 from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_release_lock, PyThread_type_lock, WAIT_LOCK)
+from libc.errno cimport errno
+from libc.stdint cimport INT32_MAX, INT64_MAX, INT64_MIN, int32_t, int64_t, uint64_t, uint8_t
+from posix.types cimport off_t
 from posix.uio cimport iovec, pwritev
+
+from chronik_perf.native.includes.batch_layout cimport (BATCH_ATTRIBUTES, BATCH_BASE_OFFSET, BATCH_CRC,
+                                                        BATCH_HEADER_SIZE, BATCH_LAST_OFFSET_DELTA, BATCH_LENGTH,
+                                                        BATCH_MAGIC, BATCH_MAX_TIMESTAMP, BATCH_MIN_LENGTH,
+                                                        CURRENT_MAGIC, LOG_OVERHEAD)
+from chronik_perf.native.includes.crc32c cimport cp_crc32c
+from chronik_perf.native.includes.endian cimport load_be32, load_be64, store_be64
 
 cdef enum:
     DEFAULT_INDEX_INTERVAL_BYTES = 4096

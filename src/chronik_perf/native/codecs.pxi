@@ -5,6 +5,11 @@
 import zlib
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int64_t, uint32_t, uint64_t, uint8_t
+from libc.string cimport memcpy
+
+from chronik_perf.native.includes.endian cimport load_be32, store_be32
+from chronik_perf.native.includes.varint cimport read_uvarint
 
 import lz4.block as _lz4_block
 import lz4.frame as _lz4

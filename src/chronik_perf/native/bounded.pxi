@@ -2,8 +2,11 @@
 # block so that their output is known to fit before it is produced. A batch's limit is the smaller of the cap and
 # its record count times the per-record ceiling.
 import os
+import zlib
 
-from libc.stdint cimport INT64_MAX, UINT64_MAX
+import lz4.frame as _lz4
+
+from libc.stdint cimport INT64_MAX, UINT64_MAX, int32_t, int64_t, uint32_t, uint64_t, uint8_t
 
 cdef enum:
     DEFAULT_MAX_DECOMPRESSED = 64 << 20      # 64 x Kafka's default message.max.bytes (1 MiB)

@@ -1,14 +1,10 @@
 # CRC32C over any buffer; the C side picks the CPU instruction at run time.
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 cimport cython
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint32_t, uint8_t
 
+from chronik_perf.native.includes.crc32c cimport cp_crc32c, cp_crc32c_impl, cp_crc32c_init, cp_crc32c_software
 
-cdef extern from "crc32c.h":
-    void cp_crc32c_init()
-    uint32_t cp_crc32c(uint32_t crc, const uint8_t* buf, size_t length) nogil
-    uint32_t cp_crc32c_software(uint32_t crc, const uint8_t* buf, size_t length) nogil
-    const char* cp_crc32c_impl()
 
 cp_crc32c_init()
 

@@ -1,6 +1,15 @@
 # The client's per-message work done in C: Kafka's murmur2 partitioner, splitting a list of values into
 # batch-sized runs, and gathering the values bound for one partition. produce_many calls each once per call.
-from libc.stdint cimport int32_t, uint32_t
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint8_t
+
+from chronik_perf.native.includes.batch_layout cimport BATCH_HEADER_SIZE
+
+import numpy as np
 
 
 cdef inline uint32_t murmur2(const uint8_t* data, Py_ssize_t length) noexcept nogil:

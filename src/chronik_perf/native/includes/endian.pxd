@@ -1,10 +1,8 @@
 # Big-endian loads and stores on raw byte pointers (callers check bounds first).
-from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t, uint8_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t, uint8_t
 from libc.string cimport memcpy
 
-cdef extern from *:
-    uint32_t __builtin_bswap32(uint32_t) noexcept nogil
-    uint64_t __builtin_bswap64(uint64_t) noexcept nogil
+from .builtins cimport __builtin_bswap32, __builtin_bswap64
 
 
 cdef inline uint16_t load_be16(const uint8_t* p) noexcept nogil:

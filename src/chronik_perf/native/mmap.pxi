@@ -2,6 +2,7 @@
 import os
 
 from libc.errno cimport errno
+from libc.stdint cimport uint8_t
 from posix.fcntl cimport O_CLOEXEC, O_CREAT, O_RDONLY, O_RDWR
 from posix.fcntl cimport open as posix_open, posix_fallocate
 from posix.mman cimport MAP_FAILED, MAP_POPULATE, MAP_SHARED, MS_SYNC, PROT_READ, PROT_WRITE, mmap, msync, munmap

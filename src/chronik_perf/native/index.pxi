@@ -6,12 +6,17 @@
 # Kafka preallocates index files with zeros and trims them when a segment is closed or rolled, so a file may end in
 # a zero-filled tail: the entries end at the first all-zero slot after slot 0 (slot 0 may legitimately be zero; a
 # file that is entirely zeros holds no entries). Keys strictly increase, so no later valid slot can be all zeros.
+import os
+
 import numpy as np
 
-from libc.stdint cimport INT32_MAX, INT64_MIN
+from libc.stdint cimport INT32_MAX, INT64_MIN, int32_t, int64_t, uint32_t, uint64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 from posix.mman cimport MADV_RANDOM, madvise
+
+from chronik_perf.native.includes.builtins cimport __builtin_prefetch
+from chronik_perf.native.includes.endian cimport load_be32, load_be64, store_be32, store_be64
 
 
 cdef enum:
@@ -98,10 +103,6 @@ cdef int _scan_slots(const uint8_t* d, Py_ssize_t slots, bint time_index,
         return SCAN_GARBAGE_AFTER_TAIL
     entries[0] = n
     return SCAN_OK
-
-
-cdef extern from *:
-    void __builtin_prefetch(const void*) noexcept nogil
 
 
 cdef inline Py_ssize_t _floor_slot(const uint8_t* d, Py_ssize_t n, int64_t key, bint time_index) noexcept nogil:
