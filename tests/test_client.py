@@ -309,12 +309,12 @@ class _LateFollower(GroupConsumer):
         super().__init__(*args, **kw)
         self.leader_synced, self.held, self.calls = leader_synced, False, []
 
-    def _call(self, api, body, timeout=None):
+    def _call(self, api, body, **kw):
         if api == "SyncGroup" and not self.leader and not self.held:
             self.held = True
             assert self.leader_synced.wait(60)
         try:
-            answer = super()._call(api, body, timeout)
+            answer = super()._call(api, body, **kw)
         except Exception as exc:
             self.calls.append((api, exc))
             raise
