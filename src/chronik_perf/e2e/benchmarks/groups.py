@@ -4,7 +4,8 @@ Measures the time from the first subscribe until every partition is assigned, ag
 per-consumer throughput while the group drains the topic, then the rebalance time when a member
 joins (its subscribe until it holds partitions and all partitions are assigned exactly once) and
 when one leaves (its close until its partitions are assigned to the others). All times come from
-the members' own CLOCK_MONOTONIC stamps on their assign/revoke callbacks.
+the members' own CLOCK_MONOTONIC stamps on their assign/revoke callbacks. The replay takes both protocols: the
+classic one revokes and assigns whole assignments, KIP-848's (--group-protocol consumer) only what changes hands.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -113,6 +114,17 @@ def parse_end_to_end(stdout: str) -> dict:
             "p99": float(pct.group(2)), "p999": float(pct.group(3)), "max": None}
 
 
+# util-linux's setpriv: the kernel kills the JVM (SIGKILL) when the thread that started it ends, so a JVM started by a
+# Dask task does not outlive a Dask worker killed mid-run. JavaWorker.go() runs in the thread that then waits for the
+# JVM (the benchmark's main thread, or the Dask task's), which outlives the JVM in every other case.
+SETPRIV = shutil.which("setpriv")
+
+
+def dies_with_parent(command: list[str]) -> list[str]:
+    """`command` under `setpriv --pdeathsig KILL` where setpriv exists (Linux), else unchanged."""
+    return [SETPRIV, "--pdeathsig", "KILL", "--", *command] if SETPRIV else command
+
+
 CPU_SAMPLE_S = 0.2  # the JVM's CPU time is sampled this often (its start-up is told apart from the window)
 
 
@@ -134,7 +146,8 @@ class JavaWorker(Worker):
     def go(self) -> None:
         if self._proc is None:
             self.started_ns = time.monotonic_ns()
-            self._proc = subprocess.Popen(self._command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self._proc = subprocess.Popen(dies_with_parent(self._command), stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True)
             self._stderr: list[str] = []
             self._cpu: list[tuple[int, float]] = []  # (monotonic ns, the JVM's CPU seconds so far)
             self._readers = [threading.Thread(target=self._read, daemon=True),
