@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from chronik_perf.e2e.config import TESTS
 from test_e2e_brokers import COMMON_KEYS, SMALL, check_delivery, load_results, run_cli
 
 
@@ -20,8 +21,7 @@ def native_suite(request, tmp_path_factory):
 
 def test_native_driver_runs_all_five_verified(native_suite):
     name, doc = native_suite
-    five = ["producer", "consumer", "latency", "concurrent", "groups"]
-    assert [r["test"] for r in doc["results"]] == five
+    assert [r["test"] for r in doc["results"]] == list(TESTS)
     asked = {"producer": 3000, "consumer": 3000, "latency": 900, "concurrent": 3000, "groups": 3000}
     for r in doc["results"]:
         assert not r.get("failed") and not r.get("skipped"), r

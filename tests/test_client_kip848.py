@@ -17,6 +17,7 @@ from test_e2e_brokers import check_delivery, load_results, run_cli
 
 PARTITIONS = 6
 SETTLE_S = 60          # Kafka's default heartbeat interval is 5 s; a hand-over takes one to two of them
+LEFT_S = 30            # below Kafka's 45 s session timeout, which a member that did not leave with epoch -1 would take
 
 
 class Member(threading.Thread):
@@ -87,7 +88,9 @@ def test_kip848_members_share_partitions_through_joins_and_a_leave(kafka_broker)
     a.stop.set()
     a.join(30)
     assert a.group.assignment == []
-    _wait(lambda: _settled([b, c]), "two members share the partitions after one left")
+    # leaving with epoch -1 frees its partitions at once; a member that merely vanished would hold them until
+    # Kafka's session timeout (45 s) ran out
+    _wait(lambda: _settled([b, c]), "two members share the partitions after one left", timeout=LEFT_S)
     writing.set()
     writer.join(30)
     producer.flush(60)
@@ -119,8 +122,9 @@ def test_kip848_members_share_partitions_through_joins_and_a_leave(kafka_broker)
         offsets = np.concatenate([o for m in (a, b, c) for q, o in m.reads if q == p])
         counts = np.bincount(offsets, minlength=ends[p])
         assert len(counts) == ends[p] and counts.min() >= 1, f"partition {p}: offsets lost"
-        if counts.max() > 1:                  # re-delivery only where the partition changed hands
-            assert p in moved, f"partition {p} read twice without a rebalance"
+        # Each hand-over commits before it is acknowledged and the new owner starts from that commit, so no offset
+        # is read twice, not even on the partitions that moved
+        assert counts.max() == 1, f"partition {p} (moved: {p in moved}): {int((counts > 1).sum())} offsets read twice"
     # every hand-over committed before it was acknowledged, and the last members committed on close
     reader = GroupConsumer(cluster=admin, group_id=group, topics=[topic])     # OffsetFetch only, never joins
     assert reader.committed(topic, range(PARTITIONS)) == ends
@@ -175,5 +179,6 @@ def test_e2e_groups_with_native_kip848_members(kafka_broker, tmp_path):
     assert not groups.get("failed") and not groups.get("skipped"), groups
     assert groups["messages"] == 3000
     check_delivery("kafka", groups)
-    for key in ("initial_assignment_ms", "rebalance_join_ms", "rebalance_leave_ms"):
+    for key in ("initial_assignment_ms", "rebalance_join_ms"):
         assert 0 < groups[key] < SETTLE_S * 1000, (key, groups)
+    assert 0 < groups["rebalance_leave_ms"] < LEFT_S * 1000, groups

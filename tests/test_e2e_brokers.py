@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 
 from chronik_perf.brokers import start
 from chronik_perf.client import Cluster, KafkaClientError
+from chronik_perf.e2e.config import TESTS
 from conftest import fail_or_skip
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
@@ -55,7 +56,7 @@ def suite(request, tmp_path_factory):
 
 def test_every_benchmark_ran_with_sane_fields(suite):
     name, doc, run_dir, stdout = suite
-    assert [r["test"] for r in doc["results"]] == ["producer", "consumer", "latency", "concurrent", "groups"]
+    assert [r["test"] for r in doc["results"]] == list(TESTS)
     asked = {"producer": 3000, "consumer": 3000, "latency": 900, "concurrent": 3000, "groups": 3000}
     for r in doc["results"]:
         assert not r.get("failed") and not r.get("skipped"), r

@@ -25,6 +25,7 @@ from chronik_perf.e2e.cluster.clocks import Offset, ping_pong
 from chronik_perf.e2e.cluster.driver import latency_mode, per_host
 from chronik_perf.e2e.cluster.remote import compact
 from chronik_perf.e2e.cluster.workers import ClusterWorker, DaskWorker, Record
+from chronik_perf.e2e.config import TESTS as DEFAULT_TESTS
 from chronik_perf.e2e.config import build_config
 from chronik_perf.e2e.drivers.base import ProducerSpec
 from chronik_perf.e2e.drivers.worker_results import ConsumerResult
@@ -36,7 +37,7 @@ pytest.importorskip("distributed")
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 TCP_PORT, TLS_PORT = 9121, 9122  # this suite's scheduler ports (9120-9139 are reserved for it)
 DAEMON_OFF = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-TESTS = ["producer", "consumer", "latency", "concurrent", "groups"]
+TESTS = list(DEFAULT_TESTS)
 
 
 # ---- no cluster needed ------------------------------------------------------------------------------------

@@ -368,3 +368,21 @@ def test_fixed_rate_senders_never_leave_before_the_intended_time():
         wait_until(t)
         early += time.monotonic_ns() < t
     assert early == 0
+
+
+def test_the_shared_schedule_and_produce_tally():
+    """FixedRate stamps message i with start + i/rate and never returns before it; ProduceTally's result counts
+    acknowledged bytes, sorts the failed sequences once each and ends its timeline at the window's end."""
+    from chronik_perf.e2e.drivers.base import FixedRate, ProducerSpec, ProduceTally
+    start = time.monotonic_ns()
+    schedule = FixedRate(start, rate=2000.0)
+    stamps = [schedule.wait(i) for i in range(20)]
+    assert stamps == [start + i * 500_000 for i in range(20)] and time.monotonic_ns() >= stamps[-1]
+    spec = ProducerSpec("x", "t", 3, 10, 100, "random", "none", 2, 5, {})
+    tally = ProduceTally(spec, _Ctl())
+    tally.sample(tally.start + 1000, 4)
+    tally.tick(lambda: pytest.fail("sampled again within the sampling period"))
+    tally.finish()
+    r = tally.result(10, 7, [9, 2, 9], 1, ["e"], batches=3)
+    assert (r.pid, r.sent, r.acked, r.failed, r.unknown, r.nbytes, r.batches) == (3, 10, 7, [2, 9], 1, 700, 3)
+    assert r.timeline == [(1000, 4), (r.end_ns - r.start_ns, 7)] and r.errors == ["e"]

@@ -180,6 +180,8 @@ class KIP848GroupConsumer(GroupMember):
             self.consumer.unassign(taken)
             for k in revoked:
                 del owned[k]
+            if self.on_revoke is not None:            # also before that heartbeat, as Kafka's consumer does
+                self.on_revoke(taken)
         given = [(names[tid], p) for tid, p in added if tid in names]
         if given:
             by_topic = {}
@@ -199,8 +201,6 @@ class KIP848GroupConsumer(GroupMember):
         self.rebalances.append({"epoch": epoch, "start": started, "end": ended,
                                 "duration_ms": (ended - started) * 1000, "partitions": len(owned),
                                 "added": len(given), "revoked": len(taken)})
-        if taken and self.on_revoke is not None:
-            self.on_revoke(taken)
         if given and self.on_assign is not None:
             self.on_assign(given)
 
