@@ -78,18 +78,27 @@ def _driver_commands(batch_size: int | None) -> Callable[[Options, Path], list[l
     return commands
 
 
-def _script(path: str, quick_args: list[str]) -> Callable[[Options, Path], list[list[str]]]:
-    return lambda opts, out: [[sys.executable, path, *(quick_args if opts.quick else [])]]
+def _suite_commands(groups: str | None = None, select: str | None = None,
+                    quick_groups: str | None = None) -> Callable[[Options, Path], list[list[str]]]:
+    """micro/run.py over `groups` (all: None) and the benchmarks matching `select`, in run.py's default mode (pyperf
+    worker processes) with 2 workers of 3 values per benchmark instead of 6, or --fast in quick mode (over
+    `quick_groups` when given); then micro/report.py's tables and bar lines of that suite."""
+    def commands(opts: Options, out: Path) -> list[list[str]]:
+        suite = out / "micro.json"
+        chosen = (quick_groups or groups) if opts.quick else groups
+        mode = ["--fast"] if opts.quick else ["--processes", "2"]
+        mode += (["--group", chosen] if chosen else []) + (["--select", select] if select else [])
+        return [[sys.executable, "micro/run.py", *mode, "-o", str(suite)],
+                [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
+    return commands
 
 
-def _micro_commands(opts: Options, out: Path) -> list[list[str]]:
-    """Every group in run.py's default mode (pyperf worker processes), 2 workers of 3 values per benchmark instead
-    of 6: about 340 benchmarks, 40 minutes on a shared 2-core machine instead of two hours; quick: crc and records
-    with --fast."""
-    suite = out / "micro.json"
-    mode = ["--fast", "--group", "crc", "--group", "records"] if opts.quick else ["--processes", "2"]
-    return [[sys.executable, "micro/run.py", *mode, "-o", str(suite)],
-            [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
+# The same-run comparisons the issues set bars for (records: issue 1; protocol: issues 3 and 15), and the storage
+# and index floors, as benchmarks of the micro suite; the whole suite (every group: about 340 benchmarks, 40 minutes
+# on a shared 2-core machine) is the `micro` data set, quick: crc and records with --fast.
+RECORDS_RATIOS = r"^(records/(build|parse|consume)/100x100B/|crc/crc32c/1MiB/)"
+PROTOCOL_RATIOS = (r"/(produce_frame_\w+/16KiB|metadata_\w+/1000topics|fetch_response_decoding/10x1MiB(-zero_copy)?"
+                   r"|heartbeat_\w+/1000x10)/")
 
 
 def _fuzz_commands(opts: Options, out: Path) -> list[list[str]]:
@@ -105,11 +114,6 @@ def output(folder: Path, index: int = 0) -> str:
     return (folder / f"output-{index}.txt").read_text(encoding="utf-8")
 
 
-def code_block(folder: Path, index: int = 0) -> str:
-    """A command's output as it printed it."""
-    return "```\n" + output(folder, index).strip("\n") + "\n```"
-
-
 def markdown_table_lines(folder: Path, index: int = 0) -> str:
     """The Markdown table a command printed (its lines starting with '|')."""
     lines = [line for line in output(folder, index).splitlines() if line.startswith("|")]
@@ -119,7 +123,7 @@ def markdown_table_lines(folder: Path, index: int = 0) -> str:
 
 
 def micro_report(folder: Path) -> str:
-    """micro/report.py's tables, one heading level below the page's."""
+    """micro/report.py's tables and bar lines, one heading level below the page's."""
     return re.sub(r"^## ", "#### ", output(folder, 1).strip("\n"), flags=re.M)
 
 
@@ -168,13 +172,14 @@ DATA_SETS = [
             keep=("runs/*/results.json", "runs/*/summary.md"), ok=(0, 1)),
     DataSet("drivers-default-batch", _driver_commands(None), {"drivers-default-batch": markdown_table_lines}),
     DataSet("drivers-256k-batch", _driver_commands(262144), {"drivers-256k-batch": markdown_table_lines}),
-    DataSet("records-ratios", _script("micro/ratios_records.py", ["--repeat", "11"]), {"records-ratios": code_block},
+    DataSet("records-ratios", _suite_commands("records,crc", RECORDS_RATIOS), {"records-ratios": micro_report},
+            keep=("micro.json",), ok=(0, 1)),
+    DataSet("protocol-ratios", _suite_commands("protocol", PROTOCOL_RATIOS), {"protocol-ratios": micro_report},
+            keep=("micro.json",), ok=(0, 1)),
+    DataSet("storage-ratios", _suite_commands("index,storage"), {"storage-ratios": micro_report},
+            keep=("micro.json",), ok=(0, 1)),
+    DataSet("micro", _suite_commands(quick_groups="crc,records"), {"micro": micro_report}, keep=("micro.json",),
             ok=(0, 1)),
-    DataSet("protocol-ratios", _script("micro/ratios_protocol.py", ["--repeat", "2"]), {"protocol-ratios": code_block},
-            ok=(0, 1)),
-    DataSet("storage-ratios", _script("micro/ratios_storage.py", ["--entries", "100000", "--segment-mib", "32"]),
-            {"storage-ratios": code_block}),
-    DataSet("micro", _micro_commands, {"micro": micro_report}, keep=("micro.json",)),
     DataSet("cluster-overhead", _cluster_commands, {"cluster-overhead": cluster_table,
                                                     "cluster-runs": cluster_runs_table},
             keep=("runs/*/*/results.json",), ok=(0, 1)),

@@ -7,7 +7,7 @@ snappy writes Kafka's xerial framing (32 KiB blocks), the raw call plain snappy;
 Kafka's producer writes (64 KiB independent blocks, no checksums, no content size), byte for byte the same."""
 from functools import partial
 
-from _suite import Suite, payload, size_label
+from ._suite import Suite, payload, size_label
 
 DEFAULT = {"gzip": 6, "snappy": None, "lz4": None, "zstd": 3}      # None: the library's default (lz4: 0)
 PAYLOADS = (("text", 1024), ("text", 64 << 10), ("text", 1 << 20), ("random", 64 << 10), ("zeros", 64 << 10))

@@ -1,5 +1,6 @@
-"""Message bodies and the marshal floor shared by the protocol micro-benchmarks (bench_protocol.py) and
-ratios_protocol.py, with no dependency on a peer library."""
+"""Message bodies, the marshal floor and the malloc settings of the protocol micro-benchmarks (bench_protocol.py),
+with no dependency on a peer library (tests use them too)."""
+import ctypes
 import gc
 import marshal
 import os
@@ -67,3 +68,16 @@ def floor_of(decode):
         finally:
             gc.enable()
     return load
+
+
+def fixed_malloc_thresholds():
+    """Fix glibc's mmap and trim thresholds in this process: glibc moves its mmap threshold as blocks are freed, so
+    1 MiB buffers come from fresh pages (a page fault per 4 KiB) in one process and from the reused heap in the next;
+    kafka-python's Fetch decode then took 2 ms or 11 ms at random. 32 MiB is the largest mmap threshold glibc takes.
+    Returns whether both were set (False where the C library has no mallopt)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))

@@ -131,16 +131,22 @@ class GroupConsumer(GroupMember):
         assignments = []
         if self.leader:
             assignments = self._assign(answer["members"], answer.get("protocol_name") or self.assignor)
-        sync = self._call("SyncGroup", {"group_id": self.group_id, "generation_id": self.generation,
-                                        "member_id": self.member_id, "group_instance_id": None,
-                                        "protocol_type": "consumer", "protocol_name": self.assignor,
-                                        "assignments": assignments})
+        try:
+            sync = self._call("SyncGroup", {"group_id": self.group_id, "generation_id": self.generation,
+                                            "member_id": self.member_id, "group_instance_id": None,
+                                            "protocol_type": "consumer", "protocol_name": self.assignor,
+                                            "assignments": assignments})
+        except ProtocolError as exc:
+            # An answer that cannot be read is a failed sync too. librdkafka's mock answers a sync that arrives
+            # after the leader's (it hands out assignments when the leader's sync lists every member) with
+            # INVALID_REQUEST and a null assignment, which Kafka's schema does not allow.
+            raise RebalanceInProgressError(f"SyncGroup {self.group_id}: unreadable answer ({exc})") from exc
         code = sync["error_code"]
         if code in COORDINATOR_CODES:
             raise error_for(code, "SyncGroup")
         if code:
             # A failed sync leaves the member without an assignment: rejoining is the only way on (as librdkafka
-            # does). librdkafka's mock answers INVALID_REQUEST to a sync that arrives after it gave up waiting.
+            # does).
             if code == 25:
                 self.member_id = ""
             raise RebalanceInProgressError(f"SyncGroup {self.group_id}: {error_for(code)}")
@@ -176,8 +182,8 @@ class GroupConsumer(GroupMember):
                                                       "member_id": self.member_id, "group_instance_id": None},
                                         timeout=self.heartbeat_s * 2 + 5)
                     code = answer["error_code"]
-                except KafkaClientError:
-                    code = 15                        # coordinator lost: rejoin finds it again
+                except (KafkaClientError, ProtocolError):
+                    code = 15                        # coordinator lost or unreadable: rejoin finds it again
                 if code:
                     if code == 25:
                         self.member_id = ""

@@ -7,7 +7,8 @@ may own now. ``poll()`` reconciles the member to it incrementally: partitions ta
 their positions are committed (OffsetCommit v9, member id and member epoch) before the heartbeat that reports the
 new ownership, which is the acknowledgement the broker waits for; partitions given are read from the group's
 committed offsets on. A fenced member (FENCED_MEMBER_EPOCH, UNKNOWN_MEMBER_ID) loses its partitions without a
-commit and joins again with epoch 0; ``close()`` commits and leaves with epoch -1. ``rebalances`` holds one dict
+commit and joins again with epoch 0; a heartbeat after one whose answer was lost repeats every field, as a join
+does, so that the broker answers with the whole assignment; ``close()`` commits and leaves with epoch -1. ``rebalances`` holds one dict
 per reconciliation (epoch, start when the change began: joining, or the answer that brought a new assignment;
 end when the member reads its new partitions; duration_ms, partitions, added, revoked).
 """
@@ -58,10 +59,12 @@ class KIP848GroupConsumer(GroupMember):
         self.error = None                    # a non-retriable error that ended the heartbeats; poll() raises it
         self._owned = {}                     # (topic id, partition) -> topic name: what the member reads
         self._reported = None                # the owned set the last heartbeat reported (None: not yet)
-        self._target = None                  # the assignment of the last answer carrying one (None: not joined)
+        self._target = None                  # the assignment of the last answer carrying one (None: none yet)
+        self._joined = False                 # an answer to the current membership arrived (False again when fenced)
         self._changing_since = time.monotonic()   # start of the change under way (None: settled)
         self._lost = False                   # fenced while owning partitions: poll() drops them without a commit
         self._fences = 0
+        self._full = True                    # the next heartbeat repeats every field (joining, or an answer lost)
         self._metadata_at = float("-inf")     # last Metadata refresh for topic ids of an assignment
         self._state = threading.Lock()       # the fields above, between poll() and the heartbeat thread
         self._send = threading.Lock()        # one heartbeat on the wire at a time
@@ -112,15 +115,18 @@ class KIP848GroupConsumer(GroupMember):
                     "instance_id": None, "rack_id": None, "rebalance_timeout_ms": -1, "subscribed_topic_names": None,
                     "subscribed_topic_regex": None, "server_assignor": None,
                     "topic_partitions": None if owned == self._reported else _by_topic(owned)}
-            if epoch == 0:                    # (re)joining: everything the broker needs to know, owning nothing
+            if epoch == 0 or self._full:      # (re)joining, or the last answer was lost: everything, so the
                 body.update(rebalance_timeout_ms=self.rebalance_timeout_ms, subscribed_topic_names=self.topics,
-                            subscribed_topic_regex=_NO_REGEX,
-                            server_assignor=self.server_assignor, topic_partitions=[])
+                            subscribed_topic_regex=_NO_REGEX, server_assignor=self.server_assignor,
+                            topic_partitions=_by_topic(owned if epoch else ()))   # broker answers with the assignment
+            self._full = True                 # until an answer arrives
             answer = self._call(_API, body, timeout=self.request_timeout)
             code = answer["error_code"]
             if code in _FENCED:
+                # The last assignment stays the target: Kafka answers a join with a new one, librdkafka's mock
+                # answers the join of a member it fenced with none when it keeps that member's partitions.
                 with self._state:
-                    self.member_epoch, self._target, self._reported = 0, None, None
+                    self.member_epoch, self._reported, self._joined = 0, None, False
                     self._lost = bool(self._owned)
                     self._fences += 1
                     self._changing_since = time.monotonic()
@@ -130,8 +136,10 @@ class KIP848GroupConsumer(GroupMember):
             check(code, f"{_API} {self.group_id}: {answer.get('error_message') or ''}")
             if answer.get("heartbeat_interval_ms", 0) > 0:
                 self.heartbeat_s = answer["heartbeat_interval_ms"] / 1000
+            self._full = False
             with self._state:
                 self._reported = frozenset() if epoch == 0 else owned
+                self._joined = True
                 if answer.get("member_id"):
                     self.member_id = answer["member_id"]
                 self.member_epoch = answer["member_epoch"]
@@ -148,7 +156,7 @@ class KIP848GroupConsumer(GroupMember):
         """Bring what the member reads in line with the broker's last assignment; wake the heartbeat to report it."""
         with self._state:
             lost, target, fences, epoch = self._lost, self._target, self._fences, self.member_epoch
-            owned = dict(self._owned)
+            joined, owned = self._joined, dict(self._owned)
         if lost:
             pairs = [(name, p) for (_, p), name in sorted(owned.items())]
             self.consumer.unassign(pairs)
@@ -159,7 +167,7 @@ class KIP848GroupConsumer(GroupMember):
                 self.on_revoke(pairs)
             self._wake.set()
             return
-        if target is None or target == frozenset(owned):
+        if not joined or target is None or target == frozenset(owned):
             return
         revoked = sorted(k for k in owned if k not in target)
         added = sorted(k for k in target if k not in owned)
@@ -172,6 +180,8 @@ class KIP848GroupConsumer(GroupMember):
             self.consumer.unassign(taken)
             for k in revoked:
                 del owned[k]
+            if self.on_revoke is not None:            # also before that heartbeat, as Kafka's consumer does
+                self.on_revoke(taken)
         given = [(names[tid], p) for tid, p in added if tid in names]
         if given:
             by_topic = {}
@@ -191,8 +201,6 @@ class KIP848GroupConsumer(GroupMember):
         self.rebalances.append({"epoch": epoch, "start": started, "end": ended,
                                 "duration_ms": (ended - started) * 1000, "partitions": len(owned),
                                 "added": len(given), "revoked": len(taken)})
-        if taken and self.on_revoke is not None:
-            self.on_revoke(taken)
         if given and self.on_assign is not None:
             self.on_assign(given)
 
@@ -221,7 +229,8 @@ class KIP848GroupConsumer(GroupMember):
     def rebalancing(self):
         """True until the member has joined, and while what it reads differs from the broker's last assignment."""
         with self._state:
-            return self._target is None or self._lost or self._target != frozenset(self._owned)
+            return (not self._joined or self._target is None or self._lost
+                    or self._target != frozenset(self._owned))
 
     def _commit_identity(self):
         return self.member_epoch, self.member_id, _COMMIT_VERSION

@@ -17,8 +17,8 @@ import numpy as np
 from .. import histograms
 from ..drivers.worker_results import ConsumerResult
 from ..verify import Stream, unread_counts, verify
-from .common import (RunContext, TestFailed, create_topic, consumer_spec, end_offsets, entry, expected_of,
-                     producer_spec, wait_for, wait_ready)
+from .common import (RunContext, TestFailed, cpu_figures, create_topic, consumer_spec, end_offsets, entry,
+                     expected_of, producer_spec, wait_for, wait_ready)
 
 METHOD = "fixed-rate schedule, intended send time to consume(), same-host CLOCK_MONOTONIC"
 
@@ -32,7 +32,7 @@ def run_latency(ctx: RunContext) -> dict:
     if own is not None:
         (r,) = wait_for(ctx, "latency", [own], n, timeout=cfg.duration * 10 + 120)
         return entry("latency", ctx, r.messages, r.nbytes, r.duration_s, latency_ms=r.latency_ms,
-                     errors=r.errors, method=r.method)
+                     errors=r.errors, method=r.method, startup_s=r.startup_s, **cpu_figures(r, r.messages))
     # One pair on one host; on a cluster one per worker (driver.latency_pairs), each producer on its consumer's host,
     # sharing the rate: the broker sees the same load either way.
     pairs = ctx.driver.latency_pairs(partitions)

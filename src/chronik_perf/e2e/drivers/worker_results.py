@@ -73,6 +73,8 @@ class LatencyResult(WorkerResult):
 
     messages: int
     nbytes: int
-    duration_s: float
+    duration_s: float                    # the tool's measured loop, its start-up left out
     latency_ms: dict
     method: str
+    start_ns: int | None = None          # monotonic start of that loop (CPU counts from here)
+    startup_s: float | None = None       # the tool's run before the loop (JVM start-up, connecting)
