@@ -10,8 +10,8 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 from libc.string cimport memcpy, memmove, memset
 
 from chronik_perf.native.includes.endian cimport store_be16, store_be32, store_be64
-from chronik_perf.native.includes.python cimport (PyDict_GET_SIZE, PyDict_Next, PyLongObject, _PyBytes_Resize,
-                                                  _PyLong_AsByteArray, bytes_alloc, bytes_data, dict_get_borrowed)
+from chronik_perf.native.includes.python cimport (PyDict_GET_SIZE, PyDict_Next, _PyBytes_Resize, bytes_alloc, bytes_data,
+                                                  dict_get_borrowed)
 from chronik_perf.native.includes.varint cimport MAX_VARINT_BYTES, uvarint_size, write_uvarint
 
 from sys import exc_info as sys_exc_info
@@ -99,9 +99,8 @@ cdef int enc_uuid(Writer* w, object v) except -1:
     if v is None:
         memset(wr_reserve(w, 16), 0, 16)
         return 0
-    if type(v) is _UUID and UUID_INT_AT >= 0:  # its int slot, without the .bytes property's Python code
-        _PyLong_AsByteArray((<PyLongObject**>(<char*><PyObject*>v + UUID_INT_AT))[0], wr_reserve(w, 16), 16, 0, 0)
-        return 0
+    if uuid_slot_readable(v):
+        return uuid_slot_bytes(v, wr_reserve(w, 16))
     cdef bytes raw = v.bytes if isinstance(v, _UUID) else _UUID(v).bytes
     wr_raw(w, PyBytes_AS_STRING(raw), 16)
     return 0
