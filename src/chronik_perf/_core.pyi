@@ -117,11 +117,12 @@ FIELD_KINDS: dict[str, int]
 
 class ProtocolProgram:
     name: str
+    struct: str
     version: int
     api_key: int
     header_tags: bool
     def __init__(self, name: str, version: int, flexible: bool, fields: list[tuple[Any, ...]], api_key: int = -1,
-                 header_tags: bool = False) -> None: ...
+                 header_tags: bool = False, known: Iterable[str] = (), struct: str | None = None) -> None: ...
 
 def encode_struct_bytes(p: ProtocolProgram, prefix_version: int, body: dict[str, Any]) -> bytes: ...
 def decode_struct_bytes(p: ProtocolProgram, data: Buffer, offset: int) -> dict[str, Any]: ...

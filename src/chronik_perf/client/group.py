@@ -14,10 +14,11 @@ from .closing import Closing
 from .cluster import Cluster
 from .connection import Connection
 from .consumer import EARLIEST, LATEST, Consumer
-from .errors import (BrokerUnavailableError, KafkaClientError, MemberIdRequiredError, RebalanceInProgressError,
-                     check, error_for)
+from .errors import (BrokerUnavailableError, CoordinatorLoadInProgressError, CoordinatorNotAvailableError,
+                     KafkaClientError, MemberIdRequiredError, NotCoordinatorError, RebalanceInProgressError,
+                     UnknownMemberIdError, check, error_for)
 
-_COORDINATOR_CODES = (14, 15, 16)     # loading, not available, not coordinator
+_COORDINATOR_CODES = (CoordinatorLoadInProgressError.code, CoordinatorNotAvailableError.code, NotCoordinatorError.code)
 
 def range_assign(members, partitions):
     """Kafka's RangeAssignor. members: {member_id: [topics]}; partitions: {topic: count}
@@ -165,7 +166,7 @@ class GroupConsumer(Closing):
         if code == MemberIdRequiredError.code:
             self.member_id = answer["member_id"]
             raise RebalanceInProgressError("rejoin with the member id the coordinator gave")
-        if code == 25:                                  # UNKNOWN_MEMBER_ID: start over as a new member
+        if code == UnknownMemberIdError.code:           # start over as a new member
             self.member_id = ""
             raise RebalanceInProgressError("rejoin as a new member")
         if code in _COORDINATOR_CODES:
@@ -186,7 +187,7 @@ class GroupConsumer(Closing):
         if code:
             # A failed sync leaves the member without an assignment: rejoining is the only way on (as librdkafka
             # does). librdkafka's mock answers INVALID_REQUEST to a sync that arrives after it gave up waiting.
-            if code == 25:
+            if code == UnknownMemberIdError.code:
                 self.member_id = ""
             raise RebalanceInProgressError(f"SyncGroup {self.group_id}: {error_for(code)}")
         if not sync["assignment"]:
@@ -234,7 +235,7 @@ class GroupConsumer(Closing):
                 except KafkaClientError:
                     code = 15                        # coordinator lost: rejoin finds it again
                 if code:
-                    if code == 25:
+                    if code == UnknownMemberIdError.code:
                         self.member_id = ""
                     self._rejoin_since = time.monotonic()
                     self._rejoin.set()
