@@ -62,19 +62,11 @@ def _e2e_commands(opts: Options, out: Path) -> list[list[str]]:
              "--results-dir", str(out / "runs")]]
 
 
-CLUSTER_ROUNDS = 3  # local and --cluster local:2 runs alternate this many times
-CLUSTER_WORKLOAD = ["--target", "kafka", "--tests", "producer,consumer,latency,concurrent", "--num-messages", "200000",
-                    "--message-size", "1024", "--num-partitions", "6", "--producers", "2", "--rate", "1000",
-                    "--duration", "10", "--warmup", "2"]
-
-
 def _cluster_commands(opts: Options, out: Path) -> list[list[str]]:
-    workload = [*CLUSTER_WORKLOAD[:4], "--quick"] if opts.quick else CLUSTER_WORKLOAD
+    """examples/cluster_overhead.py: this host and --cluster local:2 alternating, 3 rounds (quick: 2 of --quick)."""
+    rounds = ["--quick", "--rounds", "2"] if opts.quick else ["--rounds", "3"]
     start = ["--start"] if opts.start else []
-    e2e = [sys.executable, "-m", "chronik_perf.e2e", *workload, *start]
-    return [cmd for _ in range(1 if opts.quick else CLUSTER_ROUNDS)
-            for cmd in ([*e2e, "--results-dir", str(out / "runs" / "local")],
-                        [*e2e, "--cluster", "local:2", "--results-dir", str(out / "runs" / "cluster")])]
+    return [[sys.executable, "examples/cluster_overhead.py", *rounds, *start, "--results-dir", str(out / "runs")]]
 
 
 def _driver_commands(batch_size: int | None) -> Callable[[Options, Path], list[list[str]]]:
@@ -86,18 +78,27 @@ def _driver_commands(batch_size: int | None) -> Callable[[Options, Path], list[l
     return commands
 
 
-def _script(path: str, quick_args: list[str]) -> Callable[[Options, Path], list[list[str]]]:
-    return lambda opts, out: [[sys.executable, path, *(quick_args if opts.quick else [])]]
+def _suite_commands(groups: str | None = None, select: str | None = None,
+                    quick_groups: str | None = None) -> Callable[[Options, Path], list[list[str]]]:
+    """micro/run.py over `groups` (all: None) and the benchmarks matching `select`, in run.py's default mode (pyperf
+    worker processes) with 2 workers of 3 values per benchmark instead of 6, or --fast in quick mode (over
+    `quick_groups` when given); then micro/report.py's tables and bar lines of that suite."""
+    def commands(opts: Options, out: Path) -> list[list[str]]:
+        suite = out / "micro.json"
+        chosen = (quick_groups or groups) if opts.quick else groups
+        mode = ["--fast"] if opts.quick else ["--processes", "2"]
+        mode += (["--group", chosen] if chosen else []) + (["--select", select] if select else [])
+        return [[sys.executable, "micro/run.py", *mode, "-o", str(suite)],
+                [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
+    return commands
 
 
-def _micro_commands(opts: Options, out: Path) -> list[list[str]]:
-    """Every group in run.py's default mode (pyperf worker processes), 2 workers of 3 values per benchmark instead
-    of 6: about 340 benchmarks, 40 minutes on a shared 2-core machine instead of two hours; quick: crc and records
-    with --fast."""
-    suite = out / "micro.json"
-    mode = ["--fast", "--group", "crc", "--group", "records"] if opts.quick else ["--processes", "2"]
-    return [[sys.executable, "micro/run.py", *mode, "-o", str(suite)],
-            [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
+# The same-run comparisons the issues set bars for (records: issue 1; protocol: issues 3 and 15), and the storage
+# and index floors, as benchmarks of the micro suite; the whole suite (every group: about 340 benchmarks, 40 minutes
+# on a shared 2-core machine) is the `micro` data set, quick: crc and records with --fast.
+RECORDS_RATIOS = r"^(records/(build|parse|consume)/100x100B/|crc/crc32c/1MiB/)"
+PROTOCOL_RATIOS = (r"/(produce_frame_\w+/16KiB|metadata_\w+/1000topics|fetch_response_decoding/10x1MiB(-zero_copy)?"
+                   r"|heartbeat_\w+/1000x10)/")
 
 
 def _fuzz_commands(opts: Options, out: Path) -> list[list[str]]:
@@ -113,11 +114,6 @@ def output(folder: Path, index: int = 0) -> str:
     return (folder / f"output-{index}.txt").read_text(encoding="utf-8")
 
 
-def code_block(folder: Path, index: int = 0) -> str:
-    """A command's output as it printed it."""
-    return "```\n" + output(folder, index).strip("\n") + "\n```"
-
-
 def markdown_table_lines(folder: Path, index: int = 0) -> str:
     """The Markdown table a command printed (its lines starting with '|')."""
     lines = [line for line in output(folder, index).splitlines() if line.startswith("|")]
@@ -127,7 +123,7 @@ def markdown_table_lines(folder: Path, index: int = 0) -> str:
 
 
 def micro_report(folder: Path) -> str:
-    """micro/report.py's tables, one heading level below the page's."""
+    """micro/report.py's tables and bar lines, one heading level below the page's."""
     return re.sub(r"^## ", "#### ", output(folder, 1).strip("\n"), flags=re.M)
 
 
@@ -143,42 +139,32 @@ def e2e_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def _cluster_overhead():
+    """examples/cluster_overhead.py as a module: its tables are written from the stored runs."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("cluster_overhead", ROOT / "examples" / "cluster_overhead.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def cluster_table(folder: Path) -> str:
-    """Each test's throughput (and p99 for latency) on this host and on `--cluster local:2`: the median of the
-    alternating runs with their range, and the ratio of the medians."""
-    import statistics
+    """Each test's figures and the harness's CPU on this host and on `--cluster local:2`: medians and ranges."""
+    script = _cluster_overhead()
+    return script.table(_cluster_runs(script, folder))
 
-    from chronik_perf.e2e.results import TEST_TITLES, load
-    modes = {mode: [load(str(p)) for p in sorted((folder / "runs" / mode).glob("*/results.json"))]
-             for mode in ("local", "cluster")}
-    if not all(modes.values()):
+
+def cluster_runs_table(folder: Path) -> str:
+    """The suite's comparison table of the first run on this host and the first on `--cluster local:2`."""
+    script = _cluster_overhead()
+    return script.first_runs(_cluster_runs(script, folder))
+
+
+def _cluster_runs(script, folder: Path) -> dict[str, list[dict]]:
+    runs = script.load(str(folder / "runs"))
+    if not all(runs.values()):
         raise ValueError(f"{folder.name}: runs/local and runs/cluster need results.json files")
-
-    def figures(mode: str, test: str, figure) -> list[float]:
-        return [v for doc in modes[mode] for r in doc["results"] if r["test"] == test and not r.get("failed")
-                and (v := figure(r)) is not None]
-
-    def cell(values: list[float], digits: int) -> str:
-        return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}..{max(values):,.{digits}f})"
-
-    rows = ["| Test | Figure | This host: median (range) | --cluster local:2: median (range) | Cluster / local "
-            "| Runs |", "|---|---|---|---|---|---|"]
-    for test in ("producer", "consumer", "concurrent", "latency"):
-        wanted = [("throughput msg/s", lambda r: r.get("throughput_msgs_s"), 0)]
-        if test == "latency":
-            wanted = [("p50 ms", lambda r: (r.get("latency_ms") or {}).get("p50"), 2),
-                      ("p99 ms", lambda r: (r.get("latency_ms") or {}).get("p99"), 2)]
-        for name, figure, digits in wanted:
-            local, cluster = figures("local", test, figure), figures("cluster", test, figure)
-            if not local or not cluster:
-                continue
-            apart = max(local) < min(cluster) or max(cluster) < min(local)
-            spread = ("one run each: no spread to compare with" if len(local) < 2 or len(cluster) < 2
-                      else "ranges apart" if apart else "ranges overlap")
-            rows.append(f"| {TEST_TITLES[test]} | {name} | {cell(local, digits)} | {cell(cluster, digits)} | "
-                        f"{statistics.median(cluster) / statistics.median(local):.2f}x | "
-                        f"{len(local)} + {len(cluster)}, {spread} |")
-    return "\n".join(rows)
+    return runs
 
 
 DATA_SETS = [
@@ -186,15 +172,17 @@ DATA_SETS = [
             keep=("runs/*/results.json", "runs/*/summary.md"), ok=(0, 1)),
     DataSet("drivers-default-batch", _driver_commands(None), {"drivers-default-batch": markdown_table_lines}),
     DataSet("drivers-256k-batch", _driver_commands(262144), {"drivers-256k-batch": markdown_table_lines}),
-    DataSet("records-ratios", _script("micro/ratios_records.py", ["--repeat", "11"]), {"records-ratios": code_block},
+    DataSet("records-ratios", _suite_commands("records,crc", RECORDS_RATIOS), {"records-ratios": micro_report},
+            keep=("micro.json",), ok=(0, 1)),
+    DataSet("protocol-ratios", _suite_commands("protocol", PROTOCOL_RATIOS), {"protocol-ratios": micro_report},
+            keep=("micro.json",), ok=(0, 1)),
+    DataSet("storage-ratios", _suite_commands("index,storage"), {"storage-ratios": micro_report},
+            keep=("micro.json",), ok=(0, 1)),
+    DataSet("micro", _suite_commands(quick_groups="crc,records"), {"micro": micro_report}, keep=("micro.json",),
             ok=(0, 1)),
-    DataSet("protocol-ratios", _script("micro/ratios_protocol.py", ["--repeat", "2"]), {"protocol-ratios": code_block},
-            ok=(0, 1)),
-    DataSet("storage-ratios", _script("micro/ratios_storage.py", ["--entries", "100000", "--segment-mib", "32"]),
-            {"storage-ratios": code_block}),
-    DataSet("micro", _micro_commands, {"micro": micro_report}, keep=("micro.json",)),
-    DataSet("cluster-overhead", _cluster_commands, {"cluster-overhead": cluster_table},
-            keep=("runs/*/*/results.json",)),
+    DataSet("cluster-overhead", _cluster_commands, {"cluster-overhead": cluster_table,
+                                                    "cluster-runs": cluster_runs_table},
+            keep=("runs/*/*/results.json",), ok=(0, 1)),
     DataSet("fuzz", _fuzz_commands, {"fuzz": markdown_table_lines}, keep=("fuzz.json",), ok=(0, 1)),
 ]
 

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from chronik_perf.client import Cluster
 from chronik_perf.e2e.benchmarks.common import producer_settings
-from chronik_perf.e2e.config import build_config
+from chronik_perf.e2e.config import TARGET_ADDRESSES, build_config
 from chronik_perf.e2e.drivers.base import ProducerSpec
 from chronik_perf.e2e.drivers.java import JavaDriver, parse_producer
 from chronik_perf.e2e.runner import Target, run_target
@@ -51,7 +51,7 @@ def through_suite(cfg, bootstrap: str) -> tuple[float, dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--bootstrap-servers", default="127.0.0.1:9095")
+    p.add_argument("--bootstrap-servers", default=TARGET_ADDRESSES["kafka"])
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--num-messages", type=int, default=500_000)
     p.add_argument("--message-size", type=int, default=100)

@@ -25,6 +25,7 @@ import confluent_kafka
 
 from chronik_perf import protocol
 from chronik_perf.records import CODECS, build_batch
+from chronik_perf.e2e.config import TARGET_ADDRESSES
 from chronik_perf.storage import segment_file_name
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "kafka"
@@ -193,7 +194,7 @@ def _wait_for_topic(c, topic):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", default="127.0.0.1:9095")
+    parser.add_argument("--bootstrap", default=TARGET_ADDRESSES["kafka"])
     parser.add_argument("--log-dir", help="the broker's log.dirs (default: the one chronik_perf.brokers started)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()

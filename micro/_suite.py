@@ -4,9 +4,11 @@
 Implementations named `chronik_perf...` are ours, `floor-...` the physical floor of the same work (the fastest
 thing the machine does for it: a memcpy, the CRC alone, os.write, marshal, a bare C loop), any other a peer.
 
-A script registers its benchmarks on a `Suite` and calls `Suite.run()`; every pyperf option still works
-(`-o`, `--fast`, `--rigorous`, `-p`, `--affinity`, `--append`, ...). Extra options: `--select REGEX` keeps the
-benchmarks whose name matches, `--list` prints the names and exits, `--check` sets up every selected benchmark
+A script (a module of the `micro` package, run as `python -m micro.bench_<group>` from the repository root)
+registers its benchmarks on a `Suite` and calls `Suite.run()`; every pyperf option still works (`-o`, `--fast`,
+`--rigorous`, `-p`, `--affinity`, `--append`, ...). Extra options: `--select REGEX` keeps the
+benchmarks whose name matches, `--list` prints the names and exits, `--list-bars` the bars the selected benchmarks
+carry (an issue's least speedup over a peer, or a floor's least ratio), `--check` sets up every selected benchmark
 and times one call of it (no pyperf, no timing: a broken benchmark fails fast), `--clock cpu|wall` chooses what
 is timed (default cpu: on a machine shared with other jobs, wall time measures the neighbours as much as the code).
 """
@@ -30,11 +32,6 @@ FLOOR = "floor-"
 
 # numpy's OpenBLAS threads spin while idle, and their CPU time would count in every benchmark's (--clock cpu)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-# Make the core built in this source tree (`python setup.py build_ext --inplace`) the one measured; otherwise the
-# installed chronik_perf is used. The path measured is recorded in the metadata.
-if any((REPO / "src" / "chronik_perf").glob("_core.*")) and str(REPO / "src") not in sys.path:
-    sys.path.insert(0, str(REPO / "src"))
 
 import pyperf  # noqa: E402
 
@@ -121,7 +118,7 @@ class Suite:
         self.missing = requires if requires and importlib.util.find_spec(requires) is None else None
 
     def add(self, operation, parameter, implementation, setup, *, nbytes=None, items=None, requires=None,
-            floor_bar=None):
+            floor_bar=None, peer_bar=None):
         """Register a benchmark timing repeated calls of the callable returned by `setup(meta)`.
 
         `setup` runs once per worker process, outside the timing; it may add metadata to `meta` (e.g. the exact
@@ -129,12 +126,14 @@ class Suite:
         per call, recorded as `throughput_bytes`/`throughput_items`. `requires`: a module the benchmark needs;
         when it is missing the benchmark is left out. `floor_bar`, on a floor: the least speed of ours against
         it that the report accepts (e.g. 0.9: within 10% of os.write), recorded as metadata `floor_bar`.
+        `peer_bar`, on ours: (peer, least speedup over that peer), an issue's bar the report checks (exit status 1
+        when missed), recorded as metadata `bar_peer` and `peer_bar`.
         """
         self.add_timed(operation, parameter, implementation, lambda meta: repeat_call(setup(meta)),
-                       nbytes=nbytes, items=items, requires=requires, floor_bar=floor_bar)
+                       nbytes=nbytes, items=items, requires=requires, floor_bar=floor_bar, peer_bar=peer_bar)
 
     def add_timed(self, operation, parameter, implementation, setup, *, nbytes=None, items=None, requires=None,
-                  floor_bar=None):
+                  floor_bar=None, peer_bar=None):
         """Like `add`, but `setup(meta)` returns a pyperf time function `f(loops) -> seconds` itself, for
         operations that need fresh state per call prepared outside the timing."""
         if self.missing or (requires and importlib.util.find_spec(requires) is None):
@@ -151,13 +150,18 @@ class Suite:
             if not implementation.startswith(FLOOR):
                 raise ValueError(f"floor_bar on {name!r}, which is not a floor")
             meta["floor_bar"] = float(floor_bar)
+        if peer_bar is not None:
+            if implementation.startswith(FLOOR):
+                raise ValueError(f"peer_bar on {name!r}, a floor")
+            meta["bar_peer"], meta["peer_bar"] = peer_bar[0], float(peer_bar[1])
         self._cases.append((name, setup, meta))
 
     def run(self):
         """Parse the command line and run the selected benchmarks with pyperf."""
-        runner = pyperf.Runner(add_cmdline_args=_forward_args)
+        runner = pyperf.Runner(add_cmdline_args=_forward_args, program_args=_program_args())
         runner.argparser.add_argument("--select", metavar="REGEX", help="run only benchmarks whose name matches")
         runner.argparser.add_argument("--list", action="store_true", help="print the benchmark names and exit")
+        runner.argparser.add_argument("--list-bars", action="store_true", help="print the benchmarks' bars and exit")
         runner.argparser.add_argument("--check", action="store_true",
                                       help="set up every benchmark and run one call of it, without timing")
         runner.argparser.add_argument("--clock", choices=CLOCKS, default="cpu",
@@ -172,6 +176,13 @@ class Suite:
         if args.list:
             if cases:
                 print("\n".join(name for name, _, _ in cases))
+            return
+        if args.list_bars:
+            for name, _, meta in cases:
+                if "peer_bar" in meta:
+                    print(f"{name}: speedup over {meta['bar_peer']} at least {meta['peer_bar']:g}x")
+                if "floor_bar" in meta:
+                    print(f"{name}: ours at least {meta['floor_bar']:g}x its speed")
             return
         if args.check:
             check(cases)
@@ -195,6 +206,12 @@ def check(cases):
         if not elapsed >= 0:
             raise AssertionError(f"{name}: time function returned {elapsed!r}")
         print(f"checked {name}", flush=True)
+
+
+def _program_args():
+    """How pyperf starts this script's worker processes: as the module it was run as (`-m micro.bench_crc`)."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return ("-m", spec.name) if spec is not None else None
 
 
 def _forward_args(cmd, args):

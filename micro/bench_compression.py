@@ -7,7 +7,7 @@ snappy writes Kafka's xerial framing, the raw call plain snappy; its lz4 writes 
 blocks as Kafka's producer does."""
 from functools import partial
 
-from _suite import Suite, payload, size_label
+from ._suite import Suite, payload, size_label
 
 DEFAULT = {"gzip": 6, "snappy": None, "lz4": None, "zstd": 3}      # None: the library's default (lz4: 0)
 PAYLOADS = (("text", 1024), ("text", 64 << 10), ("text", 1 << 20), ("random", 64 << 10), ("zeros", 64 << 10))

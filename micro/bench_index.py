@@ -11,7 +11,7 @@ gather of results); for append, `struct.pack_into` of each entry into a bytearra
 import os
 from functools import partial
 
-from _suite import Suite, count_label, now, scratch_dir
+from ._suite import Suite, count_label, now, scratch_dir
 
 ENTRIES = (1000, 1_000_000)
 TARGETS = 1000
@@ -19,10 +19,20 @@ MANY = 100_000
 APPENDS = 10_000
 
 
+def sample_index(n):
+    """(raw bytes of an n-entry offset index, its relative offsets as int64): gaps of 1-3 offsets, 1-299 bytes."""
+    import numpy as np
+    rng = np.random.default_rng(1)
+    rel = np.cumsum(rng.integers(1, 4, n)).astype(np.int64)
+    pos = np.cumsum(rng.integers(1, 300, n)).astype(np.int64)
+    raw = np.empty(n, dtype=[("rel", ">i4"), ("pos", ">i4")])
+    raw["rel"], raw["pos"] = rel, pos
+    return raw.tobytes(), rel
+
+
 def index_and_targets(entries, count):
     """(raw index bytes, relative offsets as an int64 array, random target offsets as an int64 array)."""
     import numpy as np
-    from ratios_storage import sample_index
     data, rel = sample_index(entries)
     targets = np.random.default_rng(3).integers(0, int(rel[-1]) + 1, count)
     return data, rel, targets

@@ -8,15 +8,21 @@ Throughput bytes are those of the uncompressed batch. Floors: for build, a bytes
 (`floor-memcpy`: what any builder must at least move); for parse, the CRC alone over the batch (chronik_perf's
 CRC32C, the fastest on the machine), plus, for a compressed batch, the library's decompression of its records
 through chronik_perf.compression (`floor-crc`).
+Bars (issue 1), on 100 x 100 B: build at least 10x aiokafka's builder, parse to Record objects at least 2x and to
+columns at least 5x aiokafka's iteration. Context for them, without a bar: `consume`, a consumer's loop over that
+parsed batch reading each record's offset, timestamp, key and value (records() against aiokafka's iteration).
 """
 from functools import partial
 from importlib import import_module
 
-from _suite import Suite, payload, size_label
+from chronik_perf.records import CODECS
+
+from ._suite import Suite, payload, size_label
 
 SHAPES = ((100, 10), (100, 100), (100, 1024), (100, 10240), (1, 100), (10, 100), (1000, 100))
 CODEC_SHAPE = (100, 1024)
-CODECS = ("gzip", "snappy", "lz4", "zstd")
+BARS = {("build", "chronik_perf"): 10.0, ("parse", "chronik_perf"): 2.0, ("parse", "chronik_perf-columns"): 5.0}
+BAR_SHAPE, BAR_PEER = "100x100B", "aiokafka"
 PEER_CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 PEERS = {"aiokafka": "aiokafka.record._crecords", "kafka-python": "kafka.record.default_records"}
 TIMESTAMP = 1_760_000_000_000
@@ -88,6 +94,26 @@ def parse(impl, count, size, codec):
     return setup
 
 
+def consume(impl, count, size):
+    def setup(meta):
+        meta["throughput_bytes"] = len(batch_bytes(count, size, "none"))
+        data = batch_bytes(count, size, "none")
+        if impl == "chronik_perf":
+            from chronik_perf.records import parse_batches
+
+            def run():
+                for r in parse_batches(data)[0].records():
+                    r.offset, r.timestamp, r.key, r.value
+            return run
+        batch_class = import_module(PEERS[impl]).DefaultRecordBatch
+
+        def run():
+            for r in batch_class(data):
+                r.offset, r.timestamp, r.key, r.value
+        return run
+    return setup
+
+
 def build_floor(count, size, codec):
     def setup(meta):
         meta["throughput_bytes"] = len(batch_bytes(count, size, "none"))
@@ -113,17 +139,28 @@ def parse_floor(count, size, codec):
     return setup
 
 
+def bar(operation, param, impl):
+    """The (peer, least speedup) bar of a benchmark, or None."""
+    least = BARS.get((operation, impl)) if param == BAR_SHAPE else None
+    return (BAR_PEER, least) if least else None
+
+
 if __name__ == "__main__":
     suite = Suite("records")
-    shapes = [(count, size, "none") for count, size in SHAPES] + [(*CODEC_SHAPE, codec) for codec in CODECS]
+    shapes = [(count, size, "none") for count, size in SHAPES]
+    shapes += [(*CODEC_SHAPE, codec) for codec in CODECS if codec != "none"]
     for count, size, codec in shapes:
         param = f"{count}x{size_label(size)}" + ("" if codec == "none" else f"-{codec}")
         for impl in ("chronik_perf", "chronik_perf-append", "aiokafka", "kafka-python"):
             suite.add("build", param, impl, build(impl, count, size, codec), items=count,
-                      requires=PEERS.get(impl, "chronik_perf").split(".")[0])
+                      requires=PEERS.get(impl, "chronik_perf").split(".")[0], peer_bar=bar("build", param, impl))
         suite.add("build", param, "floor-memcpy", build_floor(count, size, codec), items=count)
         for impl in ("chronik_perf", "chronik_perf-columns", "aiokafka", "kafka-python"):
             suite.add("parse", param, impl, parse(impl, count, size, codec), items=count,
-                      requires=PEERS.get(impl, "chronik_perf").split(".")[0])
+                      requires=PEERS.get(impl, "chronik_perf").split(".")[0], peer_bar=bar("parse", param, impl))
         suite.add("parse", param, "floor-crc", parse_floor(count, size, codec), items=count)
+        if param == BAR_SHAPE:
+            for impl in ("chronik_perf", BAR_PEER):
+                suite.add("consume", param, impl, consume(impl, count, size), items=count,
+                          requires=PEERS.get(impl, "chronik_perf").split(".")[0])
     suite.run()

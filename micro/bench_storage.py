@@ -11,7 +11,7 @@ Files live in a temporary directory, in the page cache: this measures the code, 
 """
 import os
 
-from _suite import Suite, now, repeat_call, scratch_dir, size_label
+from ._suite import Suite, now, repeat_call, scratch_dir, size_label
 
 BATCH = 16 << 10          # make_batch's target size
 APPEND_BATCHES = 64
@@ -21,10 +21,18 @@ READS = 64
 ROLL = 128 << 20
 
 
+def make_batch(size):
+    """A v2 batch of about `size` bytes: 1 KiB records (built once, not timed)."""
+    from chronik_perf.records import build_batch
+    count = size // 1040
+    value = os.urandom(1000)
+    return build_batch([value] * count, [b"key-%05d" % i for i in range(count)],
+                       timestamps=[1_700_000_000_000 + i for i in range(count)])
+
+
 def segment(directory):
     """A segment directory holding SEGMENT bytes of batches; returns (path of its .log, base offsets of batches)."""
     from chronik_perf.storage import LogSegment
-    from ratios_storage import make_batch
     batch = make_batch(BATCH)
     firsts = []
     with LogSegment(directory, 0, create=True, max_bytes=2**31 - 1) as seg:
@@ -76,7 +84,6 @@ class Appender:
 
 def append(impl):
     def setup(meta):
-        from ratios_storage import make_batch
         batch = make_batch(BATCH)
         meta["throughput_bytes"] = APPEND_BATCHES * len(batch)
         return Appender(impl, batch).time_func

@@ -6,7 +6,7 @@ from collections import deque
 from functools import partial
 from importlib import import_module
 
-from _suite import Suite
+from ._suite import Suite
 
 VALUES = {"small": 42, "medium": 300_000, "large": 1 << 40, "max": (1 << 63) - 1}
 BULK = 1000

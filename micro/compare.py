@@ -12,13 +12,19 @@ Exit status 1 when a regression is significant and its change exceeds --threshol
 one side only are listed, not fatal. Each of our benchmarks also shows the change of its peers in the same files:
 a control, since a change of build moves only ours while a busier machine moves the peers too.
 """
+if __name__ == "__main__" and not __package__:  # `python micro/compare.py` runs `python -m micro.compare`
+    import os, sys  # noqa: E401
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), os.environ.get("PYTHONPATH")]))
+    os.execv(sys.executable, [sys.executable, "-m", "micro.compare", *sys.argv[1:]])
+
 import argparse
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pyperf
-from suite_arg import suite_file
+from .suite_arg import suite_file
 
 RESAMPLES = 10_000
 ALPHA = 0.05

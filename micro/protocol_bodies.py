@@ -1,5 +1,6 @@
-"""Message bodies and the marshal floor shared by the protocol micro-benchmarks (bench_protocol.py) and
-ratios_protocol.py, with no dependency on a peer library."""
+"""Message bodies, the marshal floor and the malloc settings of the protocol micro-benchmarks (bench_protocol.py),
+with no dependency on a peer library (tests use them too)."""
+import ctypes
 import gc
 import marshal
 import os
@@ -32,6 +33,17 @@ def fetch_body(partitions=10, size=1 << 20):
             "records": os.urandom(size)} for p in range(partitions)]}]}
 
 
+def heartbeat_bodies(topics=1000, partitions=10):
+    """ConsumerGroupHeartbeat v1 request and response bodies of a member owning / assigned `topics` x `partitions`."""
+    owned = [{"topic_id": uuid.UUID(int=t + 1), "partitions": list(range(partitions))} for t in range(topics)]
+    request = {"group_id": "bench-group", "member_id": "Xq3T6pWJQ8ym0c2vBrq7Aw", "member_epoch": 12,
+               "instance_id": None, "rack_id": None, "rebalance_timeout_ms": -1, "subscribed_topic_names": None,
+               "subscribed_topic_regex": None, "server_assignor": None, "topic_partitions": owned}
+    response = {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "member_id": None, "member_epoch": 13,
+                "heartbeat_interval_ms": 5000, "assignment": {"topic_partitions": owned}}
+    return request, response
+
+
 def plain(value):
     """value with UUIDs as ints and memoryviews as bytes: what marshal can build."""
     if isinstance(value, dict):
@@ -56,3 +68,16 @@ def floor_of(decode):
         finally:
             gc.enable()
     return load
+
+
+def fixed_malloc_thresholds():
+    """Fix glibc's mmap and trim thresholds in this process: glibc moves its mmap threshold as blocks are freed, so
+    1 MiB buffers come from fresh pages (a page fault per 4 KiB) in one process and from the reused heap in the next;
+    kafka-python's Fetch decode then took 2 ms or 11 ms at random. 32 MiB is the largest mmap threshold glibc takes.
+    Returns whether both were set (False where the C library has no mallopt)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))

@@ -9,9 +9,19 @@ group, operation and parameter (above 1: ours is faster); a benchmark with metad
 peers only. "vs floor" = floor median / our median (1: as fast as the floor) with our time over the floor's;
 a floor with metadata `floor_bar` sets the least ratio accepted. Rows where a peer is ahead or a floor bar is
 missed are flagged: a marker in the text, red in the HTML and the charts. Spread is the median absolute deviation.
-The header names the commit, machine, dates and load of the run. Charts: one PNG per group (default FILE's name +
+The header names the commit, machine, dates and load of the run.
+
+Last come the bars the issues set, one line each, "met" or "MISSED": a benchmark with metadata `bar_peer` and
+`peer_bar` must be at least `peer_bar` times faster than that peer; ours must be at least `floor_bar` times the speed
+of a floor that carries one (1.0: at most the floor's time). The exit status is 1 when a bar is missed. Charts: one PNG per group (default FILE's name +
 "-charts/").
 """
+if __name__ == "__main__" and not __package__:  # `python micro/report.py` runs `python -m micro.report`
+    import os, sys  # noqa: E401
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), os.environ.get("PYTHONPATH")]))
+    os.execv(sys.executable, [sys.executable, "-m", "micro.report", *sys.argv[1:]])
+
 import argparse
 import base64
 import html
@@ -22,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyperf
-from suite_arg import suite_file
+from .suite_arg import suite_file
 
 OURS = "chronik_perf"
 FLOOR = "floor-"
@@ -44,6 +54,8 @@ class Row:
     clock: str = "wall"
     peers: str = None
     floor_bar: float = None
+    bar_peer: str = None
+    peer_bar: float = None
 
     @property
     def ours(self):
@@ -71,7 +83,7 @@ def load_rows(path):
         spread = statistics.median(abs(v - median) for v in values)
         rows.append(Row(*parts, median, spread, meta.get("throughput_bytes"), meta.get("throughput_items"),
                         meta.get("compression_ratio"), meta.get("clock", "wall"), meta.get("peers"),
-                        meta.get("floor_bar")))
+                        meta.get("floor_bar"), meta.get("bar_peer"), meta.get("peer_bar")))
     return rows
 
 
@@ -127,6 +139,29 @@ def verdict(row, ratios, floor):
     if floor is not None and floor.floor_bar and floor.median / row.median < floor.floor_bar:
         return BELOW_BAR
     return ""
+
+
+def bar_lines(rows, ratios):
+    """[(line, met)] for every bar of the suite: each peer bar of ours, then each of ours against a floor bar."""
+    out = []
+    floor_of = floors(rows)
+    for row in rows:
+        if not row.ours:
+            continue
+        name = "/".join((*row.case, row.implementation))
+        if row.peer_bar:
+            ratio = ratios.get((*row.case, row.implementation), {}).get(row.bar_peer)
+            met = ratio is not None and ratio >= row.peer_bar
+            seen = f"{ratio:.2f}x" if ratio is not None else "not measured"
+            out.append((f"{name}: speedup over {row.bar_peer} {seen}, bar at least {row.peer_bar:g}x: "
+                        f"{'met' if met else 'MISSED'}", met))
+        floor = floor_of.get(row.case)
+        if floor is not None and floor.floor_bar:
+            met = floor.median / row.median >= floor.floor_bar
+            out.append((f"{name}: {row.median / floor.median:.2f}x the time of {floor.implementation} "
+                        f"({floor.median / row.median:.2f}x its speed), bar at least {floor.floor_bar:g}x its speed: "
+                        f"{'met' if met else 'MISSED'}", met))
+    return out
 
 
 def format_time(seconds):
@@ -256,12 +291,17 @@ def main(argv=None):
             chart(group, members, png, {(members[i - 1].operation, members[i - 1].parameter) for i in flags})
             page.append(f'<img src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">')
     print(f"{total} row(s) flagged (!!): a peer ahead or a floor bar missed")
+    checked = bar_lines(rows, ratios)
+    if checked:
+        print("\n## bars\n\n" + "\n".join(line for line, _ in checked))
+        print(f"bars met: {sum(met for _, met in checked)} of {len(checked)}")
+        page.append("<h2>bars</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line, _ in checked) + "</ul>")
     if charts:
         print(f"charts in {charts}/")
     if args.html:
         args.html.write_text("<html><body>" + "\n".join(page) + "</body></html>\n")
         print(f"wrote {args.html}")
-    return 0
+    return 0 if all(met for _, met in checked) else 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
     python micro/run.py [-o FILE] [--fast | --check] [--group G[,G]] [--select REGEX] [pyperf options...]
 
+(`python micro/run.py` is `python -m micro.run`; each group runs as `python -m micro.bench_<group>`.)
+
 Default output: micro/results/<UTC timestamp>.json, readable by `python -m pyperf show/compare_to` and by
 micro/report.py and micro/compare.py. Every run carries the environment metadata (CPU, Python, chronik_perf's git
 commit and path, peer package versions). Options run.py does not know are handed to pyperf (e.g. `--rigorous`,
@@ -12,6 +14,12 @@ Without --fast each benchmark runs in 6 pyperf worker processes of 3 values (pas
 a quick look and a rough comparison, a few minutes for all groups. --check sets up every benchmark and runs one
 call of it, untimed, and writes nothing: seconds, to find a broken benchmark.
 """
+if __name__ == "__main__" and not __package__:  # `python micro/run.py` runs `python -m micro.run`
+    import os, sys  # noqa: E401
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), os.environ.get("PYTHONPATH")]))
+    os.execv(sys.executable, [sys.executable, "-m", "micro.run", *sys.argv[1:]])
+
 import argparse
 import os
 import re
@@ -53,11 +61,15 @@ def regex(text):
     return text
 
 
+def group_command(group, *options):
+    """The command running one group's module (found as this package was: from the same folder or PYTHONPATH)."""
+    return [sys.executable, "-m", f"{__package__}.bench_{group}", *options]
+
+
 def check(chosen, select):
     """Run each group's script with --check; the exit status of the first that fails, else 0."""
     for group in chosen:
-        cmd = [sys.executable, str(HERE / f"bench_{group}.py"), "--check"] + (["--select", select] if select else [])
-        result = subprocess.run(cmd, env=os.environ)
+        result = subprocess.run(group_command(group, "--check", *(["--select", select] if select else [])))
         if result.returncode:
             print(f"group {group} failed (exit {result.returncode})", file=sys.stderr)
             return result.returncode
@@ -90,8 +102,7 @@ def main(argv=None):
     start = time.monotonic()
     for number, group in enumerate(chosen, 1):
         print(f"== group {group} ({number}/{len(chosen)}) ==", flush=True)
-        cmd = [sys.executable, str(HERE / f"bench_{group}.py"), *options]
-        result = subprocess.run(cmd, env=os.environ)
+        result = subprocess.run(group_command(group, *options))
         if result.returncode:
             print(f"group {group} failed (exit {result.returncode}); partial results in {partial}", file=sys.stderr)
             return result.returncode

@@ -22,8 +22,8 @@ def fail_or_skip(reason: str) -> None:
 
 
 def load_script(path: Path):
-    """Import a repository script (micro/run.py, fuzz/run.py) under a name unique to its folder, so two scripts
-    called run.py never shadow each other in one pytest process; its folder goes on sys.path for its siblings."""
+    """Import a repository script (fuzz/run.py) under a name unique to its folder, so it never shadows another module
+    called run (micro's is micro.run) in one pytest process; its folder goes on sys.path for its siblings."""
     path = Path(path).resolve()
     name = f"{path.parent.name}_{path.stem}"
     if name in sys.modules:

@@ -1,21 +1,14 @@
 """Every CLI of ours answers bad input with one error line (argparse-style) and a non-zero exit, never a traceback;
 micro/run.py takes comma lists of groups; the e2e --help shows every default."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from chronik_perf.brokers.__main__ import main as brokers_main
 from chronik_perf.e2e.cli import main as e2e_main
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "micro"))
-
-import compare  # noqa: E402
-import report  # noqa: E402
-from conftest import load_script  # noqa: E402
-
-run_script = load_script(Path(__file__).resolve().parent.parent / "micro" / "run.py")
+from micro import compare, report
+from micro import run as run_script
 
 
 def refused(capsys, main, argv, *expected):

@@ -263,6 +263,119 @@ def test_group_members_share_partitions_and_rebalance(broker, assignor):
     admin.close()
 
 
+def test_produce_many_holds_its_unfilled_batch_for_linger_ms(mock_broker):
+    """Full batches leave at once and stay within batch_size; a partition's last, unfilled batch waits linger_ms for
+    the next call's messages (two calls' tails in one batch, as a Kafka producer's accumulator fills an open batch),
+    leaves by itself once linger_ms passed, and at once with linger_ms=0."""
+    from chronik_perf import _core
+    with Cluster(mock_broker.bootstrap_servers) as cluster:
+        topic = f"client-{uuid.uuid4().hex[:12]}"
+        cluster.topic(topic, allow_auto_create=True)
+        first, second = values_of(1000), values_of(10, start=1000)
+        ends = _core.batch_bounds(first, None, 16384)
+        assert len(_core.batch_bounds(first + second, None, 16384)) == len(ends)  # the tail has room for 10 more
+        held = Producer(cluster=cluster, batch_size=16384, linger_ms=600_000)
+        a = held.produce_many(topic, first, partition=0)
+        assert held.stats["batches"] == len(ends) - 1                 # the full ones are on their way, the last held
+        b = held.produce_many(topic, second, partition=0)
+        assert held.stats["batches"] == len(ends) - 1
+        held.flush(30)
+        assert held.stats["batches"] == len(ends) and held.stats["records"] == 1010
+        assert (a.acked, b.acked, a.failed + b.failed) == (1000, 10, 0)
+        consumer = Consumer(cluster=cluster)
+        consumer.assign(topic, [0])
+        sizes, got = [], 0
+        deadline = time.monotonic() + 60
+        while got < 1010 and time.monotonic() < deadline:
+            for fp in consumer.poll(1.0):
+                got += fp.count
+                sizes += [batch.size_in_bytes for batch in fp.batches]
+        assert got == 1010 and len(sizes) == len(ends) and max(sizes) <= 16384, sizes
+        lingering = Producer(cluster=cluster, linger_ms=20)
+        assert lingering.produce_many(topic, values_of(5), partition=1).wait(30).acked == 5  # no flush needed
+        assert lingering.stats["batches"] == 1
+        at_once = Producer(cluster=cluster, linger_ms=0)
+        at_once.produce_many(topic, values_of(5), partition=2)
+        assert at_once.stats["batches"] == 1                              # sent inside the call
+        for p in (held, lingering, at_once):
+            p.close()
+
+
+class _LateFollower(GroupConsumer):
+    """A member that, the first time it syncs as a follower, sends its SyncGroup only after the leader's sync was
+    answered; it records the answers (or errors) of its SyncGroup and LeaveGroup calls."""
+
+    def __init__(self, *args, leader_synced, **kw):
+        super().__init__(*args, **kw)
+        self.leader_synced, self.held, self.calls = leader_synced, False, []
+
+    def _call(self, api, body, **kw):
+        if api == "SyncGroup" and not self.leader and not self.held:
+            self.held = True
+            assert self.leader_synced.wait(60)
+        try:
+            answer = super()._call(api, body, **kw)
+        except Exception as exc:
+            self.calls.append((api, exc))
+            raise
+        if api == "SyncGroup" and self.leader:
+            self.leader_synced.set()
+        self.calls.append((api, answer))
+        return answer
+
+
+def test_group_survives_the_mocks_refused_sync_and_leaves_at_once(mock_broker):
+    """librdkafka's mock hands out the assignment as soon as the leader's SyncGroup lists every member, and refuses a
+    follower's SyncGroup that arrives later with INVALID_REQUEST and a null assignment (which Kafka's schema does not
+    allow): the follower must rejoin, not die. Leaving must take effect at once (LeaveGroup v0-2: the mock reads
+    every version as those), not when the member's session times out."""
+    admin = Cluster(mock_broker.bootstrap_servers)
+    topic = f"client-{uuid.uuid4().hex[:12]}"
+    partitions = len(admin.topic(topic, allow_auto_create=True).partitions)
+    group, synced = f"client-group-{uuid.uuid4().hex[:8]}", threading.Event()
+    stops, members, failures, threads = [threading.Event(), threading.Event()], [], [], []
+
+    def run(stop):
+        try:
+            g = _LateFollower(mock_broker.bootstrap_servers, group, [topic], leader_synced=synced,
+                              heartbeat_interval_ms=300, session_timeout_ms=4000, rebalance_timeout_ms=8000,
+                              max_wait_ms=100)
+            g.stop = stop
+            members.append(g)
+            while not stop.is_set():
+                g.poll(0.2)
+            g.close()
+        except Exception as exc:                 # a member that dies fails the test with its error
+            failures.append(exc)
+    for stop in stops:
+        threads.append(threading.Thread(target=run, args=(stop,), daemon=True))
+        threads[-1].start()
+
+    def owned(m):
+        return set(m.assignment) if not m.rebalancing else set()
+
+    def wait(condition):
+        deadline = time.monotonic() + 120        # the mock waits session timeout - 1 s per rebalance round
+        while not condition() and not failures and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not failures, failures
+        assert condition(), [(m.assignment, m.rebalancing) for m in members]
+    wait(lambda: len(members) == 2 and all(owned(m) for m in members)
+         and len(owned(members[0]) | owned(members[1])) == partitions)
+    refused = [c for m in members for api, c in m.calls if api == "SyncGroup" and isinstance(c, Exception)]
+    assert refused and "null" in str(refused[0]), [m.calls for m in members]  # the scenario did happen
+    leaving = next(m for m in members if m.stop is stops[1])
+    stay = next(m for m in members if m.stop is stops[0])
+    stops[1].set()
+    threads[1].join(30)
+    leaves = [c for api, c in leaving.calls if api == "LeaveGroup"]
+    assert len(leaves) == 1 and isinstance(leaves[0], dict) and leaves[0]["error_code"] == 0, leaves
+    wait(lambda: len(owned(stay)) == partitions)
+    stops[0].set()
+    threads[0].join(30)
+    admin.close()
+
+
 def test_send_names_each_failed_message_and_linger_zero_sends_at_once(kafka_broker):
     with Cluster(kafka_broker.bootstrap_servers) as cluster:
         topic = f"client-{uuid.uuid4().hex[:12]}"

@@ -4,17 +4,11 @@ import os
 
 import pytest
 
+from chronik_perf.e2e.config import TESTS
 from test_e2e_brokers import COMMON_KEYS, SMALL, check_delivery, load_results, run_cli
 
 
-# Known intermittent failure (2026-11-30): on librdkafka's mock the native groups test fails in about half of the runs
-# with "group did not settle within 90 s after a member joined"; its cause is not found yet. Non-strict, so a pass shows
-# as XPASS; the Tansu and Kafka runs of the same checks still gate.
-MOCK_GROUPS_FLAKE = pytest.mark.xfail(strict=False, reason="native groups on the mock: 'did not settle after a member "
-                                      "joined' in about half of the runs (open)")
-
-
-@pytest.fixture(scope="module", params=[pytest.param("mock", marks=MOCK_GROUPS_FLAKE), "tansu", "kafka"])
+@pytest.fixture(scope="module", params=["mock", "tansu", "kafka"])
 def native_suite(request, tmp_path_factory):
     broker = request.getfixturevalue(f"{request.param}_broker")
     out = tmp_path_factory.mktemp(f"native-{request.param}")
@@ -27,8 +21,7 @@ def native_suite(request, tmp_path_factory):
 
 def test_native_driver_runs_all_five_verified(native_suite):
     name, doc = native_suite
-    five = ["producer", "consumer", "latency", "concurrent", "groups"]
-    assert [r["test"] for r in doc["results"]] == five
+    assert [r["test"] for r in doc["results"]] == list(TESTS)
     asked = {"producer": 3000, "consumer": 3000, "latency": 900, "concurrent": 3000, "groups": 3000}
     for r in doc["results"]:
         assert not r.get("failed") and not r.get("skipped"), r

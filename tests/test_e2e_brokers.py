@@ -16,6 +16,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from chronik_perf.brokers import start
+from chronik_perf.client import Cluster, KafkaClientError
+from chronik_perf.e2e.config import TESTS
 from conftest import fail_or_skip
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
@@ -54,7 +56,7 @@ def suite(request, tmp_path_factory):
 
 def test_every_benchmark_ran_with_sane_fields(suite):
     name, doc, run_dir, stdout = suite
-    assert [r["test"] for r in doc["results"]] == ["producer", "consumer", "latency", "concurrent", "groups"]
+    assert [r["test"] for r in doc["results"]] == list(TESTS)
     asked = {"producer": 3000, "consumer": 3000, "latency": 900, "concurrent": 3000, "groups": 3000}
     for r in doc["results"]:
         assert not r.get("failed") and not r.get("skipped"), r
@@ -84,17 +86,24 @@ def test_every_benchmark_ran_with_sane_fields(suite):
     assert doc["broker"]["name"] == name and doc["config"]["num_messages"] == 3000
 
 
+# The share of acknowledged messages each broker may lose in these tests. Kafka keeps everything. librdkafka's mock
+# keeps every message set of a partition until it holds 5 MiB or 100,000 of them (rdkafka_mock.c: max_size, max_cnt;
+# older ones are deleted), far above what these tests write, so nothing. Tansu's memory storage has lost
+# acknowledged messages on this machine: 19, 154 and 173 of 3000 in three sessions of 2026-11-30, and 519 and 698 of
+# 3000 in long CI sessions before; a quarter bounds all of those.
+LOSS_BOUND = {"kafka": 0.0, "mock": 0.0, "tansu": 0.25}
+MOCK_RETENTION_BYTES = 5 << 20
+
+
 def check_delivery(name, r):
     """What verification must show for one result on broker ``name`` (any driver that verifies)."""
     v = r["verification"]
     assert v["out_of_order"] == 0, (r["test"], v)
-    if name == "kafka":
-        assert v["lost"] == 0, (r["test"], v)
-    else:
-        # Tansu (memory storage) has lost acknowledged messages in long CI sessions (2302 of 3000 read back through
-        # confluent-kafka; 519 of 3000 in a concurrent test through our client); on brokers other than Kafka the
-        # report must account for every message, not promise the broker kept it
-        assert v["received"] - v["duplicated"] + v["lost"] == v["expected"], (r["test"], v)
+    if name == "mock":                    # the workload stays inside the mock's retention, so LOSS_BOUND applies
+        assert r["bytes"] < MOCK_RETENTION_BYTES, r["bytes"]
+    assert v["lost"] <= LOSS_BOUND[name] * v["expected"], (r["test"], v)
+    # every message accounted for: read (once or more) or lost, never both or neither
+    assert v["received"] - v["duplicated"] + v["lost"] == v["expected"], (r["test"], v)
     if name == "kafka" or r["test"] != "groups":
         # the mock forgets group commits over a rebalance, so its members may read again: reported, not hidden
         assert v["duplicated"] == 0, (r["test"], v)
@@ -159,6 +168,9 @@ def test_java_driver_same_schema(kafka_broker, tmp_path):
     assert v["lost"] is None and v["duplicated"] is None
     lat = by["latency"]["latency_ms"]
     assert lat["p50"] <= lat["p99"] <= lat["p999"] and lat["avg"] > 0
+    # EndToEndLatency's msg/s covers its own loop of round trips; the JVM's start-up is reported apart
+    assert by["latency"]["throughput_msgs_s"] == pytest.approx(1000 / lat["avg"], rel=1e-3)
+    assert by["latency"]["startup_s"] > 0 and by["latency"]["startup_cpu_s"] > 0
     assert doc["environment"]["client"]["driver"] == "java"
     for test in ("producer", "consumer", "latency", "concurrent"):
         # the suite's own process sleeps while the JVMs run: a small fraction of a core, never a spinning one
@@ -191,6 +203,21 @@ def test_unreachable_broker_is_a_clear_error_within_10s(tmp_path):
     assert time.monotonic() - t0 < 10 + 5  # 10 s for the broker, a few for starting Python
 
 
+def wait_until_written(bootstrap, suffix, proc, timeout=120):
+    """Wait until a topic whose name ends in ``suffix`` holds a message (the benchmark writing it has started)."""
+    deadline = time.monotonic() + timeout
+    with Cluster(bootstrap) as cluster:
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended or never reached the topic"
+            names = [t["name"] for t in cluster.refresh_metadata()["topics"] if t["name"].endswith(suffix)]
+            try:
+                if any(any(cluster.list_offsets(n, None).values()) for n in names):
+                    return
+            except KafkaClientError:             # a topic still being created (or deleted): look again
+                pass
+            time.sleep(0.1)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -212,7 +239,7 @@ def test_broker_dying_mid_run_fails_that_test_and_skips_the_rest(tmp_path):
                                  broker.bootstrap_servers, "--tests", "latency,producer,groups", "--rate", "200",
                                  "--duration", "60", "--warmup", "1", "--results-dir", str(tmp_path)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        time.sleep(8)
+        wait_until_written(broker.bootstrap_servers, "-latency", proc)   # inside the latency test
         broker.stop()
         out, _ = proc.communicate(timeout=180)
     finally:
@@ -225,6 +252,15 @@ def test_broker_dying_mid_run_fails_that_test_and_skips_the_rest(tmp_path):
     assert doc["status"] == "broker lost"
 
 
+def _first_topic(results_dir):
+    """The topic of the first finished test of the run writing into results_dir (None before it finished)."""
+    try:
+        doc, _ = load_results(results_dir)
+    except (ValueError, OSError):                # no run directory or no results.json yet
+        return None
+    return doc["results"][0]["topic"] if doc["results"] else None
+
+
 def test_ctrl_c_writes_partial_results_and_deletes_topics(tansu_broker, tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.Popen([sys.executable, "-m", "chronik_perf.e2e", "--target", "tansu", "--bootstrap-servers",
@@ -233,11 +269,10 @@ def test_ctrl_c_writes_partial_results_and_deletes_topics(tansu_broker, tmp_path
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
     deadline = time.monotonic() + 60
-    while not os.path.exists(tmp_path) or not any(
-            os.path.exists(os.path.join(tmp_path, d, "results.json")) for d in os.listdir(tmp_path)):
+    while (topic := _first_topic(tmp_path)) is None:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.2)
-    time.sleep(4)  # inside the latency test now
+    wait_until_written(tansu_broker.bootstrap_servers, f"{topic.rsplit('-', 1)[0]}-latency", proc)  # in latency now
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out

@@ -15,14 +15,19 @@ import numpy as np
 import psutil
 import pytest
 from confluent_kafka.admin import AdminClient
+from hdrh.histogram import HdrHistogram
 from rich.console import Console
 
+from chronik_perf.client import Cluster
+from chronik_perf.e2e import histograms
 from chronik_perf.e2e.cluster import ClusterError, Session, TlsFiles, parse
 from chronik_perf.e2e.cluster.clocks import Offset, ping_pong
 from chronik_perf.e2e.cluster.driver import latency_mode, per_host
 from chronik_perf.e2e.cluster.remote import compact
 from chronik_perf.e2e.cluster.workers import ClusterWorker, DaskWorker, Record
+from chronik_perf.e2e.config import TESTS as DEFAULT_TESTS
 from chronik_perf.e2e.config import build_config
+from chronik_perf.e2e.drivers.base import ProducerSpec
 from chronik_perf.e2e.drivers.worker_results import ConsumerResult
 from chronik_perf.e2e.runner import Target, run_target
 from test_e2e_brokers import SMALL, check_delivery, load_results, run_cli
@@ -32,7 +37,7 @@ pytest.importorskip("distributed")
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 TCP_PORT, TLS_PORT = 9121, 9122  # this suite's scheduler ports (9120-9139 are reserved for it)
 DAEMON_OFF = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-TESTS = ["producer", "consumer", "latency", "concurrent", "groups"]
+TESTS = list(DEFAULT_TESTS)
 
 
 # ---- no cluster needed ------------------------------------------------------------------------------------
@@ -79,21 +84,46 @@ def test_per_host_rates_use_each_hosts_common_window():
 
 def test_cross_host_stamps_and_latency_are_corrected_by_both_offsets():
     """A consumer on a host whose clock is 7 s behind reads messages stamped by a producer whose clock is 5 s ahead:
-    the coordinator sees the true latency and the consumer's stamps on its own clock."""
+    the coordinator sees the consumer's stamps on its own clock, and the consumer's histogram, given the producer's
+    correction, holds the true latencies."""
     producer, consumer = _worker("p", 5_000_000_000, 300_000), _worker("c", -7_000_000_000, 200_000)
     w = object.__new__(ClusterWorker)
-    w.record = Record("consumer", 0, consumer, peer=producer)
+    w.record = Record("consumer", 0, consumer)
     true_send = np.array([1_000_000, 2_000_000], np.int64)
     true_latency = np.array([3_000_000, 4_500_000], np.int64)
     raw = (true_send + true_latency + consumer.offset.offset_ns) - (true_send + producer.offset.offset_ns)
     arrival = true_send + true_latency
     out = w._translate(ConsumerResult(worker=0, received=2, nbytes=0, start_ns=10 + consumer.offset.offset_ns,
-                                      last_ns=99 + consumer.offset.offset_ns, latency_ns=raw,
+                                      last_ns=99 + consumer.offset.offset_ns,
                                       arrival_ns=arrival + consumer.offset.offset_ns))
-    assert out.latency_ns.tolist() == true_latency.tolist() and out.arrival_ns.tolist() == arrival.tolist()
+    assert out.arrival_ns.tolist() == arrival.tolist()
     assert (out.start_ns, out.last_ns) == (10, 99) and w.record.window_ns == (10, 99) and w.record.messages == 2
-    mode = latency_mode(w.record)
+    corrections = {3: producer.offset.offset_ns - consumer.offset.offset_ns}
+    part = histograms.measured(raw, np.array([3, 3]), np.array([7, 8]), 0, corrections)
+    hist = HdrHistogram.decode(part["latency_hist"])
+    assert part["latency_count"] == 2 and part["latency_negative"] == 0
+    assert hist.get_min_value() == hist.get_lowest_equivalent_value(3000)
+    assert hist.get_max_value() == hist.get_highest_equivalent_value(4500)
+    mode = latency_mode([(consumer, producer)], cross_host=True)
     assert mode["mode"] == "cross host" and mode["error_bound_ms"] == 0.5
+    assert latency_mode([(consumer, consumer)], cross_host=False)["error_bound_ms"] == 0.0
+
+
+def test_a_consumers_histogram_counts_only_its_producers_after_the_warm_up():
+    lat = np.array([1_000_000, 2_000_000, 3_000_000, 4_000_000, -5_000, 6_000_000], np.int64)
+    pid = np.array([0, 0, 1, 1, 0, 2])
+    seq = np.array([0, 5, 5, 6, 7, 9])
+    part = histograms.measured(lat, pid, seq, from_seq=5, corrections={0: 0, 1: 1_000_000})
+    hist = HdrHistogram.decode(part["latency_hist"])  # pid 2 is another host's; seq 0 is in the warm-up
+    assert part["latency_count"] == hist.get_total_count() == 4 and part["latency_negative"] == 1
+    assert hist.get_count_at_value(2000) == 1 and hist.get_count_at_value(4000) == 1
+    assert hist.get_count_at_value(5000) == 1 and hist.get_count_at_value(1) == 1  # -5 µs clipped to 1 µs
+    every = histograms.measured(lat, pid, seq)
+    assert every["latency_count"] == 6
+    merged = histograms.merge([part["latency_hist"], every["latency_hist"]])
+    assert merged.get_total_count() == 10 and merged.get_max_value() == hist.get_highest_equivalent_value(6000)
+    sample = histograms.cdf_sample(merged, k=5)
+    assert sample == sorted(sample) and sample[0] <= 0.002 and sample[-1] >= 5.99
 
 
 def test_consumer_ids_cross_the_network_compact():
@@ -137,11 +167,40 @@ def test_every_driver_runs_on_the_cluster(kafka_broker, local2, tmp_path, driver
         assert {t["worker"] for t in by["concurrent"]["cluster"]["tasks"] if t["role"] == "producer"} == workers
 
 
-def test_a_killed_worker_fails_the_test_by_name_and_the_run_cleans_up(kafka_broker, tmp_path):
+def test_latency_runs_a_pair_on_each_worker_and_merges_their_histograms(kafka_broker, local2, tmp_path):
+    """Two pairs, each producer on its consumer's worker, sharing the rate and the partitions: the merged histogram
+    holds every measured message of both, and its percentiles lie among the pairs'."""
+    cfg = _config(tmp_path, driver="native", tests=["latency"], rate=400, duration=2.0, warmup=0.5,
+                  message_size=1000, num_partitions=4)
+    doc, run_dir = run_target(Target("kafka", kafka_broker.bootstrap_servers), cfg, Console(quiet=True),
+                              cluster=local2)
+    (r,) = doc["results"]
+    assert not r.get("failed"), r["failed"]
+    check_delivery("kafka", r)
+    placed = {(t["role"], t["id"]): t["worker"] for t in r["cluster"]["tasks"]}
+    assert r["pairs"] == 2 and placed[("consumer", 0)] != placed[("consumer", 1)]
+    assert all(placed[("producer", i)] == placed[("consumer", i)] for i in (0, 1)), placed
+    assert r["cluster"]["latency"]["mode"] == "same host" and len(r["cluster"]["latency"]["pairs"]) == 2
+    parts = r["latency_parts"]
+    assert [p["consumer"] for p in parts] == [0, 1] and all(p["count"] > 0 for p in parts), parts
+    with open(os.path.join(run_dir, "latency.hdr")) as fh:
+        merged = HdrHistogram.decode(fh.read().strip())
+    per_pair = 400 // 2 * 2.0 - 400 // 2 * 0.5  # each producer's messages after its warm-up
+    assert merged.get_total_count() == sum(p["count"] for p in parts) == r["latency_ms"]["count"] == 2 * per_pair
+    lat = r["latency_ms"]
+    for q in ("p50", "p99"):
+        assert min(p[q] for p in parts) <= lat[q] <= max(p[q] for p in parts), (q, lat, parts)
+    assert lat["max"] == max(p["max"] for p in parts)
+
+
+@pytest.mark.parametrize("driver", ["native", "java"])
+def test_a_killed_worker_fails_the_test_by_name_and_the_run_cleans_up(kafka_broker, tmp_path, driver):
     """Kill the Dask worker running the producer mid-test: the test fails naming it, the driver process it started
-    ends with it, results are written, the topic is deleted, and the run does not wait for the lost messages."""
+    (a spawned Python process, or the JVM of Kafka's ProducerPerformance) ends with it, the task is not run again
+    elsewhere (no second production), results are written, the topic is deleted, and the run does not wait for the
+    lost messages."""
     with Session(parse("local:2"), heartbeat_timeout_s=20) as session:
-        cfg = _config(tmp_path, tests=["producer"], num_messages=20_000_000, message_size=100)
+        cfg = _config(tmp_path, tests=["producer"], num_messages=20_000_000, message_size=100, driver=driver)
         killed = {}
 
         def kill_when_producing():
@@ -151,7 +210,8 @@ def test_a_killed_worker_fails_the_test_by_name_and_the_run_cleans_up(kafka_brok
                     if msg.get("progress", 0) > 0:
                         addr = next(a for a, keys in session.client.processing().items() if keys)
                         pid = session.workers[addr].facts["pid"]
-                        killed.update(addr=addr, children=psutil.Process(pid).children(recursive=True),
+                        children = psutil.Process(pid).children(recursive=True)
+                        killed.update(addr=addr, children=children, names=[_name(p) for p in children],
                                       at=time.monotonic())
                         os.kill(pid, signal.SIGKILL)
                         return
@@ -170,10 +230,60 @@ def test_a_killed_worker_fails_the_test_by_name_and_the_run_cleans_up(kafka_brok
     assert r["cluster"]["tasks"][0]["worker"] == killed["addr"] and r["cluster"]["tasks"][0]["error"]
     with open(os.path.join(run_dir, "results.json")) as fh:
         assert json.load(fh)["results"][0]["failed"] == r["failed"]
+    if driver == "java":
+        assert "java" in killed["names"], killed["names"]  # the producer's JVM was running when the worker died
     _, alive = psutil.wait_procs(killed["children"], timeout=15)
-    assert not alive, "the killed worker's driver process outlived it"
+    assert not alive, f"the killed worker's driver process outlived it: {alive}"
+    (task,) = r["cluster"]["tasks"]  # allowed-failures 0: the producer was not run again on the other worker
+    assert not _processes_naming(task["topic"]), "a process still produces to the test's topic"
     topics = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers}).list_topics(timeout=10).topics
-    assert r["cluster"]["tasks"][0]["topic"] not in topics
+    assert task["topic"] not in topics
+
+
+def test_a_cancelled_task_ends_the_process_it_started(kafka_broker, local2):
+    """A task the scheduler releases while it runs (its future cancelled, or the coordinator gone) kills the driver
+    process it started instead of producing on."""
+    topic = f"chronik-perf-cancel-{os.getpid()}-{time.monotonic_ns()}"
+    with Cluster(kafka_broker.bootstrap_servers) as admin:
+        admin.create_topics([topic], 1, 1, timeout=30)
+    try:
+        spec = ProducerSpec(kafka_broker.bootstrap_servers, topic, 0, 20_000_000, 100, "random", "none", 1, 655, {})
+        w = local2.driver("native").start_producer(spec)
+        deadline = time.monotonic() + 120
+        while w.progress() == 0 and not w.future.done():
+            assert time.monotonic() < deadline, "the producer never reported progress"
+            time.sleep(0.1)
+        worker = psutil.Process(w.record.worker.facts["pid"])
+        started = [p for p in worker.children(recursive=True) if "spawn_main" in " ".join(_cmdline(p))]
+        assert started, "no driver process under the Dask worker"
+        w.future.cancel()
+        _, alive = psutil.wait_procs(started, timeout=30)
+        assert not alive, f"the cancelled task's driver process runs on: {alive}"
+    finally:
+        AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers}).delete_topics([topic])
+
+
+def _cmdline(process):
+    try:
+        return process.cmdline()
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _name(process):
+    try:
+        return process.name()
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _processes_naming(text):
+    """Processes of this machine whose command line contains `text` (a JVM tool names its topic there)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if any(text in arg for arg in p.info["cmdline"] or ()):
+            found.append(p)
+    return found
 
 
 # ---- `dask scheduler` and `dask worker` as separate processes, as on many hosts ----------------------------
@@ -236,7 +346,10 @@ def tcp_cluster(tmp_path_factory):
 
 
 def _schema(value):
-    """The shape of a results document: keys of every mapping, recursively; lists by their first element."""
+    """The shape of a results document: keys of every mapping, recursively; lists by their first element, and
+    mappings keyed by partition number by their first value (which partitions a run wrote to is data)."""
+    if isinstance(value, dict) and value and all(str(k).isdigit() for k in value):
+        return {"<partition>": _schema(next(iter(value.values())))}
     if isinstance(value, dict):
         return {k: _schema(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -13,8 +13,8 @@ from chronik_perf.e2e.drivers.worker_results import WorkerResult
 from chronik_perf.e2e.regression import regressions
 from chronik_perf.e2e.repeats import combine, totals
 from chronik_perf.e2e.report import ratio_table
-from chronik_perf.e2e.drivers.java import (check_consumed, parse_consumer, parse_end_to_end, parse_metrics,
-                                           parse_producer, producer_batching)
+from chronik_perf.e2e.drivers.java import (check_consumed, end_to_end_result, parse_consumer, parse_end_to_end,
+                                           parse_metrics, parse_producer, producer_batching)
 from chronik_perf.e2e.payload import HEADER, MessageFactory, message_key, parse_headers, partition_of
 from chronik_perf.e2e.verify import Expected, Stream, verify
 
@@ -179,6 +179,18 @@ def test_java_tool_output_of_every_kafka_4_release(release):
     assert p["ack_latency_ms"] == {"avg": 473.12, "p50": 443, "p95": 793, "p99": 839, "p999": 853, "max": 4065}
     e = parse_end_to_end(latency)
     assert (e["avg"], e["p50"], e["p99"], e["p999"]) == (69.0887, 29, 1421, 1421)
+
+
+def test_java_end_to_end_rate_covers_only_its_measured_loop():
+    """900 round trips of 2 ms in a JVM that ran 10 s: 500 msg/s over 1.8 s, with 8.2 s of start-up apart (the old
+    figure, 900 over the JVM's 10 s, was 90 msg/s)."""
+    out = "0\t3.1\nAvg latency: 2.0000 ms\nPercentiles: 50th = 2, 99th = 3, 99.9th = 5\n"
+    r = end_to_end_result(out, 900, 200, started_ns=5_000_000_000, ended_ns=15_000_000_000, errors=[])
+    assert r.duration_s == pytest.approx(1.8) and r.messages / r.duration_s == pytest.approx(500)
+    assert r.startup_s == pytest.approx(8.2) and r.start_ns == 15_000_000_000 - 1_800_000_000
+    assert r.nbytes == 900 * 200
+    # a loop longer than the process (rounding of the printed average) is capped at the process's run
+    assert end_to_end_result(out, 900, 200, 0, 1_000_000_000, []).duration_s == pytest.approx(1.0)
 
 
 def test_java_metrics_and_early_consumer_exit():
@@ -356,3 +368,21 @@ def test_fixed_rate_senders_never_leave_before_the_intended_time():
         wait_until(t)
         early += time.monotonic_ns() < t
     assert early == 0
+
+
+def test_the_shared_schedule_and_produce_tally():
+    """FixedRate stamps message i with start + i/rate and never returns before it; ProduceTally's result counts
+    acknowledged bytes, sorts the failed sequences once each and ends its timeline at the window's end."""
+    from chronik_perf.e2e.drivers.base import FixedRate, ProducerSpec, ProduceTally
+    start = time.monotonic_ns()
+    schedule = FixedRate(start, rate=2000.0)
+    stamps = [schedule.wait(i) for i in range(20)]
+    assert stamps == [start + i * 500_000 for i in range(20)] and time.monotonic_ns() >= stamps[-1]
+    spec = ProducerSpec("x", "t", 3, 10, 100, "random", "none", 2, 5, {})
+    tally = ProduceTally(spec, _Ctl())
+    tally.sample(tally.start + 1000, 4)
+    tally.tick(lambda: pytest.fail("sampled again within the sampling period"))
+    tally.finish()
+    r = tally.result(10, 7, [9, 2, 9], 1, ["e"], batches=3)
+    assert (r.pid, r.sent, r.acked, r.failed, r.unknown, r.nbytes, r.batches) == (3, 10, 7, [2, 9], 1, 700, 3)
+    assert r.timeline == [(1000, 4), (r.end_ns - r.start_ns, 7)] and r.errors == ["e"]

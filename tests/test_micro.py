@@ -1,6 +1,7 @@
 """The micro-benchmark tools: run.py writes a valid pyperf suite, compare.py gates regressions, report.py computes
 peer ratios. No assertion on absolute speed."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,14 +10,11 @@ import numpy as np
 import pyperf
 import pytest
 
-MICRO = Path(__file__).resolve().parent.parent / "micro"
-sys.path.insert(0, str(MICRO))
+from micro import compare, report
+from micro import run as run_script
 
-import compare  # noqa: E402
-import report  # noqa: E402
-from conftest import load_script  # noqa: E402
-
-run_script = load_script(Path(__file__).resolve().parent.parent / "micro" / "run.py")
+ROOT = Path(__file__).resolve().parent.parent
+MICRO = ROOT / "micro"
 
 SELECTED = "^crc/crc32c/1KiB/(chronik_perf|crc32c)$"
 
@@ -195,10 +193,10 @@ def test_report_cli_tables_and_charts(tmp_path):
     assert "data:image/png;base64" in (tmp_path / "r.html").read_text()
 
 
-def listed(group):
-    done = subprocess.run([sys.executable, str(MICRO / f"bench_{group}.py"), "--list"], capture_output=True,
-                          text=True, check=True)
-    return done.stdout.split()
+def listed(group, what="--list"):
+    done = subprocess.run([sys.executable, "-m", f"micro.bench_{group}", what], capture_output=True, text=True,
+                          check=True, cwd=ROOT)
+    return done.stdout.split() if what == "--list" else done.stdout.splitlines()
 
 
 @pytest.mark.parametrize("group", run_script.groups())
@@ -217,10 +215,11 @@ def test_every_benchmark_sets_up_and_runs_once(group):
 def test_check_fails_on_a_broken_benchmark(tmp_path):
     """A benchmark whose set-up raises makes --check exit non-zero, naming the error."""
     script = tmp_path / "bench_broken.py"
-    script.write_text(f"import sys\nsys.path.insert(0, {str(MICRO)!r})\nfrom _suite import Suite\n"
+    script.write_text("from micro._suite import Suite\n"
                       "def setup(meta):\n    from chronik_perf.kafka_python_peer import no_such_name\n"
                       "s = Suite('broken')\ns.add('op', 'p', 'chronik_perf', setup)\ns.run()\n")
-    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode != 0 and "no_such_name" in done.stderr
 
 
@@ -248,7 +247,7 @@ def test_report_floors_and_flags(tmp_path):
                      ("records", "parse", "10x100B"): report.PEER_AHEAD, ("crc", "crc32c", "1KiB"): ""}
     done = subprocess.run([sys.executable, str(MICRO / "report.py"), str(path), "--html", str(tmp_path / "r.html"),
                            "--charts", str(tmp_path / "charts")], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr           # the append floor's bar is missed: a bar line says MISSED
     lines = {tuple(c.strip() for c in l.split("|")[1:3]): l for l in done.stdout.splitlines() if l.startswith("| ")}
     assert "0.83x (+200 us), bar 0.9x" in lines[("append/64x16KiB", "chronik_perf")]
     assert "!! BELOW FLOOR BAR" in lines[("append/64x16KiB", "chronik_perf")]
@@ -258,3 +257,56 @@ def test_report_floors_and_flags(tmp_path):
     assert "2 row(s) flagged" in done.stdout
     page = (tmp_path / "r.html").read_text()
     assert page.count('<tr style="background:#fdd;color:#b00">') == 2
+
+
+def test_report_prints_the_bars_and_exits_1_when_one_is_missed(tmp_path):
+    """A peer bar and a floor bar, each met once and missed once: four bar lines, exit status 1; all met: 0."""
+    medians = {"records/build/100x100B/chronik_perf": 1e-6, "records/build/100x100B/aiokafka": 9e-6,
+               "protocol/metadata_decoding/1000topics/chronik_perf": 1e-3,
+               "protocol/metadata_decoding/1000topics/floor-marshal": 1.5e-3,
+               "protocol/fetch_response_decoding/10x1MiB/chronik_perf": 1.1e-3,
+               "protocol/fetch_response_decoding/10x1MiB/floor-marshal": 1e-3,
+               "crc/crc32c/1MiB/chronik_perf": 1e-4, "crc/crc32c/1MiB/crc32c": 2e-4}
+    bars = {"records/build/100x100B/chronik_perf": {"bar_peer": "aiokafka", "peer_bar": 10.0},
+            "crc/crc32c/1MiB/chronik_perf": {"bar_peer": "crc32c", "peer_bar": 0.9},
+            "protocol/metadata_decoding/1000topics/floor-marshal": {"floor_bar": 1.0},
+            "protocol/fetch_response_decoding/10x1MiB/floor-marshal": {"floor_bar": 1.0}}
+    path = fixture_suite(tmp_path / "fixture.json", medians, extra=bars)
+    done = subprocess.run([sys.executable, str(MICRO / "report.py"), str(path), "--no-charts"], capture_output=True,
+                          text=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.split("## bars", 1)[1].strip().splitlines()
+    assert lines[:4] == [
+        "records/build/100x100B/chronik_perf: speedup over aiokafka 9.00x, bar at least 10x: MISSED",
+        "protocol/metadata_decoding/1000topics/chronik_perf: 0.67x the time of floor-marshal (1.50x its speed), "
+        "bar at least 1x its speed: met",
+        "protocol/fetch_response_decoding/10x1MiB/chronik_perf: 1.10x the time of floor-marshal (0.91x its speed), "
+        "bar at least 1x its speed: MISSED",
+        "crc/crc32c/1MiB/chronik_perf: speedup over crc32c 2.00x, bar at least 0.9x: met"]
+    assert lines[4] == "bars met: 2 of 4"
+    medians["records/build/100x100B/aiokafka"] = 2e-5
+    medians["protocol/fetch_response_decoding/10x1MiB/chronik_perf"] = 9e-4
+    path = fixture_suite(tmp_path / "met.json", medians, extra=bars)
+    assert report.main([str(path), "--no-charts"]) == 0
+
+
+@pytest.mark.parametrize("group,count", [("records", 3), ("crc", 1), ("protocol", 8)])
+def test_the_issues_bars_are_on_their_benchmarks(group, count):
+    """Issue 1's records and CRC bars, issues 3 and 15's protocol bars: each on the benchmark it names."""
+    bars = listed(group, "--list-bars")
+    expected = {"records": ["records/build/100x100B/chronik_perf: speedup over aiokafka at least 10x",
+                            "records/parse/100x100B/chronik_perf: speedup over aiokafka at least 2x",
+                            "records/parse/100x100B/chronik_perf-columns: speedup over aiokafka at least 5x"],
+                "crc": ["crc/crc32c/1MiB/chronik_perf: speedup over crc32c at least 0.9x"],
+                "protocol": ["protocol/produce_frame_encoding/16KiB/chronik_perf: "
+                             "speedup over kafka-python at least 20x",
+                             "protocol/produce_frame_decoding/16KiB/floor-marshal: ours at least 1x its speed",
+                             "protocol/metadata_encoding/1000topics/chronik_perf: "
+                             "speedup over kafka-python at least 20x",
+                             "protocol/metadata_decoding/1000topics/floor-marshal: ours at least 1x its speed",
+                             "protocol/fetch_response_decoding/10x1MiB/floor-marshal: ours at least 1x its speed",
+                             "protocol/fetch_response_decoding/10x1MiB-zero_copy/floor-marshal: "
+                             "ours at least 1x its speed",
+                             "protocol/heartbeat_request_decoding/1000x10/floor-marshal: ours at least 1x its speed",
+                             "protocol/heartbeat_response_decoding/1000x10/floor-marshal: ours at least 1x its speed"]}[group]
+    assert bars == expected and len(bars) == count

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chronik_perf.e2e.config import TESTS
 from conftest import fail_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def test_the_wheel_starts_kafka_and_runs_the_quick_suite_from_another_folder(whe
         assert suite.returncode == 0, suite.stdout + suite.stderr
         (results,) = (work / "results").glob("*_kafka/results.json")
         doc = json.loads(results.read_text())
-        assert [r["test"] for r in doc["results"]] == ["producer", "consumer", "latency", "concurrent", "groups"]
+        assert [r["test"] for r in doc["results"]] == list(TESTS)
         assert all(r["throughput_msgs_s"] > 0 and not r.get("failed") for r in doc["results"]), doc["results"]
     finally:
         stopped = run(wheel_venv, "-m", "chronik_perf.brokers", "stop", "kafka", "--port", port, cwd=work, home=home)

@@ -5,6 +5,7 @@ Parse: `parse_batches(data)` -> `[RecordBatch]`; `RecordBatch.records()` gives `
 `RecordBatch.columns()` gives numpy columns that index into the batch's bytes without copying.
 Malformed input raises `CorruptRecordError` (a ValueError) naming the byte position.
 """
+from ._core import CODEC_NAMES as CODECS  # the codec ids' names, as compression.CODECS
 from ._core import (
     BatchBuilder,
     CorruptRecordError,
@@ -20,8 +21,6 @@ from ._core import (
     encode_varint,
     parse_batches,
 )
-
-CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 
 __all__ = [
     "BatchBuilder", "CODECS", "CorruptRecordError", "Record", "RecordBatch", "build_batch", "crc32c",

@@ -10,7 +10,7 @@ import re
 import sys
 import time
 
-from . import DEFAULT_TIMEOUT, NAMES, BrokerError, log_file, running, start, status, stop
+from . import DEFAULT_PORTS, DEFAULT_TIMEOUT, NAMES, BrokerError, log_file, running, start, status, stop
 from . import chronik
 from .kafka import DEFAULT_HEAP, pinned_version
 
@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("start", help="start a broker and print its bootstrap address")
     p.add_argument("name", choices=NAMES)
-    p.add_argument("--port", type=_port, help="listening port (kafka 9095, tansu 9093, chronik 9092 only)")
+    p.add_argument("--port", type=_port, help="listening port (" + ", ".join(
+        f"{name} {port}" for name, port in DEFAULT_PORTS.items()) + " only)")
     p.add_argument("--host", default="127.0.0.1", help="listening address (default 127.0.0.1)")
     p.add_argument("--fresh", action="store_true", help="kafka, chronik: wipe the data dir first")
     p.add_argument("--kafka-version", metavar="VERSION",

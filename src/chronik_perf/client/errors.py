@@ -104,6 +104,8 @@ class ThrottlingQuotaExceededError(BrokerError): code, retriable = 89, True
 class UnknownTopicIdError(BrokerError): code, retriable = 100, True
 class FencedMemberEpochError(BrokerError): code, retriable = 110, False
 class UnreleasedInstanceIdError(BrokerError): code, retriable = 111, False
+class UnsupportedAssignorError(BrokerError): code, retriable = 112, False
+class StaleMemberEpochError(BrokerError): code, retriable = 113, False
 
 
 ERRORS = {cls.code: cls for cls in BrokerError.__subclasses__()}

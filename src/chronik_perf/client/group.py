@@ -10,15 +10,10 @@ import time
 
 from .. import protocol
 from ..protocol import ProtocolError
-from .closing import Closing
-from .cluster import Cluster
-from .connection import Connection
-from .consumer import EARLIEST, LATEST, Consumer
-from .errors import (BrokerUnavailableError, CoordinatorLoadInProgressError, CoordinatorNotAvailableError,
-                     KafkaClientError, MemberIdRequiredError, NotCoordinatorError, RebalanceInProgressError,
+from .errors import (CoordinatorNotAvailableError, KafkaClientError, MemberIdRequiredError, RebalanceInProgressError,
                      UnknownMemberIdError, check, error_for)
+from .membership import COORDINATOR_CODES, GroupMember
 
-_COORDINATOR_CODES = (CoordinatorLoadInProgressError.code, CoordinatorNotAvailableError.code, NotCoordinatorError.code)
 
 def range_assign(members, partitions):
     """Kafka's RangeAssignor. members: {member_id: [topics]}; partitions: {topic: count}
@@ -58,7 +53,7 @@ def roundrobin_assign(members, partitions):
 ASSIGNORS = {"range": range_assign, "roundrobin": roundrobin_assign}
 
 
-class GroupConsumer(Closing):
+class GroupConsumer(GroupMember):
     """A member of consumer group ``group_id`` reading ``topics``; fetch options as for ``Consumer``.
 
     ``on_revoke(partitions)`` runs when a rebalance takes the assignment away (every partition: the classic
@@ -70,59 +65,19 @@ class GroupConsumer(Closing):
                  client_id="chronik-perf-group", on_assign=None, on_revoke=None, **fetch_options):
         if assignor not in ASSIGNORS:
             raise ValueError(f"assignor must be one of {sorted(ASSIGNORS)}")
-        self._own_cluster = cluster is None
-        self.cluster = cluster or Cluster(bootstrap_servers, client_id=client_id, request_timeout=request_timeout,
-                                          reconnect_deadline=reconnect_deadline)
-        self.consumer = Consumer(cluster=self.cluster, auto_offset_reset=auto_offset_reset,
-                                 request_timeout=request_timeout, **fetch_options)
-        self.group_id, self.topics, self.assignor = group_id, list(topics), assignor
-        self.on_assign, self.on_revoke = on_assign, on_revoke     # callbacks with [(topic, partition)]
+        super().__init__(bootstrap_servers, group_id, topics, cluster=cluster, auto_offset_reset=auto_offset_reset,
+                         request_timeout=request_timeout, reconnect_deadline=reconnect_deadline,
+                         client_id=client_id, on_assign=on_assign, on_revoke=on_revoke, fetch_options=fetch_options)
+        self.assignor = assignor
         self.session_timeout_ms, self.rebalance_timeout_ms = session_timeout_ms, rebalance_timeout_ms
         self.heartbeat_s = heartbeat_interval_ms / 1000
-        self.reset_to = EARLIEST if auto_offset_reset == "earliest" else LATEST
-        self.request_timeout, self.client_id = request_timeout, client_id
-        self.member_id, self.generation, self.leader = "", -1, False
-        self.assignment = []                  # [(topic, partition)]
-        self.rebalances = []
-        self._coordinator = None
+        self.generation, self.leader = -1, False
         self._rejoin = threading.Event()
         self._rejoin.set()
         self._rejoin_since = None
         self._stop = threading.Event()
         self._hb_lock = threading.Lock()
         self._heartbeat = None
-
-    # ------------------------------------------------------------------ coordinator
-
-    def _coord(self):
-        if self._coordinator is not None and not self._coordinator.closed:
-            return self._coordinator
-
-        def attempt():
-            conn = self.cluster.any_connection()
-            answer = conn.call("FindCoordinator", {"key": self.group_id, "key_type": 0,
-                                                   "coordinator_keys": [self.group_id]})
-            found = answer["coordinators"][0] if conn.version("FindCoordinator") >= 4 else answer
-            if found["error_code"]:
-                raise error_for(found["error_code"], f"FindCoordinator {self.group_id}")
-            return Connection(found["host"], found["port"], node_id=found["node_id"], client_id=self.client_id,
-                              request_timeout=self.request_timeout)
-        self._coordinator = self.cluster.retry(attempt, "FindCoordinator")
-        return self._coordinator
-
-    def _call(self, api, body, timeout=None):
-        """A request to the coordinator; a lost or moved coordinator is looked up again by the caller's retry."""
-        conn = self._coord()
-        try:
-            answer = conn.call(api, body, timeout=timeout)
-        except (BrokerUnavailableError, ProtocolError):
-            conn.close()
-            raise
-        code = answer.get("error_code", 0)
-        if code in _COORDINATOR_CODES:
-            conn.close()
-            self._coordinator = None
-        return answer
 
     # ------------------------------------------------------------------ membership
 
@@ -169,7 +124,7 @@ class GroupConsumer(Closing):
         if code == UnknownMemberIdError.code:           # start over as a new member
             self.member_id = ""
             raise RebalanceInProgressError("rejoin as a new member")
-        if code in _COORDINATOR_CODES:
+        if code in COORDINATOR_CODES:
             raise error_for(code, "JoinGroup")
         check(code, f"JoinGroup {self.group_id}")
         self.member_id, self.generation = answer["member_id"], answer["generation_id"]
@@ -177,16 +132,22 @@ class GroupConsumer(Closing):
         assignments = []
         if self.leader:
             assignments = self._assign(answer["members"], answer.get("protocol_name") or self.assignor)
-        sync = self._call("SyncGroup", {"group_id": self.group_id, "generation_id": self.generation,
-                                        "member_id": self.member_id, "group_instance_id": None,
-                                        "protocol_type": "consumer", "protocol_name": self.assignor,
-                                        "assignments": assignments})
+        try:
+            sync = self._call("SyncGroup", {"group_id": self.group_id, "generation_id": self.generation,
+                                            "member_id": self.member_id, "group_instance_id": None,
+                                            "protocol_type": "consumer", "protocol_name": self.assignor,
+                                            "assignments": assignments})
+        except ProtocolError as exc:
+            # An answer that cannot be read is a failed sync too. librdkafka's mock answers a sync that arrives
+            # after the leader's (it hands out assignments when the leader's sync lists every member) with
+            # INVALID_REQUEST and a null assignment, which Kafka's schema does not allow.
+            raise RebalanceInProgressError(f"SyncGroup {self.group_id}: unreadable answer ({exc})") from exc
         code = sync["error_code"]
-        if code in _COORDINATOR_CODES:
+        if code in COORDINATOR_CODES:
             raise error_for(code, "SyncGroup")
         if code:
             # A failed sync leaves the member without an assignment: rejoining is the only way on (as librdkafka
-            # does). librdkafka's mock answers INVALID_REQUEST to a sync that arrives after it gave up waiting.
+            # does).
             if code == UnknownMemberIdError.code:
                 self.member_id = ""
             raise RebalanceInProgressError(f"SyncGroup {self.group_id}: {error_for(code)}")
@@ -210,16 +171,6 @@ class GroupConsumer(Closing):
                     {"assigned_partitions": [{"topic": t, "partitions": ps} for t, ps in sorted(parts.items())],
                      "user_data": None})} for m, parts in plan.items()]
 
-    def _start_positions(self, assignment):
-        for topic, parts in assignment.items():
-            if not parts:
-                continue
-            committed = self.committed(topic, parts)
-            missing = [p for p in parts if committed.get(p, -1) < 0]
-            if missing:
-                committed.update(self.cluster.list_offsets(topic, missing, self.reset_to))
-            self.consumer.assign(topic, parts, {p: committed[p] for p in parts})
-
     def _heartbeat_loop(self):
         while not self._stop.wait(self.heartbeat_s):
             if self._rejoin.is_set():
@@ -232,8 +183,8 @@ class GroupConsumer(Closing):
                                                       "member_id": self.member_id, "group_instance_id": None},
                                         timeout=self.heartbeat_s * 2 + 5)
                     code = answer["error_code"]
-                except KafkaClientError:
-                    code = 15                        # coordinator lost: rejoin finds it again
+                except (KafkaClientError, ProtocolError):
+                    code = CoordinatorNotAvailableError.code   # lost or unreadable: rejoin finds it again
                 if code:
                     if code == UnknownMemberIdError.code:
                         self.member_id = ""
@@ -258,40 +209,8 @@ class GroupConsumer(Closing):
     def rebalancing(self):
         return self._rejoin.is_set()
 
-    def committed(self, topic, partitions):
-        """{partition: committed offset (-1: none)} for this group."""
-        answer = self.cluster.retry(lambda: self._call("OffsetFetch", {
-            "group_id": self.group_id, "topics": [{"name": topic, "partition_indexes": list(partitions)}],
-            "require_stable": False}), "OffsetFetch")
-        check(answer.get("error_code", 0), f"OffsetFetch {self.group_id}")
-        out = {}
-        for t in answer["topics"]:
-            for p in t["partitions"]:
-                check(p["error_code"], f"OffsetFetch {topic}/{p['partition_index']}")
-                out[p["partition_index"]] = p["committed_offset"]
-        return out
-
-    def commit(self):
-        """Commit the current positions of the assigned partitions (OffsetCommit)."""
-        topics = {}
-        for (t, p), off in self.consumer.positions.items():
-            topics.setdefault(t, []).append({"partition_index": p, "committed_offset": off,
-                                             "committed_metadata": None})
-        if not topics:
-            return
-        answer = self._call("OffsetCommit", {
-            "group_id": self.group_id, "generation_id_or_member_epoch": self.generation, "member_id": self.member_id,
-            "group_instance_id": None, "retention_time_ms": -1,
-            "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]})
-        for t in answer["topics"]:
-            for p in t["partitions"]:
-                check(p["error_code"], f"OffsetCommit {t['name']}/{p['partition_index']}")
-
-    def _commit_quietly(self):
-        try:
-            self.commit()
-        except KafkaClientError:
-            pass                                     # the group moved on: the next generation starts from commits
+    def _commit_identity(self):
+        return self.generation, self.member_id, None
 
     def close(self, commit=True):
         """Commit (optionally), leave the group, stop heartbeats, close connections."""
@@ -309,7 +228,4 @@ class GroupConsumer(Closing):
         finally:
             if self._heartbeat is not None:
                 self._heartbeat.join(self.heartbeat_s * 2 + 10)
-            if self._coordinator is not None:
-                self._coordinator.close()
-            if self._own_cluster:
-                self.cluster.close()
+            self._close_connections()

@@ -2,9 +2,11 @@
 
 ``produce_many(topic, values, keys=None, partition=None)`` is the bulk path: partitioning (Kafka's murmur2 for
 keys, runs of one batch per partition otherwise), splitting into batch-sized runs and building each batch are C
-loops over the whole list, so the interpreter runs per batch, never per message. ``send()`` is the one-message
-path with ``linger_ms``/``batch_size`` accumulation. Delivery is reported per call as counts and per-batch
-latencies (``Delivery``), not per-message callbacks.
+loops over the whole list, so the interpreter runs per batch, never per message. Full batches leave at once; the
+last, unfilled batch of each partition waits up to ``linger_ms`` for the next call's messages to that partition (as
+a Kafka producer's accumulator holds an open batch), so equal ``batch_size``/``linger_ms`` give batches like other
+clients'. ``send()`` is the one-message path with the same accumulation. Delivery is reported per call as counts
+and per-batch latencies (``Delivery``), not per-message callbacks.
 """
 import threading
 import time
@@ -51,27 +53,25 @@ class Delivery:
             self.messages += count
             self._outstanding += count
 
-    def _ack(self, batch, latency_ns, base_offset):
+    def _ack(self, partition, count, latency_ns, base_offset):
         with self._cond:
-            self.acked += batch.count
-            self._outstanding -= batch.count
+            self.acked += count
+            self._outstanding -= count
             if latency_ns is not None:
                 self.batch_latencies_ns.append(latency_ns)
             if base_offset >= 0:
-                self.acked_offsets.setdefault(batch.partition, []).append((base_offset, batch.count))
+                self.acked_offsets.setdefault(partition, []).append((base_offset, count))
             self._cond.notify_all()
 
-    def _fail(self, batch, error):
+    def _fail(self, where, index, count, error):
         with self._cond:
-            self.failed += batch.count
-            if batch.index is not None:
-                self._failed_index.append(np.arange(batch.index, batch.index + batch.count)
-                                          if isinstance(batch.index, int) else batch.index)
-            self._outstanding -= batch.count
+            self.failed += count
+            self._failed_index.append(np.arange(index, index + count) if isinstance(index, int) else index)
+            self._outstanding -= count
             if self.first_error is None:
                 self.first_error = error
             if len(self.errors) < 20:
-                self.errors.append(f"{batch.topic}/{batch.partition}: {batch.count} messages: {error}")
+                self.errors.append(f"{where}: {count} messages: {error}")
             self._cond.notify_all()
 
     def wait(self, timeout=None):
@@ -90,19 +90,80 @@ class Delivery:
             raise self.first_error
 
 
-class _Batch:
-    __slots__ = ("topic", "partition", "data", "count", "delivery", "created", "attempts", "index")
+class _Run:
+    """Messages of one partition on their way into batches: values, keys and timestamps (None: none given) and
+    ``parts``, whose messages they are in order: (Delivery, positions in its call (int start or array), count,
+    monotonic time handed over)."""
 
-    def __init__(self, topic, partition, data, count, delivery, index=None):
-        self.topic, self.partition, self.data, self.count, self.delivery = topic, partition, data, count, delivery
-        self.index = index               # positions of its messages in the produce_many call (int start or array)
-        self.created = time.monotonic()
+    __slots__ = ("values", "keys", "timestamps", "parts")
+
+    def __init__(self, values, keys, timestamps, parts):
+        self.values, self.keys, self.timestamps, self.parts = values, keys, timestamps, parts
+
+    @property
+    def created(self):
+        return self.parts[0][3]
+
+    def then(self, other):
+        """This run followed by ``other`` (keys and timestamps filled in where only one of them has them)."""
+        n, m = len(self.values), len(other.values)
+        keys = None if self.keys is None and other.keys is None else \
+            [*(self.keys if self.keys is not None else [None] * n), *(other.keys if other.keys is not None else [None] * m)]
+        timestamps = None
+        if self.timestamps is not None or other.timestamps is not None:
+            now_ms = int(time.time() * 1000)
+            timestamps = np.concatenate([np.asarray(r.timestamps if r.timestamps is not None else
+                                                    np.full(len(r.values), now_ms), dtype=np.int64)
+                                         for r in (self, other)])
+        return _Run([*self.values, *other.values], keys, timestamps, self.parts + other.parts)
+
+    def split(self, max_bytes):
+        """Batch-sized runs (C loop over the values), each with its share of the parts."""
+        out, start = [], 0
+        for end in _core.batch_bounds(self.values, self.keys, max_bytes):
+            out.append(_Run(self.values[start:end], None if self.keys is None else self.keys[start:end],
+                            None if self.timestamps is None else self.timestamps[start:end],
+                            _slice_parts(self.parts, start, end)))
+            start = end
+        return out
+
+
+def _slice_parts(parts, start, end):
+    """The parts of messages start..end-1 of a run."""
+    out, pos = [], 0
+    for delivery, index, count, created in parts:
+        lo, hi = max(start, pos), min(end, pos + count)
+        if lo < hi:
+            out.append((delivery, index + lo - pos if isinstance(index, int) else index[lo - pos:hi - pos],
+                        hi - lo, created))
+        pos += count
+    return out
+
+
+class _Batch:
+    __slots__ = ("topic", "partition", "data", "count", "parts", "created", "attempts")
+
+    def __init__(self, topic, partition, data, parts):
+        self.topic, self.partition, self.data, self.parts = topic, partition, data, parts
+        self.count = sum(p[2] for p in parts)
+        self.created = parts[0][3]       # when its oldest message was handed over: the delivery timeout counts from it
         self.attempts = 0
+
+    def acked(self, latency_ns, base_offset):
+        for delivery, _, count, _ in self.parts:
+            delivery._ack(self.partition, count, latency_ns, base_offset)
+            if base_offset >= 0:
+                base_offset += count
+
+    def failed(self, error):
+        for delivery, index, count, _ in self.parts:
+            delivery._fail(f"{self.topic}/{self.partition}", index, count, error)
 
 
 class Producer(Closing):
     """Produce to one cluster. ``acks`` 0, 1 or "all"; ``compression`` none/gzip/snappy/lz4/zstd; ``batch_size``
-    bytes per batch; ``linger_ms`` for send(); ``idempotent`` turns on InitProducerId and sequence numbers."""
+    bytes per batch; ``linger_ms``: how long an unfilled batch waits for more messages (produce_many and send());
+    ``idempotent`` turns on InitProducerId and sequence numbers."""
 
     def __init__(self, bootstrap_servers=None, *, cluster=None, acks=1, compression="none", compression_level=None,
                  batch_size=262144, linger_ms=5.0, idempotent=False, max_in_flight=5, request_timeout=30.0,
@@ -127,6 +188,8 @@ class Producer(Closing):
         self._deliveries = []                # unfinished deliveries, for flush()
         self._open = {}                      # (topic, partition) -> (BatchBuilder, created, positions) for send()
         self._open_lock = threading.Lock()
+        self._tails = {}                     # (topic, partition) -> _Run: produce_many's unfilled last batch
+        self._bulk_lock = threading.Lock()   # one bulk hand-over or tail shipping at a time: batch order per partition
         self._pending = Delivery(self)           # the Delivery of send() calls since the last flush
         self._send_count = 0                 # send() calls since the last flush: a message's position in _pending
         self.stats = {"batches": 0, "records": 0, "requests": 0, "batch_bytes": 0}  # what left, for batching figures
@@ -143,7 +206,7 @@ class Producer(Closing):
         ``partition``: one partition for all, or a partition per message (int array-like). ``keys``: a sequence of
         bytes/None as long as ``values``; with ``partition=None`` keyed messages go where Kafka's murmur2
         partitioner puts them, unkeyed ones in batch-sized runs to one partition after another.
-        ``timestamps``: ms since the epoch per message (default: now)."""
+        ``timestamps``: ms since the epoch per message (default: when its batch is built)."""
         n = len(values)
         delivery = Delivery(self)
         if n == 0:
@@ -151,71 +214,88 @@ class Producer(Closing):
         delivery._add(n)
         self._deliveries.append(delivery)
         num_partitions = len(self.cluster.topic(topic).partitions)
-        if isinstance(partition, (int, np.integer)):
-            runs = self._runs(int(partition), values, keys, timestamps)
-        elif partition is not None:
+        now = time.monotonic()
+        if partition is not None and not isinstance(partition, (int, np.integer)):
             parts = np.asarray(partition, dtype=np.int32)
             if parts.shape != (n,) or (n and not 0 <= parts.min() <= parts.max() < num_partitions):
                 raise ValueError(f"partition must be one partition or {n} partitions in 0..{num_partitions - 1}")
-            runs = self._grouped_runs(parts, num_partitions, values, keys, timestamps)
-        elif keys is not None:
-            runs = self._keyed_runs(num_partitions, values, keys, timestamps)
+        elif partition is None and keys is not None:
+            parts = _core.key_partitions(keys, num_partitions)
         else:
-            start, runs = 0, []
-            for end in _core.batch_bounds(values, None, self.batch_size):
-                runs.append((self._sticky % num_partitions, values[start:end], None,
-                             None if timestamps is None else timestamps[start:end], start))
-                self._sticky += 1
-                start = end
-        self._send_runs(topic, runs, delivery)
+            parts = None
+        with self._bulk_lock:
+            if isinstance(partition, (int, np.integer)):
+                runs = self._accumulate(topic, int(partition), _Run(values, keys, timestamps,
+                                                                    [(delivery, 0, n, now)]))
+            elif parts is not None:
+                runs = []
+                nulls = parts < 0
+                if nulls.any():              # null keys: one partition for this call's unkeyed messages
+                    parts[nulls] = self._sticky % num_partitions
+                    self._sticky += 1
+                order = np.argsort(parts, kind="stable")
+                edges = np.searchsorted(parts[order], np.arange(num_partitions + 1))
+                for p in range(num_partitions):
+                    idx = order[edges[p]:edges[p + 1]]
+                    if len(idx):
+                        runs += self._accumulate(topic, p, _Run(
+                            _core.take(values, idx), None if keys is None else _core.take(keys, idx),
+                            None if timestamps is None else np.asarray(timestamps)[idx], [(delivery, idx, len(idx),
+                                                                                            now)]))
+            else:                            # sticky: fill one partition's batch, then the next partition's
+                runs = []
+                pieces = self._accumulate(topic, self._sticky % num_partitions,
+                                          _Run(values, None, timestamps, [(delivery, 0, n, now)]), keep_tail=False)
+                for i, run in enumerate(pieces):
+                    p = self._sticky % num_partitions
+                    if i and (topic, p) in self._tails:      # what that partition holds leaves first
+                        runs.append((p, self._tails.pop((topic, p))))
+                    if i == len(pieces) - 1 and self._hold(topic, p, run) is None:
+                        break                    # held open: the next call goes on filling this partition
+                    runs.append((p, run))
+                    self._sticky += 1
+            self._send_runs(topic, runs)
+        if self._tails:
+            self._start_linger()
         return delivery
 
-    def _runs(self, partition, values, keys, timestamps, index=None):
-        """Split one partition's messages into batch-sized runs: [(partition, values, keys, timestamps, index)];
-        index: position of the run's first message in the call, or (given ``index``) its positions array."""
-        out, start = [], 0
-        for end in _core.batch_bounds(values, keys, self.batch_size):
-            out.append((partition, values[start:end], None if keys is None else keys[start:end],
-                        None if timestamps is None else timestamps[start:end],
-                        start if index is None else index[start:end]))
-            start = end
-        return out
+    def _accumulate(self, topic, partition, run, keep_tail=True):
+        """``run`` after the partition's held tail, split into batch-sized runs: [(partition, run)] ready to leave.
+        With keep_tail the last, unfilled one is held as the new tail (see _hold); otherwise it is returned too."""
+        tail = self._tails.pop((topic, partition), None)
+        runs = (tail.then(run) if tail is not None else run).split(self.batch_size)
+        if not keep_tail:
+            return runs
+        last = self._hold(topic, partition, runs.pop())
+        return [(partition, r) for r in runs + ([last] if last is not None else [])]
 
-    def _keyed_runs(self, num_partitions, values, keys, timestamps):
-        parts = _core.key_partitions(keys, num_partitions)
-        nulls = parts < 0
-        if nulls.any():                      # null keys: one partition for this call's unkeyed messages
-            parts[nulls] = self._sticky % num_partitions
-            self._sticky += 1
-        return self._grouped_runs(parts, num_partitions, values, keys, timestamps)
+    def _hold(self, topic, partition, run):
+        """Keep ``run`` open for more messages while its oldest message is younger than linger_ms; else return it."""
+        if self.linger_s > 0 and time.monotonic() - run.created < self.linger_s:
+            self._tails[topic, partition] = run
+            return None
+        return run
 
-    def _grouped_runs(self, parts, num_partitions, values, keys, timestamps):
-        """Runs of each partition's messages (in their order) given every message's partition."""
-        order = np.argsort(parts, kind="stable")
-        edges = np.searchsorted(parts[order], np.arange(num_partitions + 1))
-        runs = []
-        for p in range(num_partitions):
-            idx = order[edges[p]:edges[p + 1]]
-            if len(idx):
-                runs.extend(self._runs(p, _core.take(values, idx), None if keys is None else _core.take(keys, idx),
-                                       None if timestamps is None else np.asarray(timestamps)[idx], idx))
-        return runs
+    def _ship_tails(self, older_than=None):
+        """Send produce_many's held tails (those handed over before ``older_than``, if given)."""
+        with self._bulk_lock:
+            due = [k for k, run in self._tails.items() if older_than is None or run.created <= older_than]
+            by_topic = {}
+            for topic, p in due:
+                by_topic.setdefault(topic, []).append((p, self._tails.pop((topic, p))))
+            for topic, runs in by_topic.items():
+                self._send_runs(topic, runs)
 
-    def _send_runs(self, topic, runs, delivery):
+    def _send_runs(self, topic, runs):
         """Build each run's batch and send them in rounds (a request carries at most one batch per partition)."""
         queues = {}
-        for run in runs:
-            queues.setdefault(run[0], []).append(run)
-        depth = max(len(q) for q in queues.values())
+        for p, run in runs:
+            queues.setdefault(p, []).append(run)
+        depth = max((len(q) for q in queues.values()), default=0)
         for i in range(depth):
             self.drain_retries()
-            batches = []
-            for p, q in queues.items():
-                if i < len(q):
-                    _, vals, ks, ts, index = q[i]
-                    batches.append(_Batch(topic, p, self._build(topic, p, vals, ks, ts), len(vals), delivery,
-                                          index))
-            self._ship(batches)
+            self._ship([_Batch(topic, p, self._build(topic, p, q[i].values, q[i].keys, q[i].timestamps), q[i].parts)
+                        for p, q in queues.items() if i < len(q)])
 
     def _build(self, topic, partition, values, keys, timestamps):
         seq = -1
@@ -243,7 +323,7 @@ class Producer(Closing):
             if entry is None:
                 entry = self._open[topic, partition] = (self._new_builder(topic, partition), time.monotonic(), [])
             if not entry[0].append(value, key, timestamp):
-                ready.append(self._finish(topic, partition, entry[0], entry[2]))
+                ready.append(self._finish(topic, partition, *entry))
                 entry = self._open[topic, partition] = (self._new_builder(topic, partition), time.monotonic(), [])
                 entry[0].append(value, key, timestamp)
                 if key is None:
@@ -251,10 +331,13 @@ class Producer(Closing):
             entry[2].append(position)
             if self.linger_s <= 0:               # linger 0: the message leaves now, as librdkafka's does
                 del self._open[topic, partition]
-                ready.append(self._finish(topic, partition, entry[0], entry[2]))
+                ready.append(self._finish(topic, partition, *entry))
         self._pending._add(1)
         for batch in ready:
             self._ship([batch])
+        self._start_linger()
+
+    def _start_linger(self):
         if self._linger is None:
             self._linger = threading.Thread(target=self._linger_loop, name="producer-linger", daemon=True)
             self._linger.start()
@@ -269,21 +352,20 @@ class Producer(Closing):
                             producer_id=self.producer_id, producer_epoch=self.producer_epoch,
                             base_sequence=self._sequences.get((topic, partition), 0) if self.idempotent else -1)
 
-    def _finish(self, topic, partition, builder, positions):
+    def _finish(self, topic, partition, builder, created, positions):
         if self.idempotent:
             key = (topic, partition)
             self._sequences[key] = (self._sequences.get(key, 0) + len(builder)) & 0x7FFFFFFF
-        return _Batch(topic, partition, builder.build(), len(builder), self._pending,
-                      np.asarray(positions, dtype=np.int64))
+        return _Batch(topic, partition, builder.build(), [(self._pending, np.asarray(positions, dtype=np.int64),
+                                                            len(builder), created)])
 
     def _ship_open(self, older_than=None):
         """Send every open send() batch (those created before ``older_than``, if given)."""
         with self._open_lock:
-            ready = [(k, b, pos) for k, (b, created, pos) in self._open.items()
-                     if older_than is None or created <= older_than]
-            for k, _, _ in ready:
+            ready = [(k, entry) for k, entry in self._open.items() if older_than is None or entry[1] <= older_than]
+            for k, _ in ready:
                 del self._open[k]
-            batches = [self._finish(t, p, b, pos) for (t, p), b, pos in ready]
+            batches = [self._finish(t, p, *entry) for (t, p), entry in ready]
         if batches:
             self._ship(batches)
 
@@ -293,6 +375,7 @@ class Producer(Closing):
             time.sleep(max(self.linger_s / 2, 0.001) if self.linger_s > 0 else 0.05)
             try:
                 self._ship_open(time.monotonic() - self.linger_s)
+                self._ship_tails(time.monotonic() - self.linger_s)
                 self.drain_retries()
             except KafkaClientError:
                 pass                              # failures are reported through the batches' Delivery
@@ -325,7 +408,7 @@ class Producer(Closing):
                 if self.acks == 0:
                     conn.send("Produce", body, expect_response=False)
                     for b in group:                      # acks=0: delivered once written; no latency
-                        b.delivery._ack(b, None, -1)
+                        b.acked(None, -1)
                 else:
                     conn.send("Produce", body, callback=self._answer_handler(group))
             except KafkaClientError as exc:
@@ -348,11 +431,11 @@ class Producer(Closing):
                         continue
                     code = p["error_code"]
                     if code == 0 or (code == DuplicateSequenceNumberError.code and self.idempotent):
-                        b.delivery._ack(b, latency, p["base_offset"])
+                        b.acked(latency, p["base_offset"])
                     else:
                         self._retry_or_fail(b, error_for(code, p.get("error_message") or ""))
             for b in by_partition.values():
-                b.delivery._fail(b, error_for(-1, "partition missing from the Produce answer"))
+                b.failed(error_for(-1, "partition missing from the Produce answer"))
         return on_answer
 
     def _retry_or_fail(self, batch, error):
@@ -360,7 +443,7 @@ class Producer(Closing):
             with self._retry_lock:
                 self._retries.append(batch)
         else:
-            batch.delivery._fail(batch, error)
+            batch.failed(error)
 
     def drain_retries(self):
         """Send again the batches whose last attempt failed with a retriable error (after a metadata refresh)."""
@@ -373,7 +456,7 @@ class Producer(Closing):
             self.cluster.refresh_metadata(list({b.topic for b in batches}))
         except BrokerUnavailableError as exc:
             for b in batches:
-                b.delivery._fail(b, exc)
+                b.failed(exc)
             return
         rounds = {}
         for b in batches:                               # one batch per partition per request
@@ -401,6 +484,7 @@ class Producer(Closing):
     def flush(self, timeout=None):
         """Send every queued message and wait for all outstanding deliveries; returns the send() Delivery."""
         self._ship_open()
+        self._ship_tails()
         with self._open_lock:
             pending, self._pending = self._pending, Delivery(self)
             self._send_count = 0

@@ -9,20 +9,18 @@ from importlib import resources
 
 import yaml
 
+from ..brokers import DEFAULT_PORTS
+from ..brokers import NAMES as STARTABLE
+from ..records import CODECS as COMPRESSIONS
+from .drivers import NAMES as DRIVERS
+
 TESTS = ("producer", "consumer", "latency", "concurrent", "groups")
-COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 KEY_PATTERNS = ("none", "sequential", "random")
 PAYLOADS = ("random", "zeros", "text")
-DRIVERS = ("confluent", "java", "native", "native-records")
 
-# Targets the brokers module knows; --start starts "chronik" from the chronik-server binary in $CHRONIK_SERVER.
-TARGET_ADDRESSES = {
-    "kafka": "127.0.0.1:9095",
-    "tansu": "127.0.0.1:9093",
-    "chronik": "127.0.0.1:9092",
-    "mock": None,  # librdkafka's mock cluster listens on a port chosen when it starts
-}
-STARTABLE = ("kafka", "tansu", "chronik", "mock")
+# Targets the brokers module knows, at its default ports; --start starts "chronik" from the chronik-server binary in
+# $CHRONIK_SERVER; librdkafka's mock cluster listens on a port chosen when it starts.
+TARGET_ADDRESSES = {name: f"127.0.0.1:{DEFAULT_PORTS[name]}" if name in DEFAULT_PORTS else None for name in STARTABLE}
 
 
 @dataclass

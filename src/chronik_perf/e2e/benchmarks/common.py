@@ -7,9 +7,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import numpy as np
-from hdrh.histogram import HdrHistogram
-
 from ...client import Cluster, KafkaClientError
 from ...client.consumer import EARLIEST, LATEST
 from ..config import BenchConfig
@@ -18,8 +15,6 @@ from ..drivers.worker_results import ProducerResult, WorkerResult
 from ..payload import message_key, partition_of, run_length_for, run_partition
 from ..verify import Expected, Stream, unread_counts, verify
 
-HIST_MAX_US = 3600 * 1_000_000  # an hour, in microseconds: nothing real overflows it
-HIST_DIGITS = 3
 MIN_WINDOW_S = 1.0  # a throughput window shorter than this is flagged in the results and the table
 POLL_S = 0.05  # the benchmark process sleeps this long between looks at its workers
 
@@ -282,20 +277,6 @@ def cpu_figures(r: WorkerResult, messages: int) -> dict:
     return {"client_cpu_s": cpu, "client_cpu_window_s": round(window, 4) if window else window,
             "cores_used": round(cpu / window, 3) if cpu is not None and window else None,
             "msgs_per_core_s": messages / cpu if cpu else None, "startup_cpu_s": r.startup_cpu_s}
-
-
-def latency_summary(latency_ns: np.ndarray) -> tuple[dict, HdrHistogram]:
-    """min/avg/p50/p95/p99/p99.9/max in ms from an HDR histogram of microsecond values."""
-    hist = HdrHistogram(1, HIST_MAX_US, HIST_DIGITS)
-    us = np.clip((latency_ns + 500) // 1000, 1, HIST_MAX_US)
-    values, counts = np.unique(us, return_counts=True)
-    for v, c in zip(values.tolist(), counts.tolist()):
-        hist.record_value(v, c)
-    pct = {f"p{str(p).replace('.', '')}": hist.get_value_at_percentile(p) / 1000 for p in (50, 95, 99, 99.9)}
-    summary = {"min": hist.get_min_value() / 1000, "avg": hist.get_mean_value() / 1000, **pct,
-               "max": hist.get_max_value() / 1000, "count": int(hist.get_total_count()),
-               "negative_clipped": int((latency_ns <= 0).sum())}
-    return summary, hist
 
 
 def timeline_rates(timeline: list[tuple[int, int]]) -> list[list[float]]:

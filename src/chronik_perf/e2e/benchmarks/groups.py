@@ -4,7 +4,8 @@ Measures the time from the first subscribe until every partition is assigned, ag
 per-consumer throughput while the group drains the topic, then the rebalance time when a member
 joins (its subscribe until it holds partitions and all partitions are assigned exactly once) and
 when one leaves (its close until its partitions are assigned to the others). All times come from
-the members' own CLOCK_MONOTONIC stamps on their assign/revoke callbacks.
+the members' own CLOCK_MONOTONIC stamps on their assign/revoke callbacks. The replay takes both protocols: the
+classic one revokes and assigns whole assignments, KIP-848's (--group-protocol consumer) only what changes hands.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 
 import numpy as np
 
+from ..drivers.base import WorkerError
 from ..verify import Stream, unread_counts, verify
 from .common import (RunContext, TestFailed, consumer_spec, create_topic, end_offsets, entry, produce_to, wait_for,
                      wait_ready)
@@ -60,8 +62,21 @@ class Assignment:
             t = self.stable_since(t0, members)
             if t is not None:
                 return t
+            _check_members(workers, members, phase)
             time.sleep(0.05)
         raise TestFailed(f"group did not settle within {STABLE_TIMEOUT_S:.0f} s {phase}")
+
+
+def _check_members(workers, members: set[int], phase: str) -> None:
+    """Fail at once, with the member's own error, when a member the phase waits for has ended."""
+    for i in sorted(members):
+        if workers[i].done():
+            try:
+                workers[i].result(timeout=1.0)
+                reason = "it stopped reading without being asked to"
+            except WorkerError as exc:
+                reason = str(exc)
+            raise TestFailed(f"group member {i} ended {phase}: {reason}")
 
 
 def _event_time(assignment: Assignment, workers, kind: str, worker: int) -> int:

@@ -9,6 +9,7 @@ a Variable says whether a stop means "finish" (a group member leaving) or "kill"
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -20,6 +21,7 @@ import numpy as np
 
 import chronik_perf
 
+from ..drivers.worker_results import ConsumerResult, WorkerResult
 from .clocks import boot_id
 
 TICK_S = 0.25
@@ -33,6 +35,12 @@ def worker_facts() -> dict:
             "daemonic": multiprocessing.current_process().daemon, "cpu_count": os.cpu_count(),
             "python": platform.python_version(), "dask": dask.__version__, "distributed": distributed.__version__,
             "chronik_perf": chronik_perf.__version__, "fingerprint": source_fingerprint()}
+
+
+def process_cpu_s() -> float:
+    """This process's own CPU seconds (a Dask worker's relaying; its children, the drivers' processes, excluded)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def source_fingerprint() -> str:
@@ -62,20 +70,34 @@ def driver_facts(name: str, kafka_version: str | None = None) -> dict:
             "own_latency": type(driver).start_latency is not Driver.start_latency}
 
 
-def compact(result: dict) -> dict:
+def compact(result: WorkerResult) -> WorkerResult:
     """Shrink a consumer's id arrays before they cross the network (the verifier widens them again)."""
-    out = dict(result)
+    if not isinstance(result, ConsumerResult):
+        return result
+    shrunk = {}
     for key in ("pid", "seq"):
-        arr = out.get(key)
-        if isinstance(arr, np.ndarray) and arr.size and arr.min() >= 0:
-            out[key] = arr.astype(np.min_scalar_type(int(arr.max())), copy=False)
-    return out
+        arr = getattr(result, key)
+        if arr.size and arr.min() >= 0:
+            shrunk[key] = arr.astype(np.min_scalar_type(int(arr.max())), copy=False)
+    return dataclasses.replace(result, **shrunk)
+
+
+def abandoned(dask_worker, key: str) -> str | None:
+    """Why a running task must end now (its process tree killed), or None: the Dask worker is closing, or the
+    scheduler released the task (the coordinator cancelled it or disconnected)."""
+    from distributed.core import Status
+    if dask_worker.status not in (Status.running, Status.paused):
+        return f"the Dask worker is {dask_worker.status.name}"
+    task = dask_worker.state.tasks.get(key)
+    if task is None or task.state == "cancelled":
+        return "the scheduler cancelled the task (the coordinator cancelled it or left)"
+    return None
 
 
 def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: bool, gate: str | None, key: str,
-             topic: str) -> dict:
+             topic: str) -> WorkerResult:
     """Run one worker of a benchmark on this Dask worker with driver (name, Kafka version for java) until it
-    finishes; return its result dict."""
+    finishes; return its result."""
     from distributed import Event, Variable, get_worker, secede
 
     from ..drivers import get_driver
@@ -100,6 +122,9 @@ def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: boo
                                           "events": [list(e) for e in w.events()], "finished": finished})
             if finished:
                 break
+            why = abandoned(dask_worker, key)
+            if why:
+                raise WorkerError(f"{role} stopped on Dask worker {dask_worker.address}: {why}")
             if start_gate is not None and w.ready():
                 if start_gate.wait(TICK_S):
                     w.go()

@@ -10,7 +10,7 @@ import uuid
 
 from .address import ClusterAddress, ClusterError, security
 from .clocks import boot_id, measure
-from .remote import source_fingerprint, worker_facts
+from .remote import process_cpu_s, source_fingerprint, worker_facts
 from .workers import DaskWorker
 
 CONNECT_TIMEOUT_S = 30.0
@@ -194,6 +194,14 @@ class Session:
                 "latency_mode": "cross-host" if self.cross_host_latency else "same-host",
                 "hosts": hosts, "workers": [w.describe() for _, w in sorted(self.workers.items())],
                 "coordinator": {"host": platform.node(), "boot_id": boot_id()}}
+
+    def workers_cpu(self) -> dict[str, float]:
+        """Each Dask worker process's own CPU seconds so far (without the processes its tasks started)."""
+        live = [a for a in self.workers if a not in self._lost]
+        try:
+            return self.client.run(process_cpu_s, workers=live) if live else {}
+        except Exception:  # a worker that left since: its CPU is not counted
+            return {}
 
     def clock_check(self) -> dict[str, dict]:
         """Each worker's clock offset measured again (after a test: shows drift against the one at start)."""

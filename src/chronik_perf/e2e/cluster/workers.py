@@ -47,7 +47,6 @@ class Record:
     messages: int | None = None
     window_ns: tuple[int, int] | None = None
     error: str | None = None
-    peer: DaskWorker | None = None  # the latency test's producer, for a consumer measuring latency
 
     def to_dict(self) -> dict:
         out = {"role": self.role, "id": self.id, "worker": self.worker.address, "host": self.worker.host,
@@ -167,7 +166,7 @@ class ClusterWorker(Worker):
             self.session.worker_lost(self.record.worker.address)
 
     def _translate(self, r: WorkerResult) -> WorkerResult:
-        """Stamps into the coordinator's CLOCK_MONOTONIC; latency corrected by the producer's clock offset."""
+        """Stamps into the coordinator's CLOCK_MONOTONIC (latencies arrive corrected: latency_corrections)."""
         off = self.record.worker.offset.offset_ns
         moved = {}
         for k in STAMPS:
@@ -176,10 +175,6 @@ class ClusterWorker(Worker):
                 moved[k] = v.astype(np.int64) - off
             elif v is not None:
                 moved[k] = int(v) - off
-        peer = self.record.peer
-        latency = getattr(r, "latency_ns", None)
-        if peer is not None and latency is not None and peer.offset.offset_ns != off:
-            moved["latency_ns"] = latency + (peer.offset.offset_ns - off)
         out = dataclasses.replace(r, **moved)
         messages = next((getattr(out, k) for k in ("acked", "received", "messages")
                          if getattr(out, k, None) is not None), None)

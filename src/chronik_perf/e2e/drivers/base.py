@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import histograms
 from .worker_results import ConsumerResult, ProducerResult, WorkerResult
 
 SAMPLE_EVERY_NS = 250_000_000  # progress and throughput-timeline sampling period of every worker
@@ -80,7 +81,10 @@ class ConsumerSpec:
     group: str | None = None  # subscribe as a member of this group; None = assign all partitions
     group_protocol: str = "classic"
     partitions: list[int] = field(default_factory=list)
-    record_latency: bool = False
+    record_latency: bool = False  # return a latency histogram (histograms.measured) of what arrived
+    latency_from_seq: int = 0     # ... of the sequences from this one on (the earlier ones are the warm-up)
+    latency_corrections: dict[int, int] | None = None  # ... of these producer ids only, each latency plus its
+    # correction in ns (a producer on another host's clock); None: every producer, uncorrected
     idle_timeout_s: float = 30.0
     worker_id: int = 0
     owed: list[tuple[int, int, list[int], int]] | None = None  # (producer id, sent, failed seqs, unknown) each
@@ -266,6 +270,10 @@ class Driver:
         """A driver whose tool measures latency on its own returns its worker; None = use producer + consumer."""
         return None
 
+    def latency_pairs(self, limit: int) -> int:
+        """How many producer-consumer pairs the latency test runs (at most `limit`): one on a single host."""
+        return 1
+
     def take_placement(self) -> dict:
         """Fields for the finished test's result saying where its workers ran (none: all on this host)."""
         return {}
@@ -362,7 +370,9 @@ class ConsumeTally:
             first_ns=self.first, last_ns=self.last, timeline=self.timeline, errors=errors, partition=partition,
             pid=header["pid"].astype(np.int64), seq=header["seq"].astype(np.int64), arrival_ns=arrival,
             positions=dict(self.positions),
-            latency_ns=arrival - header["ts"].astype(np.int64) if self.spec.record_latency else None)
+            **(histograms.measured(arrival - header["ts"].astype(np.int64), header["pid"], header["seq"],
+                                   self.spec.latency_from_seq, self.spec.latency_corrections)
+               if self.spec.record_latency else {}))
 
 
 class ProduceTally:

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ...client import Cluster, Consumer, GroupConsumer, KafkaClientError, Producer
+from ...client import Cluster, Consumer, GroupConsumer, KafkaClientError, KIP848GroupConsumer, Producer
 from ..payload import HEADER, HEADER_DTYPE, MessageFactory
 from .base import ConsumeTally, ConsumerSpec, Control, Driver, FixedRate, ProcessWorker, ProducerSpec, ProduceTally
 from .worker_results import ConsumerResult, ProducerResult
@@ -32,8 +32,12 @@ _CONSUMER_OPTIONS = {"fetch.max.bytes": ("max_bytes", int), "max.partition.fetch
                      "heartbeat.interval.ms": ("heartbeat_interval_ms", int),
                      "max.poll.interval.ms": ("rebalance_timeout_ms", int),
                      "partition.assignment.strategy": ("assignor", lambda v: "roundrobin" if "robin" in v.lower()
-                                                       else "range")}
-_GROUP_ONLY = {"session_timeout_ms", "heartbeat_interval_ms", "rebalance_timeout_ms", "assignor"}
+                                                       else "range"),
+                     "group.remote.assignor": ("server_assignor", str)}
+_GROUP_ONLY = {"session_timeout_ms", "heartbeat_interval_ms", "rebalance_timeout_ms", "assignor", "server_assignor"}
+# Under KIP-848 the broker owns session timeout, heartbeat interval and assignor choice among its own assignors.
+_CLASSIC_ONLY = {"session_timeout_ms": "session.timeout.ms", "heartbeat_interval_ms": "heartbeat.interval.ms",
+                 "assignor": "partition.assignment.strategy"}
 
 
 def client_options(config: dict, table: dict) -> dict:
@@ -188,8 +192,13 @@ def _values_read(fp) -> tuple[np.ndarray, int, int]:
 def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> ConsumerResult:
     """Read until every owed id arrived (or stopped, or idle too long); report what arrived."""
     options = client_options(spec.client_config, _CONSUMER_OPTIONS)
-    if spec.group and spec.group_protocol != "classic":
-        raise ValueError("the native driver speaks the classic group protocol only")
+    kip848 = bool(spec.group) and spec.group_protocol == "consumer"
+    if kip848:
+        misplaced = [_CLASSIC_ONLY[k] for k in options if k in _CLASSIC_ONLY]
+    else:
+        misplaced = ["group.remote.assignor"] if "server_assignor" in options else []
+    if misplaced:
+        raise ValueError(f"{', '.join(misplaced)} cannot be set for the {spec.group_protocol} group protocol")
     client_id = f"chronik-perf-c{spec.worker_id}"
     if spec.group:
         def on_assign(parts):
@@ -198,8 +207,9 @@ def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> Cons
         def on_revoke(parts):
             ctl.emit("revoked", worker=spec.worker_id, partitions=[p for _, p in parts])
         ctl.emit("joining", worker=spec.worker_id)
-        reader = GroupConsumer(spec.bootstrap_servers, spec.group, [spec.topic], client_id=client_id,
-                               on_assign=on_assign, on_revoke=on_revoke, **options)
+        member = KIP848GroupConsumer if kip848 else GroupConsumer
+        reader = member(spec.bootstrap_servers, spec.group, [spec.topic], client_id=client_id, on_assign=on_assign,
+                        on_revoke=on_revoke, **options)
     else:
         fetch = {k: v for k, v in options.items() if k not in _GROUP_ONLY}
         reader = Consumer(cluster=Cluster(spec.bootstrap_servers, client_id=client_id), **fetch)

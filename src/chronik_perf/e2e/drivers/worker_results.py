@@ -60,7 +60,9 @@ class ConsumerResult(WorkerResult):
     pid: np.ndarray = field(default_factory=_no_ids)        # producer id,
     seq: np.ndarray = field(default_factory=_no_ids)        # sequence,
     arrival_ns: np.ndarray = field(default_factory=_no_ids)  # and monotonic arrival time
-    latency_ns: np.ndarray | None = None  # arrival minus the message's stamp, when asked for
+    latency_hist: str | None = None      # the encoded HDR histogram of the latencies measured, when asked for
+    latency_count: int = 0               # ... the messages in it
+    latency_negative: int = 0            # ... of which were 0 or below before clipping
     positions: dict[int, int] = field(default_factory=dict)  # partition -> offset after the last message read
     rebalance_ms: int | None = None      # the group join time a tool reports on its own
 
@@ -71,6 +73,8 @@ class LatencyResult(WorkerResult):
 
     messages: int
     nbytes: int
-    duration_s: float
+    duration_s: float                    # the tool's measured loop, its start-up left out
     latency_ms: dict
     method: str
+    start_ns: int | None = None          # monotonic start of that loop (CPU counts from here)
+    startup_s: float | None = None       # the tool's run before the loop (JVM start-up, connecting)
