@@ -51,7 +51,7 @@ def test_the_layout_has_parts_and_declarations():
     assert sorted(included) == sorted(p.name for p in PARTS), "every part is included exactly once"
 
 
-def test_every_part_imports_the_outside_names_it_uses():
+def test_every_part_imports_the_outside_names_it_uses_and_no_others():
     files = PARTS + DECLARATIONS
     universe = set()
     imports = {}
@@ -61,6 +61,8 @@ def test_every_part_imports_the_outside_names_it_uses():
     universe.discard("cython")  # the compiler's own module, always known
     missing = {path.name: sorted((used_names(path) & universe) - imports[path]) for path in files}
     assert {name: names for name, names in missing.items() if names} == {}
+    unused = {path.name: sorted(imports[path] - used_names(path) - {"cython"}) for path in PARTS}
+    assert {name: names for name, names in unused.items() if names} == {}
 
 
 def test_c_declarations_live_in_includes_one_name_per_function():
@@ -71,3 +73,13 @@ def test_c_declarations_live_in_includes_one_name_per_function():
         for name, cname in re.findall(r'(\w+)\s+"(\w+)"\s*\(', path.read_text()):
             cnames.setdefault(cname, set()).add(name)
     assert {cname: names for cname, names in cnames.items() if len(names) > 1} == {}
+
+
+# CPython's object layouts and the calls that only make sense with them: one part reviews them all.
+INTERNALS = {"PyDictObject", "PyMemberDescrObject", "PyLongObject", "PyType_GenericAlloc", "PyObject_GC_UnTrack",
+             "PyObject_GC_Track", "_PyLong_AsByteArray", "_PyLong_FromByteArray"}
+
+
+def test_cpython_layout_tricks_live_in_one_part():
+    assert {path.name: sorted(used_names(path) & INTERNALS) for path in PARTS if used_names(path) & INTERNALS} == {
+        "cpython_internals.pxi": sorted(INTERNALS)}

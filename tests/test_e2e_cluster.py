@@ -191,6 +191,13 @@ def test_latency_runs_a_pair_on_each_worker_and_merges_their_histograms(kafka_br
     for q in ("p50", "p99"):
         assert min(p[q] for p in parts) <= lat[q] <= max(p[q] for p in parts), (q, lat, parts)
     assert lat["max"] == max(p["max"] for p in parts)
+    # the client processes ran without what Dask's nanny adds to its workers' environment (MALLOC_TRIM_THRESHOLD_)
+    assert not any(local2.client.run(_dask_environment).values())
+
+
+def _dask_environment():
+    import dask
+    return sorted(set(dask.config.get("distributed.nanny.pre-spawn-environ")) & set(os.environ))
 
 
 @pytest.mark.parametrize("driver", ["native", "java"])
@@ -373,8 +380,9 @@ def test_cli_on_dask_processes_matches_the_local_schema(kafka_broker, tcp_cluste
     assert on_cluster.returncode == 0, on_cluster.stdout + on_cluster.stderr
     local = run_cli(args, tmp_path / "local")
     assert local.returncode == 0, local.stdout + local.stderr
-    doc, _ = load_results(tmp_path / "cluster")
+    doc, run_dir = load_results(tmp_path / "cluster")
     ref, _ = load_results(tmp_path / "local")
+    assert os.path.exists(os.path.join(run_dir, "hosts.png"))  # the per-host rates chart
     assert [r["test"] for r in doc["results"]] == TESTS
     extras = []
     for r, lr in zip(doc["results"], ref["results"]):

@@ -59,19 +59,23 @@ def _wire_order(fields, version, flexible):
             + sorted((f for f in present if _is_tagged(f, version, flexible)), key=lambda f: f.tag))
 
 
-def _compile(name, fields, version, flexible, api_key=-1, header_tags=False):
-    """The program for one struct at one version: fields of that version, tagged ones last in tag order."""
+def _compile(name, fields, version, flexible, api_key=-1, header_tags=False, struct=None):
+    """The program for one struct at one version: fields of that version, tagged ones last in tag order. It also
+    knows the keys of every version of the struct, so that a body's key that none has is refused."""
     entries = []
     for field in _wire_order(fields, version, flexible):
         if field.type.startswith("[]"):
             kind, elem = _ARRAY, FIELD_KINDS[field.type[2:] or "{}"]
         else:
             kind, elem = FIELD_KINDS[field.type], 0
-        sub = _compile(name, field.fields, version, flexible) if field.fields else None
+        sub = (_compile(name, field.fields, version, flexible,
+                        struct=f"{struct} {field.name}{'[]' if field.type == '[]' else ''}")
+               if field.fields else None)
         entries.append((field.name, kind, elem, in_range(field.nullable, version),
                         field.tag if _is_tagged(field, version, flexible) else -1,
                         field_default(field, version, flexible), sub))
-    return ProtocolProgram(name, version, flexible, entries, api_key, header_tags)
+    return ProtocolProgram(name, version, flexible, entries, api_key, header_tags, tuple(f.name for f in fields),
+                           struct)
 
 
 class _Api:
@@ -90,7 +94,8 @@ class _Api:
         flexible = in_range(message.flexible, version)
         # Responses use header v1 in flexible versions, except ApiVersions, whose response header is always v0.
         header_tags = flexible and message.kind == "response" and message.name != "ApiVersions"
-        return _compile(message.name, message.fields, version, flexible, self.key, header_tags)
+        return _compile(message.name, message.fields, version, flexible, self.key, header_tags,
+                        f"{message.name} {message.kind}" if message.kind != "data" else message.name)
 
     def program(self, kind, version):
         if not isinstance(version, int) or not self.min <= version <= self.max:

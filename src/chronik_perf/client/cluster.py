@@ -11,8 +11,10 @@ import time
 
 from .closing import Closing
 from .connection import Connection
-from .errors import (BrokerUnavailableError, ConnectionLostError, KafkaClientError, RequestTimedOutError, check,
-                     error_for)
+from .errors import (BrokerUnavailableError, ConnectionLostError, KafkaClientError, ReplicaNotAvailableError,
+                     RequestTimedOutError, TopicAlreadyExistsError, UnknownTopicOrPartitionError, check, error_for)
+
+_LEADER_KNOWN = (0, ReplicaNotAvailableError.code)   # a partition's leader is usable despite a missing replica
 
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 1.0
 
@@ -177,9 +179,9 @@ class Cluster(Closing):
             self.brokers = {b["node_id"]: (b["host"], b["port"]) for b in answer["brokers"]}
             self.controller_id = answer.get("controller_id", -1)
             for t in answer["topics"]:
-                info = TopicInfo(t["name"], t.get("topic_id"),
-                                 {p["partition_index"]: (p["leader_id"] if p["error_code"] in (0, 9) else -1)
-                                  for p in t["partitions"]}, t["error_code"])
+                leaders = {p["partition_index"]: p["leader_id"] if p["error_code"] in _LEADER_KNOWN else -1
+                           for p in t["partitions"]}
+                info = TopicInfo(t["name"], t.get("topic_id"), leaders, t["error_code"])
                 if t["error_code"] == 0:
                     self.topics[t["name"]] = info
                 else:
@@ -242,7 +244,7 @@ class Cluster(Closing):
                 "timeout_ms": int(timeout * 1000), "validate_only": False}
         answer = self.retry(lambda: self._controller().call("CreateTopics", body, timeout=timeout), "CreateTopics")
         for t in answer["topics"]:
-            if t["error_code"] == 36 and exist_ok:
+            if t["error_code"] == TopicAlreadyExistsError.code and exist_ok:
                 continue
             check(t["error_code"], f"create topic {t['name']!r}: {t.get('error_message') or ''}")
         for n in names:
@@ -253,7 +255,7 @@ class Cluster(Closing):
         body = {"topic_names": list(names), "topics": [{"name": n} for n in names], "timeout_ms": int(timeout * 1000)}
         answer = self.retry(lambda: self._controller().call("DeleteTopics", body, timeout=timeout), "DeleteTopics")
         for r in answer["responses"]:
-            if r["error_code"] == 3 and missing_ok:
+            if r["error_code"] == UnknownTopicOrPartitionError.code and missing_ok:
                 continue
             check(r["error_code"], f"delete topic {r['name']!r}")
         for n in names:

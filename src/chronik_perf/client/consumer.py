@@ -14,11 +14,11 @@ from ..protocol import ProtocolError
 from ..records import parse_batches
 from .closing import Closing
 from .cluster import Cluster
-from .errors import BrokerUnavailableError, KafkaClientError, error_for
+from .errors import (BrokerUnavailableError, FetchSessionIdNotFoundError, InvalidFetchSessionEpochError,
+                     KafkaClientError, OffsetOutOfRangeError, error_for)
 
 EARLIEST, LATEST = -2, -1
-_SESSION_ERRORS = (70, 71)           # FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH
-_OFFSET_OUT_OF_RANGE = 1
+_SESSION_ERRORS = (FetchSessionIdNotFoundError.code, InvalidFetchSessionEpochError.code)
 _EMPTY_OFFSETS = np.empty(0, dtype=np.int64)
 
 
@@ -237,7 +237,7 @@ class Consumer(Closing):
                 if tp not in self.positions:
                     continue
                 code = p["error_code"]
-                if code == _OFFSET_OUT_OF_RANGE:
+                if code == OffsetOutOfRangeError.code:
                     self.positions[tp] = self.cluster.list_offsets(topic, [tp[1]], self.reset_to)[tp[1]]
                     continue
                 if code:

@@ -33,51 +33,83 @@ class BrokerError(KafkaClientError):
 
     code = -1
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ is None:
+            cls.__doc__ = f"Kafka error code {cls.code}."
+
     def __init__(self, message="", code=None):
         if code is not None:
             self.code = code
         super().__init__(f"{type(self).__name__} (error code {self.code}){': ' + message if message else ''}")
 
 
-# (code, name, retriable) — the error codes a producer, consumer, group member or admin meets.
-_CODES = (
-    (-1, "UnknownServerError", False), (1, "OffsetOutOfRangeError", False), (2, "CorruptMessageError", True),
-    (3, "UnknownTopicOrPartitionError", True), (4, "InvalidFetchSizeError", False),
-    (5, "LeaderNotAvailableError", True), (6, "NotLeaderOrFollowerError", True),
-    (7, "BrokerRequestTimedOutError", True), (8, "BrokerNotAvailableError", False),
-    (9, "ReplicaNotAvailableError", True), (10, "MessageTooLargeError", False),
-    (13, "NetworkExceptionError", True), (14, "CoordinatorLoadInProgressError", True),
-    (15, "CoordinatorNotAvailableError", True), (16, "NotCoordinatorError", True),
-    (17, "InvalidTopicError", False), (18, "RecordListTooLargeError", False),
-    (19, "NotEnoughReplicasError", True), (20, "NotEnoughReplicasAfterAppendError", True),
-    (21, "InvalidRequiredAcksError", False), (22, "IllegalGenerationError", False),
-    (23, "InconsistentGroupProtocolError", False), (24, "InvalidGroupIdError", False),
-    (25, "UnknownMemberIdError", False), (26, "InvalidSessionTimeoutError", False),
-    (27, "RebalanceInProgressError", False), (28, "InvalidCommitOffsetSizeError", False),
-    (29, "TopicAuthorizationFailedError", False), (30, "GroupAuthorizationFailedError", False),
-    (35, "UnsupportedVersionError", False), (36, "TopicAlreadyExistsError", False),
-    (37, "InvalidPartitionsError", False), (38, "InvalidReplicationFactorError", False),
-    (41, "NotControllerError", True), (42, "InvalidRequestError", False),
-    (43, "UnsupportedForMessageFormatError", False), (45, "OutOfOrderSequenceNumberError", False),
-    (46, "DuplicateSequenceNumberError", False), (47, "InvalidProducerEpochError", False),
-    (49, "InvalidProducerIdMappingError", False), (51, "ConcurrentTransactionsError", True),
-    (56, "KafkaStorageError", True), (60, "ReassignmentInProgressError", False),
-    (70, "FetchSessionIdNotFoundError", True), (71, "InvalidFetchSessionEpochError", True),
-    (72, "ListenerNotFoundError", True), (74, "FencedLeaderEpochError", True),
-    (75, "UnknownLeaderEpochError", True), (76, "UnsupportedCompressionTypeError", False),
-    (78, "OffsetNotAvailableError", True), (79, "MemberIdRequiredError", False),
-    (81, "GroupMaxSizeReachedError", False), (82, "FencedInstanceIdError", False),
-    (89, "ThrottlingQuotaExceededError", True), (100, "UnknownTopicIdError", True),
-    (110, "FencedMemberEpochError", False), (111, "UnreleasedInstanceIdError", False),
-    (112, "UnsupportedAssignorError", False), (113, "StaleMemberEpochError", False),
-)
+# One class per error code a producer, consumer, group member or admin meets: (code, retriable) as in Kafka's
+# Errors table. Compare codes through them (UnknownMemberIdError.code), never as bare numbers.
 
-ERRORS = {}
+class UnknownServerError(BrokerError): code, retriable = -1, False
+class OffsetOutOfRangeError(BrokerError): code, retriable = 1, False
+class CorruptMessageError(BrokerError): code, retriable = 2, True
+class UnknownTopicOrPartitionError(BrokerError): code, retriable = 3, True
+class InvalidFetchSizeError(BrokerError): code, retriable = 4, False
+class LeaderNotAvailableError(BrokerError): code, retriable = 5, True
+class NotLeaderOrFollowerError(BrokerError): code, retriable = 6, True
+class BrokerRequestTimedOutError(BrokerError): code, retriable = 7, True
+class BrokerNotAvailableError(BrokerError): code, retriable = 8, False
+class ReplicaNotAvailableError(BrokerError): code, retriable = 9, True
+class MessageTooLargeError(BrokerError): code, retriable = 10, False
+class NetworkExceptionError(BrokerError): code, retriable = 13, True
+class CoordinatorLoadInProgressError(BrokerError): code, retriable = 14, True
+class CoordinatorNotAvailableError(BrokerError): code, retriable = 15, True
+class NotCoordinatorError(BrokerError): code, retriable = 16, True
+class InvalidTopicError(BrokerError): code, retriable = 17, False
+class RecordListTooLargeError(BrokerError): code, retriable = 18, False
+class NotEnoughReplicasError(BrokerError): code, retriable = 19, True
+class NotEnoughReplicasAfterAppendError(BrokerError): code, retriable = 20, True
+class InvalidRequiredAcksError(BrokerError): code, retriable = 21, False
+class IllegalGenerationError(BrokerError): code, retriable = 22, False
+class InconsistentGroupProtocolError(BrokerError): code, retriable = 23, False
+class InvalidGroupIdError(BrokerError): code, retriable = 24, False
+class UnknownMemberIdError(BrokerError): code, retriable = 25, False
+class InvalidSessionTimeoutError(BrokerError): code, retriable = 26, False
+class RebalanceInProgressError(BrokerError): code, retriable = 27, False
+class InvalidCommitOffsetSizeError(BrokerError): code, retriable = 28, False
+class TopicAuthorizationFailedError(BrokerError): code, retriable = 29, False
+class GroupAuthorizationFailedError(BrokerError): code, retriable = 30, False
+class UnsupportedVersionError(BrokerError): code, retriable = 35, False
+class TopicAlreadyExistsError(BrokerError): code, retriable = 36, False
+class InvalidPartitionsError(BrokerError): code, retriable = 37, False
+class InvalidReplicationFactorError(BrokerError): code, retriable = 38, False
+class NotControllerError(BrokerError): code, retriable = 41, True
+class InvalidRequestError(BrokerError): code, retriable = 42, False
+class UnsupportedForMessageFormatError(BrokerError): code, retriable = 43, False
+class OutOfOrderSequenceNumberError(BrokerError): code, retriable = 45, False
+class DuplicateSequenceNumberError(BrokerError): code, retriable = 46, False
+class InvalidProducerEpochError(BrokerError): code, retriable = 47, False
+class InvalidProducerIdMappingError(BrokerError): code, retriable = 49, False
+class ConcurrentTransactionsError(BrokerError): code, retriable = 51, True
+class KafkaStorageError(BrokerError): code, retriable = 56, True
+class ReassignmentInProgressError(BrokerError): code, retriable = 60, False
+class FetchSessionIdNotFoundError(BrokerError): code, retriable = 70, True
+class InvalidFetchSessionEpochError(BrokerError): code, retriable = 71, True
+class ListenerNotFoundError(BrokerError): code, retriable = 72, True
+class FencedLeaderEpochError(BrokerError): code, retriable = 74, True
+class UnknownLeaderEpochError(BrokerError): code, retriable = 75, True
+class UnsupportedCompressionTypeError(BrokerError): code, retriable = 76, False
+class OffsetNotAvailableError(BrokerError): code, retriable = 78, True
+class MemberIdRequiredError(BrokerError): code, retriable = 79, False
+class GroupMaxSizeReachedError(BrokerError): code, retriable = 81, False
+class FencedInstanceIdError(BrokerError): code, retriable = 82, False
+class ThrottlingQuotaExceededError(BrokerError): code, retriable = 89, True
+class UnknownTopicIdError(BrokerError): code, retriable = 100, True
+class FencedMemberEpochError(BrokerError): code, retriable = 110, False
+class UnreleasedInstanceIdError(BrokerError): code, retriable = 111, False
+class UnsupportedAssignorError(BrokerError): code, retriable = 112, False
+class StaleMemberEpochError(BrokerError): code, retriable = 113, False
+
+
+ERRORS = {cls.code: cls for cls in BrokerError.__subclasses__()}
 """Error code -> exception class."""
-for _code, _name, _retriable in _CODES:
-    ERRORS[_code] = globals()[_name] = type(_name, (BrokerError,), {"code": _code, "retriable": _retriable,
-                                                                     "__doc__": f"Kafka error code {_code}."})
-del _code, _name, _retriable
 
 
 def error_for(code, message=""):

@@ -10,7 +10,8 @@ import time
 
 from .. import protocol
 from ..protocol import ProtocolError
-from .errors import KafkaClientError, MemberIdRequiredError, RebalanceInProgressError, check, error_for
+from .errors import (CoordinatorNotAvailableError, KafkaClientError, MemberIdRequiredError, RebalanceInProgressError,
+                     UnknownMemberIdError, check, error_for)
 from .membership import COORDINATOR_CODES, GroupMember
 
 
@@ -120,7 +121,7 @@ class GroupConsumer(GroupMember):
         if code == MemberIdRequiredError.code:
             self.member_id = answer["member_id"]
             raise RebalanceInProgressError("rejoin with the member id the coordinator gave")
-        if code == 25:                                  # UNKNOWN_MEMBER_ID: start over as a new member
+        if code == UnknownMemberIdError.code:           # start over as a new member
             self.member_id = ""
             raise RebalanceInProgressError("rejoin as a new member")
         if code in COORDINATOR_CODES:
@@ -147,7 +148,7 @@ class GroupConsumer(GroupMember):
         if code:
             # A failed sync leaves the member without an assignment: rejoining is the only way on (as librdkafka
             # does).
-            if code == 25:
+            if code == UnknownMemberIdError.code:
                 self.member_id = ""
             raise RebalanceInProgressError(f"SyncGroup {self.group_id}: {error_for(code)}")
         if not sync["assignment"]:
@@ -183,9 +184,9 @@ class GroupConsumer(GroupMember):
                                         timeout=self.heartbeat_s * 2 + 5)
                     code = answer["error_code"]
                 except (KafkaClientError, ProtocolError):
-                    code = 15                        # coordinator lost or unreadable: rejoin finds it again
+                    code = CoordinatorNotAvailableError.code   # lost or unreadable: rejoin finds it again
                 if code:
-                    if code == 25:
+                    if code == UnknownMemberIdError.code:
                         self.member_id = ""
                     self._rejoin_since = time.monotonic()
                     self._rejoin.set()

@@ -17,11 +17,12 @@ import time
 import uuid
 
 from ..protocol import ProtocolError, pick_version
-from .errors import KafkaClientError, UnsupportedVersionError, check, error_for
+from .errors import (FencedMemberEpochError, KafkaClientError, UnknownMemberIdError, UnsupportedVersionError, check,
+                     error_for)
 from .membership import COORDINATOR_CODES, GroupMember
 
 _API = "ConsumerGroupHeartbeat"
-_FENCED = (25, 110)                 # UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH: drop everything, join again
+_FENCED = (UnknownMemberIdError.code, FencedMemberEpochError.code)   # drop everything, join again
 _LEAVE_EPOCH = -1
 _COMMIT_VERSION = 9                 # OffsetCommit with a member epoch and topic names (v10 names topics by id)
 # Joining names the topics and sends an empty regex (no pattern; v1+). Kafka takes it as no regex; librdkafka's

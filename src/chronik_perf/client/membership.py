@@ -8,9 +8,10 @@ from .closing import Closing
 from .cluster import Cluster
 from .connection import Connection
 from .consumer import EARLIEST, LATEST, Consumer
-from .errors import BrokerUnavailableError, KafkaClientError, check, error_for
+from .errors import (BrokerUnavailableError, CoordinatorLoadInProgressError, CoordinatorNotAvailableError,
+                     KafkaClientError, NotCoordinatorError, check, error_for)
 
-COORDINATOR_CODES = (14, 15, 16)     # loading, not available, not coordinator
+COORDINATOR_CODES = (CoordinatorLoadInProgressError.code, CoordinatorNotAvailableError.code, NotCoordinatorError.code)
 
 
 class GroupMember(Closing):

@@ -17,10 +17,9 @@ from .. import _core
 from ..records import BatchBuilder, build_batch
 from .closing import Closing
 from .cluster import Cluster
-from .errors import BrokerUnavailableError, KafkaClientError, error_for
+from .errors import BrokerUnavailableError, DuplicateSequenceNumberError, KafkaClientError, error_for
 
 _ACKS = {"0": 0, "1": 1, "all": -1, "-1": -1, 0: 0, 1: 1, -1: -1}
-_DUPLICATE_SEQUENCE = 46
 
 
 class Delivery:
@@ -431,7 +430,7 @@ class Producer(Closing):
                     if b is None:
                         continue
                     code = p["error_code"]
-                    if code == 0 or (code == _DUPLICATE_SEQUENCE and self.idempotent):
+                    if code == 0 or (code == DuplicateSequenceNumberError.code and self.idempotent):
                         b.acked(latency, p["base_offset"])
                     else:
                         self._retry_or_fail(b, error_for(code, p.get("error_message") or ""))

@@ -65,13 +65,23 @@ def run_charts(doc: dict, path: str) -> list[str]:
                for t, r in measured(doc).items() for kind in ("producer", "consumer")
                for i, w in enumerate(r.get(f"per_{kind}") or [])]
     if workers:
-        fig, ax = plt.subplots(figsize=(8, 4))
-        ax.bar([w[0] for w in workers], [w[1] for w in workers])
-        ax.set_ylabel("messages / s")
-        ax.set_title(f"Per-worker rates — {label(doc)}")
-        ax.tick_params(axis="x", labelsize=8)
-        written.append(_save(fig, path, "workers.png"))
+        written.append(_bars(workers, f"Per-worker rates — {label(doc)}", path, "workers.png"))
+    hosts = [(f"{TEST_TITLES.get(t, t)}\n{host} {role}s", f.get("throughput_msgs_s") or 0)
+             for t, r in measured(doc).items()
+             for host, roles in ((r.get("cluster") or {}).get("per_host") or {}).items() for role, f in roles.items()]
+    if hosts:  # a Dask cluster run: each host's producers and consumers over their common window
+        written.append(_bars(hosts, f"Per-host rates on the Dask cluster — {label(doc)}", path, "hosts.png"))
     return written
+
+
+def _bars(bars: list[tuple[str, float]], title: str, path: str, name: str) -> str:
+    """A bar chart of (label, msg/s) pairs."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar([b[0] for b in bars], [b[1] for b in bars])
+    ax.set_ylabel("messages / s")
+    ax.set_title(title)
+    ax.tick_params(axis="x", labelsize=8)
+    return _save(fig, path, name)
 
 
 def comparison_chart(docs: list[dict], out_file: str) -> str:

@@ -9,8 +9,9 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdint cimport int16_t, int32_t, uint64_t, uint8_t
 from libc.string cimport memcpy
 
-from chronik_perf.native.includes.python cimport (PyDictObject, PyDict_Copy, PyMemberDescrObject, PyObject_GC_UnTrack,
-                                                  PyType_GenericAlloc, _PyLong_FromByteArray)
+from chronik_perf.native.includes.python cimport (PyDictObject, PyDict_Copy, PyLongObject, PyMemberDescrObject,
+                                                  PyObject_GC_IsTracked, PyObject_GC_Track, PyObject_GC_UnTrack,
+                                                  PyType_GenericAlloc, _PyLong_AsByteArray, _PyLong_FromByteArray)
 
 import uuid as _uuid_mod
 from sys import intern
@@ -36,6 +37,41 @@ cdef object ZERO_UUID = _UUID(int=0)
 
 cdef inline PyObject** split_values(object d):
     return <PyObject**>(<PyDictObject*><PyObject*>d).ma_values
+
+
+cdef inline void split_store(PyObject** values, Py_ssize_t i, object v) noexcept:
+    """Put v in slot i of a split dict's value array (a copy of a split_template), replacing what was there."""
+    cdef PyObject* old = values[i]
+    Py_INCREF(v)
+    values[i] = <PyObject*>v
+    Py_XDECREF(old)
+
+
+cdef inline void untrack(object container) noexcept:
+    """Take a new list or dict that holds only untracked values off the cycle collector's lists. Like CPython's own
+    untracking of atom-only dicts and tuples: such a container cannot be in a cycle, so the collector need not scan
+    it and a decoded body costs it nothing."""
+    PyObject_GC_UnTrack(container)
+
+
+cdef inline void settle_tracking(object d, bint tracked) noexcept:
+    """Have the collector track a decoded dict exactly when it holds a tracked value (values written straight into
+    a split dict are not seen by the dict's own tracking)."""
+    if not tracked:
+        if PyObject_GC_IsTracked(d):
+            PyObject_GC_UnTrack(d)
+    elif not PyObject_GC_IsTracked(d):
+        PyObject_GC_Track(d)
+
+
+cdef inline bint uuid_slot_readable(object v) noexcept:
+    """v is exactly a uuid.UUID whose int slot was found."""
+    return type(v) is _UUID and UUID_INT_AT >= 0
+
+
+cdef inline int uuid_slot_bytes(object v, uint8_t* out) except -1:
+    """The 16 bytes of a UUID (uuid_slot_readable) from its int slot, without the .bytes property's Python code."""
+    return _PyLong_AsByteArray((<PyLongObject**>(<char*><PyObject*>v + UUID_INT_AT))[0], out, 16, 0, 0)
 
 
 cdef object split_template(tuple keys):
@@ -85,7 +121,7 @@ cdef object make_uuid(const uint8_t* p):
     if UUID_INT_AT < 0 or UUID_SAFE_AT < 0:
         return _UUID(int=value)
     u = PyType_GenericAlloc(<PyTypeObject*>_UUID, 0)
-    PyObject_GC_UnTrack(u)  # holds an int and an enum member: never part of a cycle
+    untrack(u)  # holds an int and an enum member: never part of a cycle
     Py_INCREF(value)
     (<PyObject**>(<char*><PyObject*>u + UUID_INT_AT))[0] = <PyObject*>value
     Py_INCREF(_UUID_SAFE_UNKNOWN)
@@ -105,7 +141,5 @@ cdef dict request_header(int16_t key, int16_t version, int32_t correlation_id, o
     cdef PyObject** slots = split_values(d)
     cdef int i
     for i in range(4):
-        Py_XDECREF(slots[i])
-        Py_INCREF(values[i])
-        slots[i] = <PyObject*>values[i]
+        split_store(slots, i, values[i])
     return d

@@ -12,8 +12,7 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 
 from chronik_perf.native.includes.endian cimport load_be16, load_be32, load_be64
 from chronik_perf.native.includes.python cimport (PyDict_Copy, PyGC_Disable, PyGC_Enable, PyObject_GC_IsTracked,
-                                                  PyObject_GC_Track, PyObject_GC_UnTrack, _PyDict_NewPresized,
-                                                  dict_set_borrowed)
+                                                  _PyDict_NewPresized, dict_set_borrowed)
 from chronik_perf.native.includes.varint cimport read_uvarint
 
 
@@ -112,7 +111,7 @@ cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint c
                 item = PyLong_FromLong(<int32_t>load_be32(p + 4 * i))
                 Py_INCREF(item)
                 PyList_SET_ITEM(lst, i, item)
-            PyObject_GC_UnTrack(lst)
+            untrack(lst)
             return lst
         lst = PyList_New(n)
         tracked = False
@@ -125,9 +124,7 @@ cdef object dec_value(Reader* r, int kind, int elem, ProtocolProgram sub, bint c
             Py_INCREF(item)
             PyList_SET_ITEM(lst, i, item)
         if not tracked:
-            # Like CPython's own untracking of atom-only dicts and tuples: a list or dict of untracked values
-            # cannot be in a cycle, so the collector need not scan it and a decoded body costs it nothing.
-            PyObject_GC_UnTrack(lst)
+            untrack(lst)
         return lst
     elif kind == K_BOOL:
         return rd_take(r, 1)[0] != 0
@@ -177,7 +174,7 @@ cdef object fresh_default(object v):
     struct reads as Kafka's default struct, an absent array as an empty one)."""
     if type(v) is list:
         v = []
-        PyObject_GC_UnTrack(v)
+        untrack(v)
     elif type(v) is dict:
         v = {key: fresh_default(item) for key, item in (<dict>v).items()}
     return v
@@ -242,7 +239,6 @@ cdef inline object dec_int32(ProtocolProgram p, int i, int32_t x):
 cdef dict dec_struct(Reader* r, ProtocolProgram p):
     cdef dict d
     cdef PyObject** values = NULL
-    cdef PyObject* old
     cdef int i, kind
     cdef object v
     cdef bint tracked = False
@@ -264,19 +260,12 @@ cdef dict dec_struct(Reader* r, ProtocolProgram p):
                 v = dec_value(r, kind, p.elem[i], <ProtocolProgram>p.subs[i], p.flexible, p.nullable[i])
             tracked = tracked or PyObject_GC_IsTracked(v)
         if values != NULL:
-            old = values[i]
-            Py_INCREF(v)
-            values[i] = <PyObject*>v
-            Py_XDECREF(old)
+            split_store(values, i, v)
         else:
             dict_set_borrowed(d, p.key_at[i], v)
     if p.flexible and dec_tagged(r, p, d):
         tracked = True
-    if not tracked:
-        if PyObject_GC_IsTracked(d):
-            PyObject_GC_UnTrack(d)  # see the list case in dec_value
-    elif not PyObject_GC_IsTracked(d):
-        PyObject_GC_Track(d)  # values written straight into a split dict are not seen by its tracking
+    settle_tracking(d, tracked)
     return d
 
 

@@ -10,8 +10,8 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, u
 from libc.string cimport memcpy, memmove, memset
 
 from chronik_perf.native.includes.endian cimport store_be16, store_be32, store_be64
-from chronik_perf.native.includes.python cimport (PyDict_GET_SIZE, PyDict_Next, PyLongObject, _PyBytes_Resize,
-                                                  _PyLong_AsByteArray, bytes_alloc, bytes_data, dict_get_borrowed)
+from chronik_perf.native.includes.python cimport (PyDict_GET_SIZE, PyDict_Next, _PyBytes_Resize, bytes_alloc, bytes_data,
+                                                  dict_get_borrowed)
 from chronik_perf.native.includes.varint cimport MAX_VARINT_BYTES, uvarint_size, write_uvarint
 
 from sys import exc_info as sys_exc_info
@@ -99,9 +99,8 @@ cdef int enc_uuid(Writer* w, object v) except -1:
     if v is None:
         memset(wr_reserve(w, 16), 0, 16)
         return 0
-    if type(v) is _UUID and UUID_INT_AT >= 0:  # its int slot, without the .bytes property's Python code
-        _PyLong_AsByteArray((<PyLongObject**>(<char*><PyObject*>v + UUID_INT_AT))[0], wr_reserve(w, 16), 16, 0, 0)
-        return 0
+    if uuid_slot_readable(v):
+        return uuid_slot_bytes(v, wr_reserve(w, 16))
     cdef bytes raw = v.bytes if isinstance(v, _UUID) else _UUID(v).bytes
     wr_raw(w, PyBytes_AS_STRING(raw), 16)
     return 0
@@ -208,19 +207,24 @@ cdef int wr_tags_none(Writer* w) except -1:
     return 0
 
 
-cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
-    """Tagged fields that differ from their default, merged by tag with any kept unknown ones."""
+cdef Py_ssize_t enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
+    """Tagged fields that differ from their default, merged by tag with any kept unknown ones; returns how many of
+    d's keys it read (tagged fields and the unknown ones' key)."""
     cdef list items
     cdef int i
     cdef PyObject* found
-    cdef Py_ssize_t start, size, extra
+    cdef Py_ssize_t start, size, extra, used = 0
     cdef const uint8_t[::1] raw
     if p.nt == 0 and PyDict_GetItemWithError(d, UNKNOWN_TAGS) == NULL:
-        return wr_tags_none(w)
+        wr_tags_none(w)
+        return 0
     items = []
     for i in range(p.n, p.n + p.nt):
         found = PyDict_GetItemWithError(d, p.keys[i])
-        if found == NULL or <object>found is None or <object>found == p.defaults[i]:
+        if found == NULL:
+            continue
+        used += 1
+        if <object>found is None or <object>found == p.defaults[i]:
             continue
         if i in p.default_wire:
             # Kafka writes a tagged struct only when it differs from the default struct: compare encodings, so
@@ -234,6 +238,8 @@ cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
         else:
             items.append((p.tag[i], i, <object>found))
     found = PyDict_GetItemWithError(d, UNKNOWN_TAGS)
+    if found != NULL:
+        used += 1
     if found != NULL and <object>found:
         for tag, value in (<object>found).items():
             if tag in p.tag_slot:
@@ -260,7 +266,7 @@ cdef int enc_tagged(Writer* w, ProtocolProgram p, object d) except -1:
             wr_reserve(w, extra)
             memmove(w.buf + start + extra, w.buf + start, size)
         write_uvarint(w.buf + start - 1, size)
-    return 0
+    return used
 
 
 cdef bytes struct_wire(ProtocolProgram p, object d):
@@ -280,7 +286,7 @@ cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
     cdef PyObject* found
     cdef PyObject* key
     cdef PyObject* value
-    cdef Py_ssize_t pos = 0
+    cdef Py_ssize_t pos = 0, matched = p.n   # d's keys that are fields of p (less the missing ones, below)
     cdef bint in_order = True   # d's entries so far were exactly the fields, in wire order
     cdef object v
     if not PyDict_Check(d):
@@ -294,7 +300,11 @@ cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
             else:
                 in_order = False
                 found = dict_get_borrowed(d, p.key_at[i])
-                v = <object>found if found != NULL else p.defaults[i]
+                if found != NULL:
+                    v = <object>found
+                else:
+                    v = p.defaults[i]
+                    matched -= 1
             kind = p.kind[i]
             if kind == K_INT32:  # the commonest fields, encoded here without a call
                 store_be32(wr_reserve(w, 4), <uint32_t><int32_t>as_int(v, -0x80000000, 0x7FFFFFFF))
@@ -309,7 +319,18 @@ cdef int enc_struct(Writer* w, ProtocolProgram p, object d) except -1:
         if p.nt == 0 and in_order and PyDict_GET_SIZE(d) == p.n:
             wr_tags_none(w)  # d holds the untagged fields and nothing else
         else:
-            enc_tagged(w, p, d)
+            matched += enc_tagged(w, p, d)
+    if PyDict_GET_SIZE(d) != matched:  # a key that is no field of this version: one of another, or a typo
+        reject_unknown_keys(p, d)
+    return 0
+
+
+cdef int reject_unknown_keys(ProtocolProgram p, object d) except -1:
+    """ProtocolError for the first key of d that no version of the struct has (a misspelt key would otherwise
+    encode the field's default without a word); keys of other versions are left out of the wire, as before."""
+    for key in d:
+        if key not in p.known:
+            raise ProtocolError(f"unknown key {key!r} in {p.struct}: no version of it has that field")
     return 0
 
 

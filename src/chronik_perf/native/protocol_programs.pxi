@@ -51,16 +51,21 @@ cdef class ProtocolProgram:
     cdef dict tag_slot         # tag -> field index
     cdef dict default_wire     # field index -> the encoding of a tagged struct's default, which is never written
     cdef object template       # split_template of keys, or None
+    cdef frozenset known       # every key any version of this struct has, and UNKNOWN_TAGS: what a body may hold
+    cdef readonly str struct   # the struct, for errors: "Metadata request topics[]"
     cdef readonly str name
     cdef readonly int version
     cdef readonly int api_key          # of a whole message; -1 for nested structs and payloads
     cdef readonly bint header_tags     # a response header with tagged fields (v1)
     cdef Py_ssize_t size_hint          # the buffer to start the next frame with: the last frame's size, plus slack
 
-    def __cinit__(self, str name, int version, bint flexible, list fields, int api_key=-1, bint header_tags=False):
-        """fields: (key, kind, elem_kind, nullable, tag or -1, default, sub_program) in wire order."""
+    def __cinit__(self, str name, int version, bint flexible, list fields, int api_key=-1, bint header_tags=False,
+                  known=(), str struct=None):
+        """fields: (key, kind, elem_kind, nullable, tag or -1, default, sub_program) in wire order; known: the keys
+        of every version of the struct (those of fields are always known); struct: its name in errors."""
         cdef int count = len(fields), i
         self.name = name
+        self.struct = struct or name
         self.version = version
         self.flexible = flexible
         self.api_key = api_key
@@ -89,6 +94,7 @@ cdef class ProtocolProgram:
                 self.nt += 1
                 self.tag_slot[tag] = i
         self.keys = tuple(intern(f[0]) for f in fields)
+        self.known = frozenset(self.keys) | frozenset(known) | {UNKNOWN_TAGS}
         for i in range(count):
             self.key_at[i] = <PyObject*>self.keys[i]
         self.defaults = tuple(f[5] for f in fields)

@@ -6,17 +6,15 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport INT64_MAX, int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from chronik_perf.native.includes.batch_layout cimport (ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_TIMESTAMP_TYPE,
                                                         ATTR_TRANSACTIONAL, BATCH_ATTRIBUTES, BATCH_BASE_OFFSET,
                                                         BATCH_BASE_SEQUENCE, BATCH_BASE_TIMESTAMP, BATCH_CRC,
                                                         BATCH_HEADER_SIZE, BATCH_LAST_OFFSET_DELTA, BATCH_LENGTH,
-                                                        BATCH_MAGIC, BATCH_MAX_TIMESTAMP, BATCH_MIN_LENGTH,
-                                                        BATCH_PARTITION_LEADER_EPOCH, BATCH_PRODUCER_EPOCH,
-                                                        BATCH_PRODUCER_ID, BATCH_RECORD_COUNT, CURRENT_MAGIC,
+                                                        BATCH_MAGIC, BATCH_MAX_TIMESTAMP, BATCH_PARTITION_LEADER_EPOCH,
+                                                        BATCH_PRODUCER_EPOCH, BATCH_PRODUCER_ID, BATCH_RECORD_COUNT,
                                                         LOG_OVERHEAD)
-from chronik_perf.native.includes.crc32c cimport cp_crc32c
 from chronik_perf.native.includes.endian cimport load_be16, load_be32, load_be64
 from chronik_perf.native.includes.python cimport _PyDict_NewPresized
 from chronik_perf.native.includes.record_scan cimport LENGTH_MISMATCH, MIN_RECORD_SIZE, OK, RecordView, scan_record
@@ -332,11 +330,10 @@ cdef class RecordBatch:
         return out
 
 
-cdef RecordBatch read_batch_header(HeldBuffer held, Py_ssize_t pos, bint verify_crc):
-    """Validate the header of the complete batch at pos and wrap it."""
+cdef RecordBatch read_batch_header(HeldBuffer held, Py_ssize_t pos):
+    """Wrap the batch at pos, which frame_batch accepted."""
     cdef const uint8_t* p = <const uint8_t*>held.view.buf + pos
     cdef RecordBatch b = RecordBatch.__new__(RecordBatch)
-    cdef uint32_t actual
     b._held = held
     b.position = pos
     b.base_offset = <int64_t>load_be64(p + BATCH_BASE_OFFSET)
@@ -352,26 +349,6 @@ cdef RecordBatch read_batch_header(HeldBuffer held, Py_ssize_t pos, bint verify_
     b.producer_epoch = <int16_t>load_be16(p + BATCH_PRODUCER_EPOCH)
     b.base_sequence = <int32_t>load_be32(p + BATCH_BASE_SEQUENCE)
     b.record_count = <int32_t>load_be32(p + BATCH_RECORD_COUNT)
-    if (b.attributes & ATTR_COMPRESSION_MASK) > CODEC_ZSTD:
-        raise CorruptRecordError(f"unknown compression codec {b.attributes & ATTR_COMPRESSION_MASK} "
-                                 f"at byte {pos + BATCH_ATTRIBUTES}")
-    if b.record_count < 0:
-        raise CorruptRecordError(f"negative record count at byte {pos + BATCH_RECORD_COUNT}")
-    if b.last_offset_delta < 0:
-        raise CorruptRecordError(f"negative last offset delta {b.last_offset_delta} at byte "
-                                 f"{pos + BATCH_LAST_OFFSET_DELTA}")
-    if b.base_offset > INT64_MAX - 1 - b.last_offset_delta:      # the next offset must be an int64 too
-        raise CorruptRecordError(f"base offset {b.base_offset} plus last offset delta {b.last_offset_delta} "
-                                 f"overflows at byte {pos}")
-    if verify_crc:
-        if b.batch_length >= CRC_GIL_RELEASE_BYTES:
-            with nogil:
-                actual = cp_crc32c(0, p + BATCH_ATTRIBUTES, b.batch_length + LOG_OVERHEAD - BATCH_ATTRIBUTES)
-        else:
-            actual = cp_crc32c(0, p + BATCH_ATTRIBUTES, b.batch_length + LOG_OVERHEAD - BATCH_ATTRIBUTES)
-        if actual != b.crc:
-            raise CorruptRecordError(
-                f"CRC mismatch in batch at byte {pos}: stored {b.crc:#010x}, computed {actual:#010x}")
     return b
 
 
@@ -381,24 +358,22 @@ def parse_batches(data, *, bint verify_crc=True):
     cdef HeldBuffer held = HeldBuffer(data)
     cdef const uint8_t* view = <const uint8_t*>held.view.buf
     cdef Py_ssize_t n = held.view.len, pos = 0
-    cdef int64_t length
+    cdef BatchHead head
+    cdef int rc
     cdef list out = []
     while pos < n:
-        if n - pos < LOG_OVERHEAD + BATCH_MIN_LENGTH:
-            if out:
+        rc = frame_batch(view, n, pos, False, &head)
+        if rc == FRAME_OK and verify_crc:
+            # Small batches keep the GIL: releasing and taking it back costs more than their CRC.
+            if head.size >= CRC_GIL_RELEASE_BYTES:
+                with nogil:
+                    rc = FRAME_OK if batch_crc_matches(view + pos, head.size) else FRAME_BAD_CRC
+            elif not batch_crc_matches(view + pos, head.size):
+                rc = FRAME_BAD_CRC
+        if rc != FRAME_OK:
+            if out and frame_is_partial(rc):
                 break
-            raise CorruptRecordError(f"truncated batch header at byte {pos}: {n - pos} bytes")
-        length = <int32_t>load_be32(view + pos + BATCH_LENGTH)
-        if view[pos + BATCH_MAGIC] != CURRENT_MAGIC:
-            raise CorruptRecordError(
-                f"unsupported magic {view[pos + BATCH_MAGIC]} at byte {pos + BATCH_MAGIC}")
-        if length < BATCH_MIN_LENGTH:
-            raise CorruptRecordError(f"batch length {length} out of range at byte {pos + BATCH_LENGTH}")
-        if length > n - pos - LOG_OVERHEAD:
-            if out:
-                break
-            raise CorruptRecordError(
-                f"truncated batch at byte {pos}: needs {length + LOG_OVERHEAD} bytes, {n - pos} remain")
-        out.append(read_batch_header(held, pos, verify_crc))
-        pos += LOG_OVERHEAD + length
+            raise CorruptRecordError(frame_problem(rc, view, n, pos))
+        out.append(read_batch_header(held, pos))
+        pos += head.size
     return out

@@ -1,9 +1,8 @@
 # Kafka log segments on disk: <20-digit base offset>.log (record batches back to back) with its .index and
-# .timeindex, and a partition directory of such segments. Offsets, index entries and recovery follow Kafka's
-# LogSegment: an index entry (last offset of the batch, its position) whenever more than index_interval_bytes were
-# appended since the last entry, and the time index tracks (largest timestamp so far, last offset of its batch).
+# .timeindex; storage.Log (Python) keeps a partition directory of them. Offsets, index entries and recovery follow
+# Kafka's LogSegment: an index entry (last offset of the batch, its position) whenever more than index_interval_bytes
+# were appended since the last entry, and the time index tracks (largest timestamp so far, last offset of its batch).
 import os
-from bisect import bisect_right
 
 import numpy as np
 
@@ -11,74 +10,23 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_release_lock, PyThread_type_lock, WAIT_LOCK)
 from libc.errno cimport errno
-from libc.stdint cimport INT32_MAX, INT64_MAX, INT64_MIN, int32_t, int64_t, uint64_t, uint8_t
+from libc.stdint cimport INT32_MAX, INT64_MIN, int32_t, int64_t, uint64_t, uint8_t
 from posix.types cimport off_t
 from posix.uio cimport iovec, pwritev
 
-from chronik_perf.native.includes.batch_layout cimport (BATCH_ATTRIBUTES, BATCH_BASE_OFFSET, BATCH_CRC,
-                                                        BATCH_HEADER_SIZE, BATCH_LAST_OFFSET_DELTA, BATCH_LENGTH,
-                                                        BATCH_MAGIC, BATCH_MAX_TIMESTAMP, BATCH_MIN_LENGTH,
-                                                        CURRENT_MAGIC, LOG_OVERHEAD)
-from chronik_perf.native.includes.crc32c cimport cp_crc32c
-from chronik_perf.native.includes.endian cimport load_be32, load_be64, store_be64
+from chronik_perf.native.includes.batch_layout cimport BATCH_HEADER_SIZE, BATCH_LAST_OFFSET_DELTA
+from chronik_perf.native.includes.endian cimport load_be32, store_be64
+
+DEFAULT_INDEX_INTERVAL_BYTES = 4096         # Kafka's index.interval.bytes default
+DEFAULT_SEGMENT_BYTES = 1073741824          # Kafka's segment.bytes default
 
 cdef enum:
-    DEFAULT_INDEX_INTERVAL_BYTES = 4096
-    DEFAULT_SEGMENT_BYTES = 1073741824
-
-    # outcomes of reading one batch's framing
-    FRAME_OK = 0
-    FRAME_TRUNCATED = 1
-    FRAME_BAD_LENGTH = 2
-    FRAME_BAD_MAGIC = 3
-    FRAME_BAD_CRC = 4
-    FRAME_BAD_OFFSETS = 5
-
     # outcomes of scanning a segment against its indexes
     SEG_OK = 0
     SEG_FRAME = 1
     SEG_ORDER = 2
     SEG_OFFSET_ENTRY = 3
     SEG_TIME_ENTRY = 4
-
-
-cdef struct BatchHead:
-    int64_t base_offset
-    int64_t last_offset
-    int64_t max_timestamp
-    Py_ssize_t size             # whole batch, LOG_OVERHEAD included
-
-
-cdef int read_batch_head(const uint8_t* d, Py_ssize_t end, Py_ssize_t pos, bint check_crc,
-                         BatchHead* out) noexcept nogil:
-    """Frame the v2 batch at d[pos]: bounds, length, magic, offsets and (optionally) its CRC32C."""
-    cdef int64_t length, delta
-    cdef const uint8_t* p = d + pos
-    if end - pos < BATCH_HEADER_SIZE:
-        return FRAME_TRUNCATED
-    length = <int32_t>load_be32(p + BATCH_LENGTH)
-    if length < BATCH_MIN_LENGTH:
-        return FRAME_BAD_LENGTH
-    if end - pos - LOG_OVERHEAD < length:
-        return FRAME_TRUNCATED
-    if p[BATCH_MAGIC] != CURRENT_MAGIC:
-        return FRAME_BAD_MAGIC
-    out.base_offset = <int64_t>load_be64(p + BATCH_BASE_OFFSET)
-    delta = <int32_t>load_be32(p + BATCH_LAST_OFFSET_DELTA)
-    if out.base_offset < 0 or delta < 0 or out.base_offset > INT64_MAX - delta:
-        return FRAME_BAD_OFFSETS
-    out.last_offset = out.base_offset + delta
-    out.max_timestamp = <int64_t>load_be64(p + BATCH_MAX_TIMESTAMP)
-    out.size = <Py_ssize_t>(length + LOG_OVERHEAD)
-    if check_crc and cp_crc32c(0, p + BATCH_ATTRIBUTES, <size_t>(out.size - BATCH_ATTRIBUTES)) != load_be32(p + BATCH_CRC):
-        return FRAME_BAD_CRC
-    return FRAME_OK
-
-
-cdef str frame_problem(int rc):
-    return {FRAME_TRUNCATED: "a truncated batch", FRAME_BAD_LENGTH: "a batch length below the minimum",
-            FRAME_BAD_MAGIC: "a magic byte other than 2", FRAME_BAD_CRC: "a CRC32C mismatch",
-            FRAME_BAD_OFFSETS: "negative or overflowing offsets"}[rc]
 
 
 cdef struct SegmentScan:
@@ -105,7 +53,7 @@ cdef void _scan_segment(const uint8_t* log, Py_ssize_t size, int64_t base_offset
     out.offset_of_max_timestamp = base_offset
     while pos < size:
         out.position = pos
-        out.frame = read_batch_head(log, size, pos, False, &head)
+        out.frame = frame_batch(log, size, pos, False, &head)
         if out.frame != FRAME_OK:
             out.problem = SEG_FRAME
             return
@@ -238,7 +186,8 @@ cdef class LogSegment:
         finally:
             self._leave()
         if scan.problem == SEG_FRAME:
-            raise CorruptLogError(f"{self.log_path}: {frame_problem(scan.frame)} at byte {scan.position}")
+            raise CorruptLogError(
+                f"{self.log_path}: {frame_problem(scan.frame, self.log.data, self.log_size, scan.position)}")
         if scan.problem == SEG_ORDER:
             raise CorruptLogError(f"{self.log_path}: batch at byte {scan.position} has a base offset below the "
                                   f"offsets before it")
@@ -266,6 +215,17 @@ cdef class LogSegment:
         if self.log.length != self.log_size:
             self.log.map(self.log_size)
         return 0
+
+    cdef bint _batch_at(self, Py_ssize_t pos, BatchHead* head) except -1:
+        """Frame the batch at byte pos of the mapped .log into head: the one walk every reader of the .log makes.
+        False at the end of the log; CorruptLogError when the batch there is damaged."""
+        cdef int rc
+        if pos >= self.log_size:
+            return False
+        rc = frame_batch(self.log.data, self.log_size, pos, False, head)
+        if rc != FRAME_OK:
+            raise CorruptLogError(f"{self.log_path}: {frame_problem(rc, self.log.data, self.log_size, pos)}")
+        return True
 
     cdef int _check_open(self, bint repairing=False) except -1:
         if self.closed:
@@ -390,9 +350,9 @@ cdef class LogSegment:
         if n == 0:
             raise CorruptRecordError("empty batch")
         with nogil:
-            rc = read_batch_head(&view[0], n, 0, True, &head)
+            rc = frame_batch(&view[0], n, 0, True, &head)
         if rc != FRAME_OK:
-            raise CorruptRecordError(f"cannot append: {frame_problem(rc)}")
+            raise CorruptRecordError(f"cannot append: {frame_problem(rc, &view[0], n, 0)}")
         if head.size != n:
             raise CorruptRecordError(f"cannot append: buffer holds {n} bytes but the batch is {head.size}")
         if not self._fits(n, head.last_offset - head.base_offset):
@@ -428,12 +388,8 @@ cdef class LogSegment:
         The index entry it starts from was checked against the .log when the segment was opened."""
         cdef Py_ssize_t pos = self.offset_index.lookup(offset)[1]
         cdef BatchHead head
-        cdef int rc
         self._map_log()
-        while pos < self.log_size:
-            rc = read_batch_head(self.log.data, self.log_size, pos, False, &head)
-            if rc != FRAME_OK:
-                raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {pos}")
+        while self._batch_at(pos, &head):
             if head.last_offset >= offset:
                 return pos
             pos += head.size
@@ -454,12 +410,8 @@ cdef class LogSegment:
         self._check_open()
         cdef Py_ssize_t start = self._position_for(offset), end
         cdef BatchHead head
-        cdef int rc
         end = start
-        while end < self.log_size:
-            rc = read_batch_head(self.log.data, self.log_size, end, False, &head)
-            if rc != FRAME_OK:
-                raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {end}")
+        while self._batch_at(end, &head):
             if end > start and end + head.size - start > max_bytes:
                 break
             end += head.size
@@ -478,12 +430,8 @@ cdef class LogSegment:
         self._map_log()
         cdef Py_ssize_t pos = 0
         cdef BatchHead head
-        cdef int rc
         out = []
-        while pos < self.log_size:
-            rc = read_batch_head(self.log.data, self.log_size, pos, False, &head)
-            if rc != FRAME_OK:
-                raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {pos}")
+        while self._batch_at(pos, &head):
             out.append((pos, head.base_offset, head.last_offset, head.max_timestamp))
             pos += head.size
         return out
@@ -500,13 +448,9 @@ cdef class LogSegment:
         self._check_open()
         cdef Py_ssize_t pos
         cdef BatchHead head
-        cdef int rc
         indexed_offset = self.time_index.lookup(timestamp)[1]
         pos = self._position_for(max(indexed_offset, starting_offset))
-        while pos < self.log_size:
-            rc = read_batch_head(self.log.data, self.log_size, pos, False, &head)
-            if rc != FRAME_OK:
-                raise CorruptLogError(f"{self.log_path}: {frame_problem(rc)} at byte {pos}")
+        while self._batch_at(pos, &head):
             if head.max_timestamp >= timestamp and head.last_offset >= starting_offset:
                 found = _first_record_at_or_after(
                     PyBytes_FromStringAndSize(<char*>self.log.data + pos, head.size), timestamp, starting_offset)
@@ -543,7 +487,7 @@ cdef class LogSegment:
         try:
             with nogil:
                 while pos < size:
-                    if read_batch_head(data, size, pos, True, &head) != FRAME_OK:
+                    if frame_batch(data, size, pos, True, &head) != FRAME_OK:
                         break
                     if head.base_offset < next_offset or head.last_offset - self.base_offset > INT32_MAX:
                         break
@@ -635,103 +579,3 @@ cdef object _first_record_at_or_after(bytes batch, int64_t timestamp, int64_t st
     columns = parse_batches(batch)[0].columns()
     hits = np.flatnonzero((columns["timestamp"] >= timestamp) & (columns["offset"] >= starting_offset))
     return int(columns["offset"][hits[0]]) if len(hits) else None
-
-
-class Log:
-    """A Kafka partition directory: segments named by base offset, rolled at segment_bytes, last one active."""
-
-    def __init__(self, directory, *, segment_bytes=DEFAULT_SEGMENT_BYTES,
-                 index_interval_bytes=DEFAULT_INDEX_INTERVAL_BYTES, create=False):
-        self.directory = os.fspath(directory)
-        self.segment_bytes = segment_bytes
-        self.index_interval_bytes = index_interval_bytes
-        if create:
-            os.makedirs(self.directory, exist_ok=True)
-        bases = sorted(int(name[:-4]) for name in os.listdir(self.directory)
-                       if name.endswith(".log") and len(name) == 24 and name[:20].isdigit())
-        self.segments = [self._segment(base, False) for base in bases]
-        for before, after in zip(self.segments, self.segments[1:]):
-            if before.next_offset > after.base_offset:
-                raise CorruptLogError(f"{before.log_path} runs to offset {before.next_offset - 1}, "
-                                      f"past the next segment's base offset {after.base_offset}")
-
-    def _segment(self, base, create):
-        return LogSegment(self.directory, base, index_interval_bytes=self.index_interval_bytes,
-                          max_bytes=self.segment_bytes, create=create)
-
-    @property
-    def log_start_offset(self):
-        """Base offset of the first segment (0 for an empty log)."""
-        return self.segments[0].base_offset if self.segments else 0
-
-    @property
-    def log_end_offset(self):
-        """The offset the next appended record gets."""
-        return self.segments[len(self.segments) - 1].next_offset if self.segments else 0
-
-    def append(self, batch):
-        """Append one v2 record batch, rolling a new segment when the active one is full; (first, last) offsets."""
-        if not self.segments:
-            self.segments.append(self._segment(0, True))
-        last = len(self.segments) - 1          # (the core is compiled without negative indexing)
-        if not self.segments[last].can_append(batch):
-            active = self.segments[last]
-            active.close()
-            self.segments[last] = self._segment(active.base_offset, False)
-            self.segments.append(self._segment(active.next_offset, True))
-            last += 1
-        return self.segments[last].append(batch)
-
-    def _segment_index(self, offset):
-        return max(bisect_right([s.base_offset for s in self.segments], offset) - 1, 0)
-
-    def read(self, offset, max_bytes=1048576):
-        """Whole batches from the one holding `offset`, crossing into later segments when one has none."""
-        for segment in self.segments[self._segment_index(offset):]:
-            data = segment.read(offset, max_bytes)
-            if data:
-                return data
-        return b""
-
-    def find_offset_for_timestamp(self, timestamp):
-        """Offset of the first record whose timestamp is >= timestamp, or None."""
-        for segment in self.segments:
-            if segment.max_timestamp >= timestamp:
-                found = segment.find_offset_for_timestamp(timestamp)
-                if found is not None:
-                    return found
-        return None
-
-    def recover(self):
-        """recover() every segment; after a segment that lost bytes, later segments are deleted as Kafka does.
-
-        Returns the total number of bytes removed."""
-        removed = 0
-        for i, segment in enumerate(self.segments):
-            truncated = segment.recover()
-            removed += truncated
-            if truncated and i + 1 < len(self.segments):
-                for later in self.segments[i + 1:]:
-                    removed += later.size
-                    later.close()
-                    for path in (later.log_path, later.offset_index_path, later.time_index_path):
-                        os.remove(path)
-                del self.segments[i + 1:]
-                break
-        return removed
-
-    def flush(self):
-        """Flush every segment to disk."""
-        for segment in self.segments:
-            segment.flush()
-
-    def close(self):
-        """Close every segment (the active one gets its final time index entry and trimmed indexes)."""
-        for segment in self.segments:
-            segment.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

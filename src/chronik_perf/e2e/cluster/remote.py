@@ -82,6 +82,16 @@ def compact(result: WorkerResult) -> WorkerResult:
     return dataclasses.replace(result, **shrunk)
 
 
+def plain_environment() -> None:
+    """Drop what Dask's nanny adds to its worker processes' environment (distributed.nanny.pre-spawn-environ, such as
+    MALLOC_TRIM_THRESHOLD_=65536 and OMP_NUM_THREADS=1), so the client processes a task starts run in the
+    environment they have without Dask (glibc reads its malloc settings when a process starts; this process keeps
+    them)."""
+    import dask
+    for name in dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}:
+        os.environ.pop(name, None)
+
+
 def abandoned(dask_worker, key: str) -> str | None:
     """Why a running task must end now (its process tree killed), or None: the Dask worker is closing, or the
     scheduler released the task (the coordinator cancelled it or disconnected)."""
@@ -104,6 +114,7 @@ def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: boo
     from ..drivers.base import WorkerError
 
     dask_worker = get_worker()
+    plain_environment()
     client = get_driver(*driver)
     if role == "producer":
         w = client.start_producer(specs[0], gated=gated)
