@@ -1,5 +1,6 @@
 """Builds chronik_perf._core, the one native module, with Cython."""
 import os
+import sys
 
 import numpy
 from Cython.Build import cythonize
@@ -20,11 +21,12 @@ if sanitize:
 
 core = Extension(
     "chronik_perf._core",
-    sources=["src/chronik_perf/_core.pyx", "src/chronik_perf/csrc/crc32c.c"],
+    sources=["src/chronik_perf/_core.pyx", "src/chronik_perf/csrc/crc32c.c", "src/chronik_perf/csrc/codec_lib.c"],
     include_dirs=[numpy.get_include(), "src/chronik_perf/csrc"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
+    libraries=["dl"] if sys.platform.startswith("linux") else [],     # dlopen of the codec libraries
 )
 
 setup(

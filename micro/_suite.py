@@ -52,11 +52,14 @@ PACKAGES = ("numpy", "cython", "aiokafka", "kafka-python", "crc32c", "zstandard"
 def environment():
     """Metadata describing the build under test: chronik_perf's version, path and git commit, peer versions."""
     import chronik_perf
+    from chronik_perf.compression import CODEC_LIBRARIES
     from chronik_perf.records import crc32c_implementation
 
     meta = {"chronik_perf_version": chronik_perf.__version__,
             "chronik_perf_path": str(Path(chronik_perf.__file__).parent),
-            "crc32c_implementation": crc32c_implementation()}
+            "crc32c_implementation": crc32c_implementation(),
+            "codec_libraries": "; ".join(f"{name} {lib['version']} ({lib['library']})"
+                                         for name, lib in CODEC_LIBRARIES.items())}
     try:
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()

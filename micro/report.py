@@ -102,6 +102,8 @@ def run_description(path):
              f"{meta.get('cpu_model_name', 'unknown CPU')}, {meta.get('cpu_count', '?')} CPUs",
              f"host {meta.get('hostname', '?')}", f"Python {meta.get('python_version', '?').split(' ')[0]}",
              f"CRC32C via {meta.get('crc32c_implementation', '?')}"]
+    if meta.get("codec_libraries"):
+        parts.append(f"codecs {meta['codec_libraries']}")
     if dates:
         parts.append(f"runs from {dates[0][:19]} to {dates[-1][:19]}")
     if loads:

@@ -5,6 +5,7 @@ import struct
 import zlib
 
 import lz4.frame
+import numpy as np
 import pytest
 import snappy
 import zstandard
@@ -127,3 +128,91 @@ def test_garbage_never_crashes(codec, data):
         decompress(codec, data)
     except CorruptRecordError:
         pass
+
+
+@pytest.mark.parametrize("block_size", [lz4.frame.BLOCKSIZE_MAX64KB, lz4.frame.BLOCKSIZE_MAX1MB])
+@pytest.mark.parametrize("store_size", [False, True])
+@pytest.mark.parametrize("checksums", [False, True])
+@pytest.mark.parametrize("linked", [False, True])
+def test_every_lz4_frame_flavour_is_read(block_size, store_size, checksums, linked):
+    """Plain frames (what Kafka writes) are decoded block by block here; checksummed or linked ones by lz4's
+    frame decoder, which verifies them."""
+    data = os.urandom(70000) + b"kafka " * 30000
+    frame = lz4.frame.compress(data, block_size=block_size, store_size=store_size, content_checksum=checksums,
+                               block_checksum=checksums, block_linked=linked)
+    assert decompress("lz4", frame) == data
+
+
+def test_lz4_frame_whose_content_size_lies_is_corrupt():
+    frame = bytearray(lz4.frame.compress(b"abc" * 1000, store_size=True, block_linked=False))
+    for claimed in (2999, 3001):
+        frame[6:14] = claimed.to_bytes(8, "little")
+        with pytest.raises(CorruptRecordError):
+            decompress("lz4", bytes(frame))
+
+
+def test_zstd_frame_whose_content_size_or_checksum_lies_is_corrupt():
+    data = b"zstd frame " * 1000
+    frame = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(data))
+    bad_sum = bytearray(frame)
+    bad_sum[-1] ^= 0xFF
+    with pytest.raises(CorruptRecordError):
+        decompress("zstd", bytes(bad_sum))
+    assert frame[4] >> 6 == 1                           # a 2-byte content size field after the descriptor
+    bad_size = bytearray(frame)
+    bad_size[6] ^= 0x01
+    with pytest.raises(CorruptRecordError):
+        decompress("zstd", bytes(bad_size))
+
+
+@pytest.mark.parametrize("codec", ["snappy", "lz4", "zstd"])
+def test_bit_flips_in_valid_payloads_never_crash(codec):
+    good = compress(codec, os.urandom(3000) + b"kafka " * 3000)
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        bad = bytearray(good)
+        for i in rng.integers(0, len(bad), 3):
+            bad[i] ^= 1 << int(rng.integers(0, 8))
+        try:
+            decompress(codec, bytes(bad))
+        except CorruptRecordError:
+            pass
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_any_buffer_is_taken_as_its_bytes(codec):
+    data = os.urandom(40000) + bytes(40000)
+    packed = compress(codec, data)
+    assert compress(codec, np.frombuffer(data, dtype=np.uint16)) == packed
+    assert compress(codec, memoryview(b"--" + data)[2:]) == packed
+    assert decompress(codec, memoryview(b"--" + packed)[2:]) == data
+    assert decompress(codec, bytearray(packed)) == data
+
+
+def test_codec_libraries_are_named_with_their_versions():
+    from chronik_perf.compression import CODEC_LIBRARIES
+    assert set(CODEC_LIBRARIES) == {"gzip", "lz4", "zstd", "zstd decoder"}
+    for found in CODEC_LIBRARIES.values():
+        assert os.path.exists(found["library"]) or found["library"].startswith("lib"), found
+        assert found["version"].count(".") == 2, found
+    assert CODEC_LIBRARIES["gzip"]["version"] == zlib.ZLIB_RUNTIME_VERSION      # the zlib Python's module uses
+
+
+def test_gzip_trailer_size_is_only_a_hint():
+    """The output buffer starts at the size the trailer states; a trailer that lies either way is found corrupt
+    (zlib checks it) after the stream decoded within its limit."""
+    data = b"gzip " * 30000
+    good = compress("gzip", data)
+    assert decompress("gzip", good) == data
+    for claimed in (0, 10, len(data) - 1, len(data) + 1, 0xFFFFFFFF):
+        with pytest.raises(CorruptRecordError, match="length check"):
+            decompress("gzip", good[:-4] + struct.pack("<I", claimed))
+    with pytest.raises(CorruptRecordError, match="limit of 1000 bytes"):
+        decompress("gzip", good, 1000)
+    assert decompress("gzip", good, len(data)) == data
+
+
+def test_gzip_levels_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="level"):
+        compress("gzip", b"x", 12)
+    assert gzip.decompress(compress("gzip", b"x" * 100, 1)) == b"x" * 100

@@ -210,19 +210,27 @@ FOLD_TARGET static inline __m128i fold128(__m128i a, const uint64_t k[2], __m128
 
 FOLD_TARGET static uint32_t crc_fold(uint32_t crc, const uint8_t *buf, size_t len) {
     if (len < FOLD_MIN) return crc_hw(crc, buf, len);
-    __m512i x0 = _mm512_loadu_si512((const void *)buf);
-    __m512i x1 = _mm512_loadu_si512((const void *)(buf + 64));
-    __m512i x2 = _mm512_loadu_si512((const void *)(buf + 128));
-    __m512i x3 = _mm512_loadu_si512((const void *)(buf + 192));
+    /* align the vector loads to cache lines: an unaligned 64-byte load touches two lines */
+    size_t head = (64 - ((uintptr_t)buf & 63)) & 63;
+    if (head) {
+        crc = crc_hw(crc, buf, head);
+        buf += head;
+        len -= head;
+        if (len < FOLD_MIN) return crc_hw(crc, buf, len);
+    }
+    __m512i x0 = _mm512_load_si512((const void *)buf);
+    __m512i x1 = _mm512_load_si512((const void *)(buf + 64));
+    __m512i x2 = _mm512_load_si512((const void *)(buf + 128));
+    __m512i x3 = _mm512_load_si512((const void *)(buf + 192));
     x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)crc)));
     buf += 256;
     len -= 256;
     __m512i k = bcast_k(fold_k[0]);
     while (len >= 256) {
-        x0 = fold512(x0, k, _mm512_loadu_si512((const void *)buf));
-        x1 = fold512(x1, k, _mm512_loadu_si512((const void *)(buf + 64)));
-        x2 = fold512(x2, k, _mm512_loadu_si512((const void *)(buf + 128)));
-        x3 = fold512(x3, k, _mm512_loadu_si512((const void *)(buf + 192)));
+        x0 = fold512(x0, k, _mm512_load_si512((const void *)buf));
+        x1 = fold512(x1, k, _mm512_load_si512((const void *)(buf + 64)));
+        x2 = fold512(x2, k, _mm512_load_si512((const void *)(buf + 128)));
+        x3 = fold512(x3, k, _mm512_load_si512((const void *)(buf + 192)));
         buf += 256;
         len -= 256;
     }
@@ -231,7 +239,7 @@ FOLD_TARGET static uint32_t crc_fold(uint32_t crc, const uint8_t *buf, size_t le
     x0 = fold512(x0, k, x2);
     x0 = fold512(x0, k, x3);
     while (len >= 64) {
-        x0 = fold512(x0, k, _mm512_loadu_si512((const void *)buf));
+        x0 = fold512(x0, k, _mm512_load_si512((const void *)buf));
         buf += 64;
         len -= 64;
     }

@@ -2,11 +2,18 @@
 # block so that their output is known to fit before it is produced. A batch's limit is the smaller of the cap and
 # its record count times the per-record ceiling.
 import os
-import zlib
 
 import lz4.frame as _lz4
 
+from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
 from libc.stdint cimport INT64_MAX, UINT64_MAX, int32_t, int64_t, uint32_t, uint64_t, uint8_t
+from libc.string cimport memcpy
+
+from chronik_perf.native.includes.codec_lib cimport cp_lz4, cp_z_stream, cp_zlib, cp_zstd_decoder
+from chronik_perf.native.includes.python cimport _PyBytes_Resize
 
 cdef enum:
     DEFAULT_MAX_DECOMPRESSED = 64 << 20      # 64 x Kafka's default message.max.bytes (1 MiB)
@@ -14,6 +21,7 @@ cdef enum:
     DECOMPRESS_STEP = 1 << 20                # output bound of one step when the whole frame's is too high
     ZSTD_BLOCK_MAX = 1 << 17
     LZ4_HEADER_MIN = 7                       # magic, FLG, BD, header checksum
+    DEFLATE_MAX_EXPANSION = 1032             # deflate's most output per input byte
 
 cdef int64_t max_decompressed = DEFAULT_MAX_DECOMPRESSED
 cdef int64_t record_ceiling = DEFAULT_MAX_RECORD_BYTES
@@ -56,24 +64,55 @@ cdef int too_large(str codec, int64_t limit) except -1:
 
 
 cdef bytes gzip_decompress(object data, int64_t limit):
-    """A gzip member, inflated in steps of at most DECOMPRESS_STEP output bytes until it ends or passes limit."""
-    cdef int64_t total = 0, want
-    d = zlib.decompressobj(47)
-    parts = []
-    rest = data
-    while True:
-        want = min(<int64_t>DECOMPRESS_STEP, limit + 1 - total)
-        part = d.decompress(rest, want)
-        total += len(part)
-        if total > limit:
+    """A gzip (or zlib) stream inflated straight into one buffer, first of the size its trailer states (a hint
+    held to what deflate could expand to and to limit + 1), grown while the stream goes on, never past limit + 1
+    bytes: output reaching that is too large."""
+    cdef Py_buffer src
+    PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+    cdef const unsigned char* p = <const unsigned char*>src.buf
+    cdef Py_ssize_t n = src.len, at
+    cdef int64_t room = load_le(p + n - 4, 4) if n >= 18 else 0
+    cdef PyObject* out = NULL
+    cdef cp_z_stream* z = NULL
+    cdef unsigned char* o_end
+    cdef int rc
+    room = max(64, min(room, <int64_t>n * DEFLATE_MAX_EXPANSION + 64, limit + 1))
+    try:
+        out = new_output(room)
+        z = take_z_stream(True, 0)
+        z.next_in = p
+        z.next_out = <unsigned char*>output_data(out)
+        while True:
+            o_end = <unsigned char*>output_data(out) + room
+            if room >= CODEC_GIL_RELEASE_BYTES:
+                with nogil:
+                    rc = z_pump(z, True, p + n, o_end)
+            else:
+                rc = z_pump(z, True, p + n, o_end)
+            if rc == Z_STREAM_END:
+                break
+            if rc == Z_BUF_ERROR:
+                raise CorruptRecordError("truncated gzip stream")
+            if rc != Z_OK:
+                raise CorruptRecordError(f"corrupt gzip payload: "
+                                         f"{z.msg.decode(errors='replace') if z.msg != NULL else f'zlib error {rc}'}")
+            if room > limit:
+                too_large("gzip", limit)
+            at = z.next_out - <unsigned char*>output_data(out)
+            room = min(room * 2, limit + 1)
+            _PyBytes_Resize(&out, room)
+            z.next_out = <unsigned char*>output_data(out) + at
+        at = z.next_out - <unsigned char*>output_data(out)
+        if at > limit:
             too_large("gzip", limit)
-        parts.append(part)
-        if d.eof or (not d.unconsumed_tail and len(part) < want):
-            break
-        rest = d.unconsumed_tail
-    if not d.eof:
-        raise CorruptRecordError("truncated gzip stream")
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    except BaseException:
+        Py_XDECREF(out)
+        raise
+    finally:
+        if z != NULL:
+            put_z_stream(z, True, 0)
+        PyBuffer_Release(&src)
+    return bytes_finish(out, at)
 
 
 cdef struct Frame:
@@ -83,6 +122,7 @@ cdef struct Frame:
     Py_ssize_t block_max        # output bound of one compressed block
     bint block_checksums        # lz4: a checksum after each block
     bint content_checksum
+    bint plain_lz4              # lz4: independent blocks, no checksums, no dictionary (what Kafka writes)
     int64_t content_size        # declared in the header, else -1
 
 
@@ -106,6 +146,7 @@ cdef int lz4_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
     f.block_max = 1 << (8 + 2 * ((p[5] >> 4) & 7))
     f.block_checksums = p[4] & 0x10
     f.content_checksum = p[4] & 0x04
+    f.plain_lz4 = (p[4] & 0x20) and not (p[4] & 0x15)
     f.content_size = -1
     f.pos = 6 + (8 if p[4] & 0x08 else 0) + (4 if p[4] & 0x01 else 0) + 1
     if f.pos > n:
@@ -133,6 +174,7 @@ cdef int zstd_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
     f.block_max = ZSTD_BLOCK_MAX
     f.block_checksums = False
     f.content_checksum = p[4] & 0x04
+    f.plain_lz4 = False
     f.content_size = -1
     if f.pos + fcs_size > n:
         raise CorruptRecordError("truncated zstd frame header at byte 4")
@@ -187,17 +229,50 @@ cdef int walk_blocks(Frame* f, int codec, const uint8_t* p, Py_ssize_t n, uint64
     return 0
 
 
+cdef Py_ssize_t lz4_blocks_into(const uint8_t* p, Py_ssize_t pos, Py_ssize_t block_max, char* out,
+                                Py_ssize_t room) noexcept nogil:
+    """Decode the walked blocks of a plain LZ4 frame from pos into out: the bytes written, or -1 when a block is
+    malformed or its output passes room."""
+    cdef Py_ssize_t at = 0
+    cdef uint32_t h, size
+    cdef int r
+    while True:
+        h = load_le(p + pos, 4)
+        if h == 0:
+            return at
+        size = h & 0x7FFFFFFF
+        if h >> 31:
+            if size > room - at:
+                return -1
+            memcpy(out + at, p + pos + 4, size)
+            r = <int>size
+        else:
+            r = cp_lz4.decompress_safe(<const char*>p + pos + 4, out + at, <int>size,
+                                       <int>min(block_max, room - at))
+            if r < 0:
+                return -1
+        at += r
+        pos += 4 + size
+
+
 cdef bytes frame_decompress(int cid, object data, int64_t limit):
-    """An LZ4 or zstd frame: one call when its blocks bound the output within limit, else bounded steps."""
-    cdef const uint8_t[::1] v = as_bytes_view(data)
-    cdef Py_ssize_t n = v.shape[0], start
+    """An LZ4 or zstd frame: into one buffer when its blocks bound the output within limit, else bounded steps."""
+    cdef Py_buffer src
+    PyObject_GetBuffer(data, &src, PyBUF_SIMPLE)
+    try:
+        return frame_decompress_view(cid, data, <const uint8_t*>src.buf, src.len, limit)
+    finally:
+        PyBuffer_Release(&src)
+
+
+cdef bytes frame_decompress_view(int cid, object data, const uint8_t* p, Py_ssize_t n, int64_t limit):
+    cdef Py_ssize_t start, room, size
     cdef Frame f
     cdef uint64_t bound = 0
     cdef int64_t total = 0
     cdef str name = CODEC_NAMES[cid]
     if n == 0:
         raise CorruptRecordError(f"empty {name} payload")
-    cdef const uint8_t* p = &v[0]
     if cid == CODEC_LZ4:
         lz4_header(&f, p, n)
     else:
@@ -211,16 +286,14 @@ cdef bytes frame_decompress(int cid, object data, int64_t limit):
     if f.content_size > limit:
         too_large(name, limit)
     if bound <= <uint64_t>limit:
-        if cid == CODEC_LZ4:
-            return _lz4.decompress(data)
-        d = _zstd_decompressor.decompressobj()
-        out = d.decompress(data)
-        if not d.eof:
-            raise CorruptRecordError("truncated zstd frame")
-        return out
+        if cid == CODEC_LZ4 and not f.plain_lz4:
+            return _lz4.decompress(data)        # checksums to verify, or linked blocks: lz4's frame decoder
+        # straight into a buffer of the declared size, else of the blocks' bound (within limit), shrunk after
+        room = f.content_size if f.content_size >= 0 else <Py_ssize_t>bound
+        return (lz4_frame_into if cid == CODEC_LZ4 else zstd_frame_into)(&f, p, room)
     # Each step feeds blocks whose output bound is DECOMPRESS_STEP at most, and stops once the output passes limit.
     d = _lz4.LZ4FrameDecompressor() if cid == CODEC_LZ4 else _zstd_decompressor.decompressobj()
-    mv = memoryview(data)
+    mv = PyMemoryView_FromMemory(<char*>p, n, PyBUF_READ)
     parts = []
     f.pos, f.end, start = f.first_block, -1, 0
     while f.end < 0:
@@ -237,3 +310,44 @@ cdef bytes frame_decompress(int cid, object data, int64_t limit):
     if not d.eof:
         raise CorruptRecordError(f"truncated {name} frame")
     return b"".join(parts)
+
+
+cdef bytes lz4_frame_into(Frame* f, const uint8_t* p, Py_ssize_t room):
+    """A walked plain LZ4 frame decoded into a new bytes object of room bytes, shrunk to its output."""
+    cdef PyObject* out = new_output(room)
+    cdef char* o = output_data(out)
+    cdef Py_ssize_t size
+    if room >= CODEC_GIL_RELEASE_BYTES:
+        with nogil:
+            size = lz4_blocks_into(p, f.first_block, f.block_max, o, room)
+    else:
+        size = lz4_blocks_into(p, f.first_block, f.block_max, o, room)
+    if size < 0 or (f.content_size >= 0 and size != f.content_size):
+        Py_XDECREF(out)
+        raise CorruptRecordError("corrupt lz4 payload: a block does not decode within its bounds" if size < 0 else
+                                 f"corrupt lz4 payload: the frame claims {f.content_size} bytes and holds {size}")
+    return bytes_finish(out, size)
+
+
+cdef bytes zstd_frame_into(Frame* f, const uint8_t* p, Py_ssize_t room):
+    """A walked zstd frame decoded (libzstd, one call) into a new bytes object of room bytes, shrunk to its
+    output; libzstd checks the declared content size and the checksum."""
+    cdef PyObject* out = new_output(room)
+    cdef char* o = output_data(out)
+    cdef void* dctx
+    cdef size_t r
+    try:
+        dctx = take_zstd_dctx()
+    except BaseException:
+        Py_XDECREF(out)
+        raise
+    if room >= CODEC_GIL_RELEASE_BYTES:
+        with nogil:
+            r = cp_zstd_decoder.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
+    else:
+        r = cp_zstd_decoder.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
+    put_zstd_dctx(dctx)
+    if cp_zstd_decoder.isError(r):
+        Py_XDECREF(out)
+        raise CorruptRecordError(f"corrupt zstd payload: {cp_zstd_decoder.getErrorName(r).decode()}")
+    return bytes_finish(out, <Py_ssize_t>r)

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.pythread cimport (NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_release_lock, PyThread_type_lock, WAIT_LOCK)
@@ -340,8 +341,15 @@ cdef class LogSegment:
 
     cdef _append(self, batch):
         self._check_open()
-        cdef const uint8_t[::1] view = as_bytes_view(batch)
-        cdef Py_ssize_t n = view.shape[0], written = 0, position = self.log_size
+        cdef Py_buffer held
+        PyObject_GetBuffer(batch, &held, PyBUF_SIMPLE)
+        try:
+            return self._append_bytes(<const uint8_t*>held.buf, held.len)
+        finally:
+            PyBuffer_Release(&held)
+
+    cdef _append_bytes(self, const uint8_t* data, Py_ssize_t n):
+        cdef Py_ssize_t written = 0, position = self.log_size
         cdef BatchHead head
         cdef int rc
         cdef uint8_t base_field[8]
@@ -349,10 +357,13 @@ cdef class LogSegment:
         cdef ssize_t w
         if n == 0:
             raise CorruptRecordError("empty batch")
-        with nogil:
-            rc = frame_batch(&view[0], n, 0, True, &head)
+        if n >= CRC_GIL_RELEASE_BYTES:     # a shorter CRC takes less time than giving up and taking the GIL
+            with nogil:
+                rc = frame_batch(data, n, 0, True, &head)
+        else:
+            rc = frame_batch(data, n, 0, True, &head)
         if rc != FRAME_OK:
-            raise CorruptRecordError(f"cannot append: {frame_problem(rc, &view[0], n, 0)}")
+            raise CorruptRecordError(f"cannot append: {frame_problem(rc, data, n, 0)}")
         if head.size != n:
             raise CorruptRecordError(f"cannot append: buffer holds {n} bytes but the batch is {head.size}")
         if not self._fits(n, head.last_offset - head.base_offset):
@@ -366,11 +377,11 @@ cdef class LogSegment:
                 if written < 8:
                     iov[0].iov_base = base_field + written
                     iov[0].iov_len = 8 - written
-                    iov[1].iov_base = <void*>(&view[0] + 8)
+                    iov[1].iov_base = <void*>(data + 8)
                     iov[1].iov_len = n - 8
                     w = pwritev(self.log.fd, iov, 2, <off_t>(position + written))
                 else:
-                    iov[0].iov_base = <void*>(&view[0] + written)
+                    iov[0].iov_base = <void*>(data + written)
                     iov[0].iov_len = n - written
                     w = pwritev(self.log.fd, iov, 1, <off_t>(position + written))
                 if w <= 0:

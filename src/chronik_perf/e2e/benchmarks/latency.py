@@ -49,7 +49,10 @@ def run_latency(ctx: RunContext) -> dict:
         cspecs.append(spec)
     consumers = [ctx.driver.start_consumer(c) for c in cspecs]
     wait_ready(consumers)
-    producers = [ctx.driver.start_producer(p) for p in pspecs]
+    producers = [ctx.driver.start_producer(p, gated=True) for p in pspecs]
+    wait_ready(producers)
+    for w in producers:  # every pair's schedule starts at one moment (on a cluster, one start gate)
+        w.go()
     results = wait_for(ctx, "latency", producers + consumers, 2 * count * pairs, timeout=cfg.duration * 10 + 120)
     prs, crs = results[:pairs], results[pairs:]
     if not any(cr.received for cr in crs):
