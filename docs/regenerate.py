@@ -96,7 +96,7 @@ def _suite_commands(groups: str | None = None, select: str | None = None,
 # The same-run comparisons the issues set bars for (records: issue 1; protocol: issues 3 and 15), and the storage
 # and index floors, as benchmarks of the micro suite; the whole suite (every group: about 340 benchmarks, 40 minutes
 # on a shared 2-core machine) is the `micro` data set, quick: crc and records with --fast.
-RECORDS_RATIOS = r"^(records/(build|parse|consume)/100x100B/|crc/crc32c/1MiB/)"
+RECORDS_RATIOS = r"^(records/(build|parse|consume)/100x100B-unkeyed/|crc/crc32c/1MiB/)"
 PROTOCOL_RATIOS = (r"/(produce_frame_\w+/16KiB|metadata_\w+/1000topics|fetch_response_decoding/10x1MiB(-zero_copy)?"
                    r"|heartbeat_\w+/1000x10)/")
 

@@ -7,8 +7,9 @@
 Each round runs `python -m chronik_perf.e2e` once without and once with `--cluster local:2`, one after the other,
 so that a change in the machine's load reaches both sides alike. The table gives, per test, each figure's median
 and range (min..max) over the rounds on both sides, the ratio of the medians and whether the ranges overlap, and
-the harness's CPU: the coordinator's CPU while the test's workers ran (results' `harness`) and, on the cluster,
-that plus the Dask worker processes' own CPU (`cluster.dask_workers_cpu_s`), as a share of one core.
+the clients' CPU (cores kept busy, messages per core-second) and the harness's CPU: the coordinator's CPU while the
+test's workers ran (results' `harness`) and, on the cluster, that plus the Dask worker processes' own CPU
+(`cluster.dask_workers_cpu_s`), as a share of one core.
 A ratio inside overlapping ranges is no measured difference.
 """
 from __future__ import annotations
@@ -65,13 +66,17 @@ FIGURES = {
     "throughput msg/s": (lambda r: r.get("throughput_msgs_s"), 0),
     "p50 ms": (lambda r: (r.get("latency_ms") or {}).get("p50"), 2),
     "p99 ms": (lambda r: (r.get("latency_ms") or {}).get("p99"), 2),
+    "client cores used": (lambda r: r.get("cores_used"), 2),
+    "client msg per core-second": (lambda r: r.get("msgs_per_core_s"), 0),
     "harness CPU % of a core": (harness_core_percent, 1),
 }
 
 
 def figures_of(test: str) -> list[str]:
-    headline = ["p50 ms", "p99 ms"] if test == "latency" else ["throughput msg/s"]
-    return [*headline, "harness CPU % of a core"]
+    if test == "latency":
+        return ["p50 ms", "p99 ms", "harness CPU % of a core"]
+    clients = ["client cores used", "client msg per core-second"] if test in ("producer", "consumer") else []
+    return ["throughput msg/s", *clients, "harness CPU % of a core"]
 
 
 def table(runs: dict[str, list[dict]]) -> str:

@@ -386,3 +386,21 @@ def test_the_shared_schedule_and_produce_tally():
     r = tally.result(10, 7, [9, 2, 9], 1, ["e"], batches=3)
     assert (r.pid, r.sent, r.acked, r.failed, r.unknown, r.nbytes, r.batches) == (3, 10, 7, [2, 9], 1, 700, 3)
     assert r.timeline == [(1000, 4), (r.end_ns - r.start_ns, 7)] and r.errors == ["e"]
+
+
+def _member_that_died(spec, ctl):
+    """A group member that fails while the benchmark waits for the group to settle."""
+    ctl.emit("joining", worker=spec)
+    raise RuntimeError("broker unreachable: SyncGroup answer unreadable")
+
+
+def test_group_phase_fails_at_once_with_a_dead_members_error():
+    """A member that ends while a phase waits for it fails the phase with its own error, not after the 90 s
+    settle timeout with 'did not settle'."""
+    from chronik_perf.e2e.benchmarks.common import TestFailed
+    from chronik_perf.e2e.benchmarks.groups import STABLE_TIMEOUT_S, Assignment
+    workers = [ProcessWorker(_member_that_died, 0)]
+    t0 = time.monotonic()
+    with pytest.raises(TestFailed, match="member 0 ended after a member joined: RuntimeError: broker unreachable"):
+        Assignment(3).wait(workers, 0, {0}, "after a member joined")
+    assert time.monotonic() - t0 < STABLE_TIMEOUT_S      # it did not wait the settle timeout out
