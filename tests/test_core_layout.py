@@ -31,8 +31,9 @@ def imported_names(code: str) -> set[str]:
 
 
 def declared_names(code: str) -> set[str]:
-    """Names a .pxd declares: functions, structs, enum members."""
+    """Names a .pxd declares: functions, variables (and struct members), structs, enum members."""
     names = set(re.findall(r"^\s*(?:cdef\s+(?:inline\s+)?)?[\w\s*]*?\b(\w+)\s*(?:\"\")?\s*\(", code, re.M))
+    names |= set(re.findall(r"^[ \t]+[\w*]+(?:[ \t]+[\w*]+)*[ \t]+\**(\w+)[ \t]*$", code, re.M))
     names |= set(re.findall(r"(?:ctypedef struct|cdef struct|cdef enum)\s+(\w+)", code))
     return names | set(re.findall(r"^\s+([A-Z_][A-Z0-9_]*)\b\s*(?:=|\"\"|$)", code, re.M))
 
