@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +36,13 @@ from test_e2e_brokers import SMALL, check_delivery, load_results, run_cli
 pytest.importorskip("distributed")
 
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
-TCP_PORT, TLS_PORT = 9121, 9122  # this suite's scheduler ports (9120-9139 are reserved for it)
+
+
+def free_port() -> int:
+    """A loopback port the OS reports free, so two runs of this file at once never share a scheduler port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 DAEMON_OFF = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
 TESTS = list(DEFAULT_TESTS)
 
@@ -297,7 +304,8 @@ def _processes_naming(text):
 class DaskProcesses:
     """`dask scheduler` / `dask worker` subprocesses on 127.0.0.1, each logging to a file; stopped together."""
 
-    def __init__(self, folder, scheme="tcp", port=TCP_PORT, tls_args=()):
+    def __init__(self, folder, scheme="tcp", port=None, tls_args=()):
+        port = port or free_port()
         self.folder, self.tls_args = folder, list(tls_args)
         self.address = f"{scheme}://127.0.0.1:{port}"
         self.procs = {}
@@ -457,7 +465,7 @@ def test_suite_over_mutual_tls(kafka_broker, tmp_path):
     with its own certificate."""
     tls = _certificates(tmp_path)
     tls_args = ["--tls-ca-file", tls.ca_file, "--tls-cert", tls.cert, "--tls-key", tls.key]
-    dask = DaskProcesses(tmp_path, "tls", TLS_PORT, tls_args)
+    dask = DaskProcesses(tmp_path, "tls", tls_args=tls_args)
     try:
         dask.workers("workers", 1)
         with Session(parse(dask.address, tls=tls)) as session:

@@ -404,3 +404,14 @@ def test_group_phase_fails_at_once_with_a_dead_members_error():
     with pytest.raises(TestFailed, match="member 0 ended after a member joined: RuntimeError: broker unreachable"):
         Assignment(3).wait(workers, 0, {0}, "after a member joined")
     assert time.monotonic() - t0 < STABLE_TIMEOUT_S      # it did not wait the settle timeout out
+
+
+def test_native_worker_names_client_errors_apart_from_a_lost_broker():
+    """Only a lost connection or a timeout reads "broker unreachable"; a broker's answer (e.g. an unsupported
+    assignor) is named as the client error it is."""
+    from chronik_perf.client import ConnectionLostError, errors
+    from chronik_perf.e2e.drivers.native import _failed
+    assert str(_failed(ConnectionLostError("reset by peer"))) == "broker unreachable: reset by peer"
+    assert str(_failed(TimeoutError("no answer"))).startswith("broker unreachable")
+    named = str(_failed(errors.error_for(3, "topic gone")))
+    assert named.startswith("client error (UnknownTopicOrPartitionError)") and "unreachable" not in named

@@ -2,6 +2,7 @@
 #include "codec_lib.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,69 +20,84 @@ static void *open_lib(const char *path) {
     return h;
 }
 
-/* dlsym's void* to a function pointer: through memcpy, which ISO C allows */
-#define RESOLVE(h, slot, name, required)                                              \
-    do {                                                                              \
-        void *sym = dlsym((h), (name));                                               \
-        if (!sym && (required)) {                                                     \
-            snprintf(error, sizeof error, "%s has no %s", path, (name));              \
-            dlclose(h);                                                               \
-            return -1;                                                                \
-        }                                                                             \
-        memcpy(&(slot), &sym, sizeof sym);                                            \
-    } while (0)
+/* One entry point: its name, where it goes in an API struct, whether the library must have it. */
+typedef struct {
+    const char *name;
+    size_t offset;
+    int required;
+} entry;
+
+#define ENTRY(api, field, name, required) {(name), offsetof(api, field), (required)}
+
+static const entry zstd_entries[] = {
+    ENTRY(cp_zstd_api, compressBound, "ZSTD_compressBound", 1),
+    ENTRY(cp_zstd_api, createCCtx, "ZSTD_createCCtx", 1),
+    ENTRY(cp_zstd_api, freeCCtx, "ZSTD_freeCCtx", 1),
+    ENTRY(cp_zstd_api, CCtx_setParameter, "ZSTD_CCtx_setParameter", 1),
+    ENTRY(cp_zstd_api, compress2, "ZSTD_compress2", 1),
+    ENTRY(cp_zstd_api, createDCtx, "ZSTD_createDCtx", 1),
+    ENTRY(cp_zstd_api, freeDCtx, "ZSTD_freeDCtx", 1),
+    ENTRY(cp_zstd_api, decompressDCtx, "ZSTD_decompressDCtx", 1),
+    ENTRY(cp_zstd_api, isError, "ZSTD_isError", 1),
+    ENTRY(cp_zstd_api, getErrorName, "ZSTD_getErrorName", 1),
+    ENTRY(cp_zstd_api, versionString, "ZSTD_versionString", 1),
+};
+
+static const entry lz4_entries[] = {
+    ENTRY(cp_lz4_api, compressBound, "LZ4_compressBound", 1),
+    ENTRY(cp_lz4_api, sizeofState, "LZ4_sizeofState", 1),
+    ENTRY(cp_lz4_api, compress_fast_extState, "LZ4_compress_fast_extState", 1),
+    ENTRY(cp_lz4_api, compress_fast_extState_fastReset, "LZ4_compress_fast_extState_fastReset", 0),
+    ENTRY(cp_lz4_api, compress_HC, "LZ4_compress_HC", 1),
+    ENTRY(cp_lz4_api, decompress_safe, "LZ4_decompress_safe", 1),
+    ENTRY(cp_lz4_api, versionString, "LZ4_versionString", 1),
+};
+
+static const entry zlib_entries[] = {
+    ENTRY(cp_zlib_api, deflateInit2_, "deflateInit2_", 1),
+    ENTRY(cp_zlib_api, deflate, "deflate", 1),
+    ENTRY(cp_zlib_api, deflateReset, "deflateReset", 1),
+    ENTRY(cp_zlib_api, deflateEnd, "deflateEnd", 1),
+    ENTRY(cp_zlib_api, deflateBound, "deflateBound", 1),
+    ENTRY(cp_zlib_api, inflateInit2_, "inflateInit2_", 1),
+    ENTRY(cp_zlib_api, inflate, "inflate", 1),
+    ENTRY(cp_zlib_api, inflateReset, "inflateReset", 1),
+    ENTRY(cp_zlib_api, inflateEnd, "inflateEnd", 1),
+    ENTRY(cp_zlib_api, zlibVersion, "zlibVersion", 1),
+};
+
+/* Fill the API struct at out (size bytes) with the entry points of the shared object at path; out is written
+ * only when every required one is there. dlsym's void* becomes a function pointer through memcpy, which ISO C
+ * allows. */
+static int load(const char *path, const entry *entries, size_t count, void *out, size_t size) {
+    unsigned char api[256];
+    void *h;
+    if (size > sizeof api) {
+        snprintf(error, sizeof error, "internal error: API struct of %zu bytes", size);
+        return -1;
+    }
+    h = open_lib(path);
+    if (!h) return -1;
+    memset(api, 0, sizeof api);
+    for (size_t i = 0; i < count; i++) {
+        void *sym = dlsym(h, entries[i].name);
+        if (!sym && entries[i].required) {
+            snprintf(error, sizeof error, "%s has no %s", path, entries[i].name);
+            dlclose(h);
+            return -1;
+        }
+        memcpy(api + entries[i].offset, &sym, sizeof sym);
+    }
+    memcpy(out, api, size);
+    return 0;
+}
+
+#define LOAD(path, entries, out) load((path), (entries), sizeof(entries) / sizeof(entries[0]), &(out), sizeof(out))
 
 int cp_load_zstd(const char *path, int decoder) {
-    cp_zstd_api api;
-    void *h = open_lib(path);
-    if (!h) return -1;
-    RESOLVE(h, api.compressBound, "ZSTD_compressBound", 1);
-    RESOLVE(h, api.createCCtx, "ZSTD_createCCtx", 1);
-    RESOLVE(h, api.freeCCtx, "ZSTD_freeCCtx", 1);
-    RESOLVE(h, api.CCtx_setParameter, "ZSTD_CCtx_setParameter", 1);
-    RESOLVE(h, api.compress2, "ZSTD_compress2", 1);
-    RESOLVE(h, api.createDCtx, "ZSTD_createDCtx", 1);
-    RESOLVE(h, api.freeDCtx, "ZSTD_freeDCtx", 1);
-    RESOLVE(h, api.decompressDCtx, "ZSTD_decompressDCtx", 1);
-    RESOLVE(h, api.isError, "ZSTD_isError", 1);
-    RESOLVE(h, api.getErrorName, "ZSTD_getErrorName", 1);
-    RESOLVE(h, api.versionString, "ZSTD_versionString", 1);
-    if (decoder)
-        cp_zstd_decoder = api;
-    else
-        cp_zstd = api;
-    return 0;
+    return decoder ? LOAD(path, zstd_entries, cp_zstd_decoder) : LOAD(path, zstd_entries, cp_zstd);
 }
 
-int cp_load_lz4(const char *path) {
-    cp_lz4_api api;
-    void *h = open_lib(path);
-    if (!h) return -1;
-    RESOLVE(h, api.compressBound, "LZ4_compressBound", 1);
-    RESOLVE(h, api.sizeofState, "LZ4_sizeofState", 1);
-    RESOLVE(h, api.compress_fast_extState, "LZ4_compress_fast_extState", 1);
-    RESOLVE(h, api.compress_fast_extState_fastReset, "LZ4_compress_fast_extState_fastReset", 0);
-    RESOLVE(h, api.compress_HC, "LZ4_compress_HC", 1);
-    RESOLVE(h, api.decompress_safe, "LZ4_decompress_safe", 1);
-    RESOLVE(h, api.versionString, "LZ4_versionString", 1);
-    cp_lz4 = api;
-    return 0;
-}
+int cp_load_lz4(const char *path) { return LOAD(path, lz4_entries, cp_lz4); }
 
-int cp_load_zlib(const char *path) {
-    cp_zlib_api api;
-    void *h = open_lib(path);
-    if (!h) return -1;
-    RESOLVE(h, api.deflateInit2_, "deflateInit2_", 1);
-    RESOLVE(h, api.deflate, "deflate", 1);
-    RESOLVE(h, api.deflateReset, "deflateReset", 1);
-    RESOLVE(h, api.deflateEnd, "deflateEnd", 1);
-    RESOLVE(h, api.deflateBound, "deflateBound", 1);
-    RESOLVE(h, api.inflateInit2_, "inflateInit2_", 1);
-    RESOLVE(h, api.inflate, "inflate", 1);
-    RESOLVE(h, api.inflateReset, "inflateReset", 1);
-    RESOLVE(h, api.inflateEnd, "inflateEnd", 1);
-    RESOLVE(h, api.zlibVersion, "zlibVersion", 1);
-    cp_zlib = api;
-    return 0;
-}
+int cp_load_zlib(const char *path) { return LOAD(path, zlib_entries, cp_zlib); }

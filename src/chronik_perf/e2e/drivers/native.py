@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from ...client import Cluster, Consumer, GroupConsumer, KafkaClientError, KIP848GroupConsumer, Producer
+from ...client import (BrokerUnavailableError, Cluster, Consumer, GroupConsumer, KafkaClientError, KIP848GroupConsumer,
+                       Producer, RequestTimedOutError)
 from ..payload import HEADER, HEADER_DTYPE, MessageFactory
 from .base import ConsumeTally, ConsumerSpec, Control, Driver, FixedRate, ProcessWorker, ProducerSpec, ProduceTally
 from .worker_results import ConsumerResult, ProducerResult
@@ -39,6 +40,13 @@ _GROUP_ONLY = {"session_timeout_ms", "heartbeat_interval_ms", "rebalance_timeout
 _CLASSIC_ONLY = {"session_timeout_ms": "session.timeout.ms", "heartbeat_interval_ms": "heartbeat.interval.ms",
                  "assignor": "partition.assignment.strategy"}
 
+
+
+def _failed(error) -> RuntimeError:
+    """The worker's failure: "broker unreachable" only for a lost connection or a timeout, else the client's error."""
+    if isinstance(error, (BrokerUnavailableError, RequestTimedOutError, TimeoutError, OSError)):
+        return RuntimeError(f"broker unreachable: {error}")
+    return RuntimeError(f"client error ({type(error).__name__}): {error}")
 
 def client_options(config: dict, table: dict) -> dict:
     """Kafka property names -> the client's keyword options; unknown names raise ValueError."""
@@ -102,7 +110,7 @@ def produce(spec: ProducerSpec, ctl: Control) -> ProducerResult:
     except TimeoutError:
         pass
     if error is not None and not acked:
-        raise RuntimeError(f"broker unreachable: {error}")
+        raise _failed(error)
     if error is not None:
         errors.append(f"stopped after {seq} messages: {error}")
     return tally.result(seq, acked, failed, seq - acked - len(failed), errors, batching=batching,
@@ -132,7 +140,7 @@ def _produce_at_rate(spec: ProducerSpec, ctl: Control, producer: Producer, work:
     except TimeoutError:
         pass
     if delivery.acked == 0 and delivery.failed:
-        raise RuntimeError(f"broker unreachable: {delivery.first_error}")
+        raise _failed(delivery.first_error)
     failed = delivery.failed_indices().tolist()
     return tally.result(n, delivery.acked, failed, n - delivery.acked - len(failed), errors + delivery.errors,
                         batching=batching)
@@ -239,7 +247,7 @@ def consume(spec: ConsumerSpec, ctl: Control, materialise: bool = False) -> Cons
             if not tally.record(t, got):
                 break
     except KafkaClientError as exc:
-        raise RuntimeError(f"broker unreachable: {exc}") from exc
+        raise _failed(exc) from exc
     finally:
         tally.finish()
         ctl.emit("closing", worker=spec.worker_id)
