@@ -134,6 +134,25 @@ cdef inline uint32_t load_le(const uint8_t* p, int width) noexcept nogil:
     return v
 
 
+cdef uint32_t xxh32_short(const uint8_t* p, Py_ssize_t n) noexcept nogil:
+    """xxHash32 (seed 0) of fewer than 16 bytes: what an LZ4 frame descriptor's header checksum is taken from."""
+    cdef uint32_t h = <uint32_t>374761393u + <uint32_t>n
+    cdef Py_ssize_t i = 0
+    while i + 4 <= n:
+        h += load_le(p + i, 4) * <uint32_t>3266489917u
+        h = ((h << 17) | (h >> 15)) * <uint32_t>668265263u
+        i += 4
+    while i < n:
+        h += p[i] * <uint32_t>374761393u
+        h = ((h << 11) | (h >> 21)) * <uint32_t>2654435761u
+        i += 1
+    h ^= h >> 15
+    h *= <uint32_t>2246822519u
+    h ^= h >> 13
+    h *= <uint32_t>3266489917u
+    return h ^ (h >> 16)
+
+
 cdef int lz4_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
     cdef int i
     cdef uint64_t size
@@ -141,6 +160,8 @@ cdef int lz4_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
         raise CorruptRecordError("not an LZ4 frame at byte 0")
     if p[4] >> 6 != 1:
         raise CorruptRecordError(f"LZ4 frame version {p[4] >> 6} at byte 4")
+    if p[4] & 0x02 or p[5] & 0x8F:       # the frame format's reserved bits, which lz4's own decoder refuses
+        raise CorruptRecordError(f"LZ4 frame reserved bit set at byte {4 if p[4] & 0x02 else 5}")
     if not 4 <= (p[5] >> 4) & 7 <= 7:
         raise CorruptRecordError(f"LZ4 block size id {(p[5] >> 4) & 7} at byte 5")
     f.block_max = 1 << (8 + 2 * ((p[5] >> 4) & 7))
@@ -151,6 +172,8 @@ cdef int lz4_header(Frame* f, const uint8_t* p, Py_ssize_t n) except -1:
     f.pos = 6 + (8 if p[4] & 0x08 else 0) + (4 if p[4] & 0x01 else 0) + 1
     if f.pos > n:
         raise CorruptRecordError("truncated LZ4 frame header at byte 6")
+    if p[f.pos - 1] != (xxh32_short(p + 4, f.pos - 5) >> 8) & 0xFF:   # as lz4's decoder and Kafka's check it
+        raise CorruptRecordError(f"LZ4 frame header checksum mismatch at byte {f.pos - 1}")
     if p[4] & 0x08:
         size = 0
         for i in range(8):
