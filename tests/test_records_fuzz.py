@@ -14,11 +14,15 @@ KEYS = [b"k", b"kk", None, b"kkkk"]
 HEADERS = [[("h", b"v")], [], [("x", None)], []]
 BATCHES = {c: build_batch(VALUES, KEYS, timestamps=[1, 2, 3, 4], headers=HEADERS, compression=c)
            for c in CODECS}
+ORIGINAL_RECORDS = {c: [(r.offset, r.timestamp, r.key, r.value, list(r.headers))
+                        for batch in parse_batches(b) for r in batch.records()] for c, b in BATCHES.items()}
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def read_peer_agrees(data):
-    """Read data without CRC checks; when it parses, kafka-python must read the same records from it."""
+def read_peer_agrees(data, original=None):
+    """Read data without CRC checks; when it parses, kafka-python must read the same records from it. Where
+    kafka-python refuses what parsed (a stricter zstd build rejecting bits an older libzstd never reads), ours must
+    have read exactly `original`, the records of the batch before the flips."""
     try:
         batches = parse_batches(data, verify_crc=False)
         ours = [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for batch in batches for r in batch.records()]
@@ -34,8 +38,13 @@ def read_peer_agrees(data):
         return
     records = MemoryRecords(data)
     theirs = []
-    while records.has_next():
-        theirs += [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in records.next_batch()]
+    try:
+        while records.has_next():
+            theirs += [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in records.next_batch()]
+    except Exception as exc:  # the peer's codec refused the payload our codec decoded
+        assert original is not None and ours == original, f"kafka-python refused ({exc}) what read as {ours}"
+        event("kafka-python refused; ours read the original records")
+        return
     assert ours == theirs
 
 
@@ -94,7 +103,7 @@ def test_bit_flips_without_crc_never_crash(codec, data):
     for _ in range(data.draw(st.integers(1, 4))):
         bit = data.draw(st.integers(61 * 8, len(good) * 8 - 1))
         good[bit // 8] ^= 1 << (bit % 8)
-    read_peer_agrees(bytes(good))
+    read_peer_agrees(bytes(good), ORIGINAL_RECORDS[codec])
 
 
 @FUZZ
