@@ -274,7 +274,11 @@ def test_ctrl_c_writes_partial_results_and_deletes_topics(tansu_broker, tmp_path
         time.sleep(0.2)
     wait_until_written(tansu_broker.bootstrap_servers, f"{topic.rsplit('-', 1)[0]}-latency", proc)  # in latency now
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    out, _ = proc.communicate(timeout=60)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"no exit within 60 s of Ctrl-C; its output: {proc.communicate()[0][-3000:]}")
     assert proc.returncode == 130, out
     doc, _ = load_results(tmp_path)
     assert doc["status"] == "interrupted"
