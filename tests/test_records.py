@@ -1,11 +1,12 @@
 """Record batches v2: building, parsing, columns, and the header fields Kafka defines."""
 import struct
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
 
 from chronik_perf.records import (
-    BatchBuilder, CODECS, CorruptRecordError, Record, build_batch, crc32c, parse_batches,
+    BatchBuilder, CODECS, Columns, CorruptRecordError, Record, build_batch, crc32c, parse_batches,
 )
 
 VALUES = [b"v0", None, b"", b"value-three" * 30]
@@ -56,6 +57,28 @@ def test_columns_index_the_data(codec):
     if codec == "none":
         assert cols["data"] is data, "uncompressed columns index the caller's buffer, no copy"
 
+
+
+@pytest.mark.parametrize("count", [1, 4, 5, 300])
+def test_columns_are_a_read_only_mapping_whose_arrays_outlive_it(count):
+    """Small batches keep their columns inside the Columns object, larger ones in one allocation: either way every
+    array stays valid after the mapping and the batch are gone, and the mapping reads like the dict it replaced."""
+    data = build_batch([b"v%d" % i for i in range(count)], timestamps=list(range(count)), base_offset=7)
+    cols = parse_batches(data)[0].columns()
+    assert isinstance(cols, Columns) and isinstance(cols, Mapping)
+    names = ["offset", "timestamp", "key_start", "key_length", "value_start", "value_length", "data"]
+    assert list(cols) == list(cols.keys()) == names and len(cols) == 7 and "data" in cols and "x" not in cols
+    assert [k for k, _ in cols.items()] == names and dict(cols).keys() == set(names)
+    assert cols.get("missing", 5) == 5 and cols["data"] is data
+    with pytest.raises(KeyError):
+        cols["offsets"]
+    with pytest.raises(TypeError):
+        cols["offset"] = np.zeros(count, dtype=np.int64)
+    offsets, lengths = cols["offset"], cols["value_length"]
+    del cols
+    assert offsets.dtype == np.int64 and offsets.flags.c_contiguous and offsets.shape == (count,)
+    assert offsets.tolist() == list(range(7, 7 + count))
+    assert lengths.tolist() == [len(b"v%d" % i) for i in range(count)]
 
 def test_defaults_and_now_timestamps():
     import time
