@@ -97,6 +97,33 @@ def test_values_as_any_buffer_and_timestamps_as_numpy():
     assert [r.value for r in parse_batches(data)[0].records()] == [b"ba", b"mv", b"np", b"b"]
 
 
+
+class Stamp(int):
+    """An int subclass: build_batch converts it through int's protocol, not its own fast read of exact ints."""
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_plain_and_general_inputs_build_the_same_bytes(codec):
+    """Lists of bytes/None with int timestamps are read in place; any other input (tuples held first, a bytearray
+    value, an int subclass or numpy timestamps) takes the general path. Both write the same batch."""
+    values, keys, stamps = [b"v0", None, b"", b"x" * 300], [b"k0", None, b"k2", b""], [5, 3, 2**40, 9]
+    plain = build_batch(values, keys, timestamps=stamps, compression=codec, base_offset=3)
+    variants = [
+        build_batch(tuple(values), tuple(keys), timestamps=tuple(stamps), compression=codec, base_offset=3),
+        build_batch(iter(values), iter(keys), timestamps=iter(stamps), compression=codec, base_offset=3),
+        build_batch(values[:3] + [bytearray(values[3])], keys, timestamps=stamps, compression=codec, base_offset=3),
+        build_batch(values, keys[:3] + [memoryview(b"")], timestamps=stamps, compression=codec, base_offset=3),
+        build_batch(values, keys, timestamps=[Stamp(t) for t in stamps], compression=codec, base_offset=3),
+        build_batch(values, keys, timestamps=np.array(stamps), compression=codec, base_offset=3),
+    ]
+    assert all(v == plain for v in variants)
+    records = parse_batches(plain)[0].records()
+    assert [(r.key, r.value, r.timestamp) for r in records] == list(zip(keys, values, stamps))
+    with pytest.raises(OverflowError):
+        build_batch([b"a"], timestamps=[2**63])
+    with pytest.raises(ValueError, match="2 keys for 1 values"):
+        build_batch((b"a",), (b"k", b"k"))
+
 def test_build_argument_errors():
     with pytest.raises(ValueError, match="at least one record"):
         build_batch([])
