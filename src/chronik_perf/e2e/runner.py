@@ -180,17 +180,35 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                     save()
         except KeyboardInterrupt:
             status = "interrupted"
-            driver.shutdown()
             entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C",
                             **driver.take_placement()})
             raise
         finally:
             ctx.progress = None
-            driver.shutdown()  # no worker may still write to the topics deleted next
-            if not cfg.keep_topics and status != "broker lost":
-                errors = delete_topics(ctx)
-                if errors:
-                    console.print(f"[yellow]could not delete topics:[/yellow] {'; '.join(errors)}")
-            out = save()
-            console.print(f"[dim]results: {out}[/dim]")
+            out = _wind_down(driver, ctx, save, console, delete=not cfg.keep_topics and status != "broker lost")
         return results_mod.load(out), path
+
+
+def _wind_down(driver, ctx: RunContext, save, console: Console, delete: bool) -> str:
+    """After the last test, a failure or Ctrl-C: end the workers, write results.json (returns its path), delete the
+    run's topics. Every step has a deadline; a Ctrl-C during them kills the workers at once and skips the deletion,
+    never the results, and is raised again once they are written."""
+    interrupted = None
+    try:
+        driver.shutdown()  # no worker may still write to the topics deleted next
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+    out = save()
+    console.print(f"[dim]results: {out}[/dim]")
+    if delete and ctx.topics:
+        errors = ["not deleted: interrupted by Ctrl-C"]
+        if interrupted is None:
+            try:
+                errors = delete_topics(ctx)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if errors:
+            console.print(f"[yellow]could not delete topics {', '.join(ctx.topics)}:[/yellow] {'; '.join(errors)}")
+    if interrupted is not None:
+        raise interrupted
+    return out
