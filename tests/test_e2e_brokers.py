@@ -185,6 +185,38 @@ def test_java_driver_same_schema(kafka_broker, tmp_path):
     assert prod["startup_cpu_s"] > 0 and prod["cores_used"] > 0  # JVM start-up apart from the window
 
 
+def test_driver_comparison_with_start_reuses_the_running_kafka(kafka_broker, tmp_path):
+    """The documented comparison command, `--target kafka --start --drivers native,confluent,java`: with Kafka
+    already running it uses that broker (same process before and after, its version in every result), every
+    consumer reads the one shared fill, and each row of the comparison carries cores used, records per batch (Java's
+    estimated from its metrics) and whether the work per message is the same as the first driver's."""
+    from chronik_perf.brokers import running
+    from chronik_perf.e2e.report import WORK_HEADERS, work_rows
+    before = running("kafka")
+    proc = run_cli(["--target", "kafka", "--start", "--drivers", "native,confluent,java", "--tests",
+                    "producer,consumer", "--num-messages", "20000", "--message-size", "100", "--num-partitions", "2",
+                    "--acks", "1", "--batch-size", "16384", "--producer-seconds", "2"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"using the already running kafka {kafka_broker.version or ''}" in proc.stdout
+    assert "Driver comparison: CPU, batching and the work per message" in proc.stdout
+    after = running("kafka")
+    assert (after and after.pid) == (before and before.pid)  # reused, never restarted (None: not ours, still none)
+    docs = [json.load(open(tmp_path / d / "results.json")) for d in sorted(os.listdir(tmp_path))
+            if (tmp_path / d).is_dir()]
+    assert [doc["results"][0]["driver"] for doc in docs] == ["native", "confluent", "java"]
+    assert {doc["broker"]["version"] for doc in docs} == {kafka_broker.version}
+    fills = {r["work"]["fill"] for doc in docs for r in doc["results"] if r["test"] == "consumer"}
+    assert len(fills) == 1 and all(r["messages"] == 20000 for doc in docs for r in doc["results"]
+                                   if r["test"] == "consumer" or r["driver"] == "java"), fills
+    rows = [dict(zip(WORK_HEADERS, cells)) for cells in work_rows(docs)]
+    assert [(r["Driver"], r["Test"].split()[0]) for r in rows] == [
+        ("native", "Producer"), ("confluent", "Producer"), ("java", "Producer"),
+        ("native", "Consumer"), ("confluent", "Consumer"), ("java", "Consumer")]
+    assert all(r["Cores used"] != "N/A" and r["Runs"] == "1" for r in rows), rows
+    assert all(float(r["Records/batch"].replace(",", "")) > 1 for r in rows[:3]), rows
+    assert rows[0]["Same work as first"] == "(reference)" and rows[2]["Same work as first"].startswith("no: per message")
+
+
 def test_java_consumer_that_reads_too_little_is_a_failure(kafka_broker):
     from chronik_perf.e2e.drivers.base import ConsumerSpec, WorkerError
     from chronik_perf.e2e.drivers.java import JavaDriver
