@@ -69,13 +69,20 @@ def _cluster_commands(opts: Options, out: Path) -> list[list[str]]:
     return [[sys.executable, "examples/cluster_overhead.py", *rounds, *start, "--results-dir", str(out / "runs")]]
 
 
-def _driver_commands(batch_size: int | None) -> Callable[[Options, Path], list[list[str]]]:
-    def commands(opts: Options, out: Path) -> list[list[str]]:
-        size = ["--num-messages", "200000", "--seconds", "3"] if opts.quick else []  # median of 5, 10 s windows
-        batch = ["--batch-size", str(batch_size)] if batch_size else []
-        start = ["--start"] if opts.start else []
-        return [[sys.executable, "examples/driver_comparison.py", "--target", "kafka", *start, *size, *batch]]
-    return commands
+# The driver comparison of issue 12's "done when": the suite's own --drivers run, median of 5, producer windows of
+# 10 s (Java's ProducerPerformance sends a count: DRIVERS_FILL), one shared fill of DRIVERS_FILL messages read by
+# every consumer, sized so that the fastest consumer (native) also reads for 10 s or more. --start finds the Kafka
+# already running at 127.0.0.1:9095 and uses it (it starts one, and stops it after, only when none answers there).
+DRIVERS_FILL = 15_000_000
+DRIVERS_WORKLOAD = ["--tests", "producer,consumer", "--message-size", "100", "--num-partitions", "6", "--acks", "1",
+                    "--batch-size", "65536", "--producer-seconds", "10"]
+
+
+def _drivers_commands(opts: Options, out: Path) -> list[list[str]]:
+    size = (["--quick", "--tests", "producer,consumer"] if opts.quick else
+            [*DRIVERS_WORKLOAD, "--num-messages", str(DRIVERS_FILL), "--repeat", "5"])
+    return [[sys.executable, "-m", "chronik_perf.e2e", "--target", "kafka", "--start", "--drivers",
+             "native,confluent,java", *size, "--results-dir", str(out / "runs")]]
 
 
 def _suite_commands(groups: str | None = None, select: str | None = None,
@@ -140,6 +147,25 @@ def e2e_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def drivers_table(folder: Path) -> str:
+    """The suite's driver comparison (CPU, batching, the work per message) and its throughput ratios against the first
+    driver, from the stored runs in the order the drivers ran."""
+    from chronik_perf.e2e import report
+    from chronik_perf.e2e.comparable import header
+    from chronik_perf.e2e.results import load
+    docs = [load(str(p)) for p in sorted((folder / "runs").glob("*/results.json"))]
+    if not docs:
+        raise ValueError(f"{folder.name}: no results.json under runs/")
+    tables = [(report.WORK_HEADERS, report.work_rows(docs)),
+              (("System", "Test", f"msg/s against {report.label(docs[0])}"),
+               [cells[:3] for cells in report.ratio_rows(docs)])]
+    out = [header(docs) + "."]
+    for headers, rows in tables:
+        out += ["", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        out += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(out)
+
+
 def _cluster_overhead():
     """examples/cluster_overhead.py as a module: its tables are written from the stored runs."""
     import importlib.util
@@ -171,8 +197,7 @@ def _cluster_runs(script, folder: Path) -> dict[str, list[dict]]:
 DATA_SETS = [
     DataSet("e2e", _e2e_commands, {"readme-e2e": e2e_table, "e2e-kafka-tansu": e2e_table},
             keep=("runs/*/results.json", "runs/*/summary.md"), ok=(0, 1)),
-    DataSet("drivers-default-batch", _driver_commands(None), {"drivers-default-batch": markdown_table_lines}),
-    DataSet("drivers-256k-batch", _driver_commands(262144), {"drivers-256k-batch": markdown_table_lines}),
+    DataSet("drivers", _drivers_commands, {"drivers": drivers_table}, keep=("runs/*/results.json",), ok=(0, 1)),
     DataSet("records-ratios", _suite_commands("records,crc", RECORDS_RATIOS), {"records-ratios": micro_report},
             keep=("micro.json",), ok=(0, 1)),
     DataSet("protocol-ratios", _suite_commands("protocol", PROTOCOL_RATIOS), {"protocol-ratios": micro_report},

@@ -12,7 +12,7 @@ from chronik_perf.e2e.drivers.base import ProcessWorker
 from chronik_perf.e2e.drivers.worker_results import WorkerResult
 from chronik_perf.e2e.regression import regressions
 from chronik_perf.e2e.repeats import combine, totals
-from chronik_perf.e2e.report import ratio_table
+from chronik_perf.e2e.report import WORK_HEADERS, ratio_table, work_rows
 from chronik_perf.e2e.drivers.java import (check_consumed, end_to_end_result, parse_consumer, parse_end_to_end,
                                            parse_metrics, parse_producer, producer_batching)
 from chronik_perf.e2e.payload import HEADER, MessageFactory, message_key, parse_headers, partition_of
@@ -199,6 +199,7 @@ def test_java_metrics_and_early_consumer_exit():
            "producer-metrics:records-per-request-avg:{client-id=perf-producer-client}  : 145.985\n"
            "producer-metrics:outgoing-byte-total:{client-id=perf-producer-client}  : 2000000.000\n"
            "producer-metrics:request-total:{client-id=perf-producer-client}  : 100.000\n"
+           "producer-metrics:record-send-total:{client-id=perf-producer-client}  : 14598.500\n"
            "producer-node-metrics:request-latency-avg:{client-id=perf-producer-client, node-id=node-1}  : 46.4\n"
            "producer-metrics:request-latency-avg:{client-id=perf-producer-client}  : NaN\n")
     m = parse_metrics(out, "producer-metrics")
@@ -206,6 +207,9 @@ def test_java_metrics_and_early_consumer_exit():
     assert np.isnan(m["request-latency-avg"]) and "node-id" not in str(m)
     b = producer_batching(m)
     assert b["bytes_per_request"] == 20000 and b["records_per_request"] == 145.985
+    # 2 MB sent in batches of 16,057 B: ~124.6 batches for 14,598.5 records, ~117.2 records per batch
+    assert b["records_per_batch"] == pytest.approx(14598.5 * 16056.818 / 2e6)
+    assert producer_batching({k: v for k, v in m.items() if k != "record-send-total"})["records_per_batch"] is None
     warned = ("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, "
               "rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec\n"
               "WARNING: Exiting before consuming the expected number of messages: timeout (3000 ms) exceeded.\n"
@@ -294,6 +298,28 @@ def test_ratios_of_repeated_results_say_whether_the_runs_overlap():
     rendered.print(table)
     text = rendered.export_text()
     assert "1.20x (runs overlap)" in text and "2.00x (runs apart)" in text
+
+
+def test_driver_comparison_rows_carry_runs_windows_cores_batching_and_the_work():
+    """Each row of the driver comparison: the median run's rate, how many runs and the span of their windows, cores
+    used, records per batch (Java's estimated from its metrics) and whether the work per message matches the first
+    row's, naming what differs."""
+    def driver(name, windows, per_batch, per_message):
+        runs = [({**_run("producer", 1000 * i)[0], "duration_s": w}, None) for i, w in enumerate(windows, 1)]
+        entry, _ = combine(runs)
+        entry.update(driver=name, cores_used=0.5, msgs_per_core_s=4000.0,
+                     batching={"records_per_batch": per_batch, "bytes_per_request": 300000.0},
+                     work={"per_message": per_message})
+        return {"target": "kafka", "results": [entry]}
+    docs = [driver("native", [10.04, 10.46, 10.2], 520.0, "C batches"),
+            driver("confluent", [10.0], 515.0, "C batches"),
+            driver("java", [31.0, 29.5, 30.2], 300.0, "Java send() per message")]
+    rows = [dict(zip(WORK_HEADERS, cells)) for cells in work_rows(docs)]
+    assert [(r["Driver"], r["Runs"], r["Window (s)"]) for r in rows] == [
+        ("native", "3", "10.0–10.5"), ("confluent", "1", "10.0"), ("java", "3", "29.5–31.0")]
+    assert rows[0]["msg/s"] == "2,000" and rows[0]["Cores used"] == "0.50" and rows[2]["Records/batch"] == "300.0"
+    assert rows[0]["Same work as first"] == "(reference)" and rows[1]["Same work as first"] == "yes"
+    assert rows[2]["Same work as first"] == "no: per message, records per batch 300 vs 520"
 
 
 class _Sleeper:

@@ -93,7 +93,7 @@ def test_the_records_target_catches_columns_that_disagree_with_records(monkeypat
             return getattr(self.batch, name)
 
         def columns(self):
-            cols = self.batch.columns()
+            cols = dict(self.batch.columns())
             cols["offset"] = cols["offset"] + 1
             return cols
     monkeypatch.setattr(targets, "parse_batches", lambda *a, **kw: [Skewed(b) for b in real(*a, **kw)])

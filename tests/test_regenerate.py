@@ -47,7 +47,7 @@ def tree(tmp_path):
     (tmp_path / "docs" / "results" / "summary.md").write_text("<!-- table:results-summary -->\n<!-- /table:results-summary -->\n")
     (tmp_path / "docs" / "results" / "page.md").write_text(
         "# Results\n\n<!-- table:records-ratios -->\nold records\n<!-- /table:records-ratios -->\n\ntext kept\n\n"
-        "<!-- table:drivers-default-batch -->\n| old | 1 |\n<!-- /table:drivers-default-batch -->\n")
+        "<!-- table:drivers -->\n| old | 1 |\n<!-- /table:drivers -->\n")
     data = tmp_path / regenerate.DATA
     for target, rate in (("kafka", 94803.0), ("tansu", 93625.0)):
         run = data / "e2e" / "runs" / f"20261130T130500Z_{target}"
@@ -82,7 +82,7 @@ def test_writes_tables_with_commit_machine_and_date(tree):
     page = (tree / "docs" / "results" / "page.md").read_text()
     assert "old records" not in page and "#### bars" in page and "aiokafka 10.79x" in page and "quick mode" in page
     assert "text kept" in page
-    drivers = re.search(r"<!-- table:drivers-default-batch -->\n(.*?)<!-- /table", page, re.S)[1]
+    drivers = re.search(r"<!-- table:drivers -->\n(.*?)<!-- /table", page, re.S)[1]
     assert drivers.startswith("**No data.**") and "| old | 1 |" not in drivers
     summary = (tree / "docs" / "results" / "summary.md").read_text()
     assert "All stored results come from one commit." in summary

@@ -238,7 +238,7 @@ def _print_cluster(console: Console, session) -> None:
 def _run_targets(console: Console, resolved: list, cfgs: list, cfg, session) -> int:
     """Run every config against every target; print the results and return the exit code."""
     from . import charts, html_report, report
-    from .runner import Unreachable, run_target, shared_fill
+    from .runner import Unreachable, announce, run_target, shared_fill
 
     docs, run_dirs = [], []
     for tgt, announcement in resolved:
@@ -252,7 +252,9 @@ def _run_targets(console: Console, resolved: list, cfgs: list, cfg, session) -> 
                 except Exception as exc:
                     console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
                     return EXIT_SETUP
-                tgt = dataclasses.replace(tgt, bootstrap_servers=broker.bootstrap_servers, start=False)
+                announce(console, broker)
+                tgt = dataclasses.replace(tgt, bootstrap_servers=broker.bootstrap_servers, start=False,
+                                          broker_version=broker.version)
             fill = None
             if len(cfgs) > 1 and "consumer" in cfg.tests:  # like with like: every driver's consumer reads one log
                 try:
@@ -267,7 +269,7 @@ def _run_targets(console: Console, resolved: list, cfgs: list, cfg, session) -> 
                     console.print(f"[red]error:[/red] {exc}")
                     return EXIT_SETUP
                 except KeyboardInterrupt:
-                    console.print("[yellow]interrupted: partial results written, topics deleted[/yellow]")
+                    console.print("[yellow]interrupted: partial results written[/yellow]")
                     return 130
                 except Exception as exc:  # a broker that cannot start, a driver that cannot run
                     console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")

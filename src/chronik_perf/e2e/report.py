@@ -80,13 +80,14 @@ def _ratio(a, b, overlapping=None) -> str:
     return f"{a / b:.2f}x ({'runs overlap' if overlapping else 'runs apart'})"
 
 
-WORK_HEADERS = ("Driver", "Test", "msg/s", "Cores used", "msg per core-s", "Records/batch", "Bytes/request",
-                "CRC checked", "Work per message", "Same work as first")
+WORK_HEADERS = ("Driver", "Test", "msg/s", "Runs", "Window (s)", "Cores used", "msg per core-s", "Records/batch",
+                "Bytes/request", "CRC checked", "Work per message", "Same work as first")
 
 
 def work_rows(docs: list[dict]) -> list[list[str]]:
-    """Producer and consumer rows of a driver comparison: rate, CPU, batching, and whether the work per message is
-    the same as in the first driver's row (what differs, when it is not)."""
+    """Producer and consumer rows of a driver comparison: rate (the median run's), how many runs and their windows,
+    CPU, batching, and whether the work per message is the same as in the first driver's row (what differs, when it
+    is not)."""
     rows = []
     for test in ("producer", "consumer"):
         base = None
@@ -98,11 +99,20 @@ def work_rows(docs: list[dict]) -> list[list[str]]:
             b = r.get("batching") or {}
             work = r.get("work") or {}
             rows.append([r.get("driver", "?"), TEST_TITLES[test], _num(r.get("throughput_msgs_s")),
-                         _num(r.get("cores_used"), 2), _num(r.get("msgs_per_core_s")),
+                         str(len(r.get("repeats") or [r])), windows(r), _num(r.get("cores_used"), 2), _num(r.get("msgs_per_core_s")),
                          _num(b.get("records_per_batch"), 1), _num(b.get("bytes_per_request")),
                          {True: "yes", False: "no"}.get(work.get("crc_checked"), "-"), work.get("per_message", "?"),
                          same_work(base, r)])
     return rows
+
+
+def windows(r: dict) -> str:
+    """The throughput window of a result in seconds, or the shortest and longest of its repeated runs'."""
+    spans = [f["duration_s"] for f in r.get("repeats") or [r] if f.get("duration_s") is not None]
+    if not spans:
+        return "N/A"
+    low, high = min(spans), max(spans)
+    return f"{low:.1f}" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f}–{high:.1f}"
 
 
 def same_work(base: dict, r: dict) -> str:

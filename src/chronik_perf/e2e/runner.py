@@ -33,10 +33,17 @@ class Target:
     bootstrap_servers: str | None
     start: bool = False
     kafka_version: str | None = None  # the Kafka release to start (kafka) and whose perf tools the java driver runs
+    broker_version: str | None = None  # the version of a broker started (or found running) for several runs
 
     def broker_options(self) -> dict:
         """Options for chronik_perf.brokers.start when this target is started."""
         return {"version": self.kafka_version} if self.name == "kafka" and self.kafka_version else {}
+
+
+def announce(console: Console, broker) -> None:
+    """The line saying which broker a run uses: one it started, or one already running."""
+    verb = "started" if broker.owned else "using the already running"
+    console.print(f"[dim]{verb} {broker.name} {broker.version or ''} at {broker.bootstrap_servers}[/dim]")
 
 
 def resolve(target: str | None, bootstrap: str | None, start: bool) -> tuple[Target, str | None]:
@@ -132,14 +139,13 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
     driver = (cluster.driver(cfg.driver, target.kafka_version) if cluster is not None
               else get_driver(cfg.driver, target.kafka_version))
     with contextlib.ExitStack() as stack:
-        version = None
+        version = target.broker_version
         bootstrap = target.bootstrap_servers
         if target.start:
             from chronik_perf.brokers import start as start_broker
             broker = stack.enter_context(start_broker(target.name, reuse=True, **target.broker_options()))
             bootstrap, version = broker.bootstrap_servers, broker.version
-            verb = "started" if broker.owned else "using the already running"
-            console.print(f"[dim]{verb} {broker.name} {broker.version or ''} at {bootstrap}[/dim]")
+            announce(console, broker)
         admin = stack.enter_context(_connect(bootstrap))  # closed before a broker we started stops
         started = dt.datetime.now(dt.timezone.utc)
         path = results_mod.run_dir(cfg.results_dir, target.name, started)
@@ -180,17 +186,35 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                     save()
         except KeyboardInterrupt:
             status = "interrupted"
-            driver.shutdown()
             entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C",
                             **driver.take_placement()})
             raise
         finally:
             ctx.progress = None
-            driver.shutdown()  # no worker may still write to the topics deleted next
-            if not cfg.keep_topics and status != "broker lost":
-                errors = delete_topics(ctx)
-                if errors:
-                    console.print(f"[yellow]could not delete topics:[/yellow] {'; '.join(errors)}")
-            out = save()
-            console.print(f"[dim]results: {out}[/dim]")
+            out = _wind_down(driver, ctx, save, console, delete=not cfg.keep_topics and status != "broker lost")
         return results_mod.load(out), path
+
+
+def _wind_down(driver, ctx: RunContext, save, console: Console, delete: bool) -> str:
+    """After the last test, a failure or Ctrl-C: end the workers, write results.json (returns its path), delete the
+    run's topics. Every step has a deadline; a Ctrl-C during them kills the workers at once and skips the deletion,
+    never the results, and is raised again once they are written."""
+    interrupted = None
+    try:
+        driver.shutdown()  # no worker may still write to the topics deleted next
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+    out = save()
+    console.print(f"[dim]results: {out}[/dim]")
+    if delete and ctx.topics:
+        errors = ["not deleted: interrupted by Ctrl-C"]
+        if interrupted is None:
+            try:
+                errors = delete_topics(ctx)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if errors:
+            console.print(f"[yellow]could not delete topics {', '.join(ctx.topics)}:[/yellow] {'; '.join(errors)}")
+    if interrupted is not None:
+        raise interrupted
+    return out

@@ -21,7 +21,7 @@ import uuid
 
 import psutil
 
-from .base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
+from .base import ConsumerSpec, Driver, LocalWorker, ProducerSpec, Worker, WorkerError
 from .worker_results import ConsumerResult, LatencyResult, ProducerResult, WorkerResult
 
 _PROGRESS = re.compile(r"^(\d+) records sent, ")
@@ -61,14 +61,20 @@ def parse_metrics(stdout: str, group: str) -> dict:
 
 
 def producer_batching(metrics: dict) -> dict:
-    """Records and bytes per request and bytes per batch from ProducerPerformance's --print-metrics figures."""
+    """Records and bytes per request, bytes per batch and an estimate of records per batch from ProducerPerformance's
+    --print-metrics figures."""
     requests = metrics.get("request-total") or 0
+    sent, records, per_batch = (metrics.get(k) for k in ("outgoing-byte-total", "record-send-total", "batch-size-avg"))
+    # batches ~ bytes sent / bytes per batch: request headers (~100 B a request) and metadata requests count as batch
+    # bytes, a fraction of a percent with batches of kilobytes
+    estimate = records * per_batch / sent if sent and records and per_batch else None
     return {"records_per_request": metrics.get("records-per-request-avg"),
-            "bytes_per_request": metrics["outgoing-byte-total"] / requests
-            if requests and "outgoing-byte-total" in metrics else None,
-            "bytes_per_batch": metrics.get("batch-size-avg"),
-            "records_per_batch": None,
-            "method": "Java producer metrics (--print-metrics); it has no records-per-batch figure"}
+            "bytes_per_request": sent / requests if requests and sent is not None else None,
+            "bytes_per_batch": per_batch,
+            "records_per_batch": estimate,
+            "method": "Java producer metrics (--print-metrics); the client has no records-per-batch figure: it is "
+                      "estimated as record-send-total x batch-size-avg / outgoing-byte-total (batch-size-avg "
+                      "averages over the client's last 30-60 s)"}
 
 
 def parse_consumer(stdout: str) -> dict:
@@ -128,7 +134,7 @@ def dies_with_parent(command: list[str]) -> list[str]:
 CPU_SAMPLE_S = 0.2  # the JVM's CPU time is sampled this often (its start-up is told apart from the window)
 
 
-class JavaWorker(Worker):
+class JavaWorker(LocalWorker):
     """A Kafka tool in a JVM; stdout is read by a thread, parsed by `finish` when the process exits."""
 
     poll_s = 0.1
@@ -155,6 +161,7 @@ class JavaWorker(Worker):
             for t in self._readers:
                 t.start()
             threading.Thread(target=self._sample_cpu, daemon=True).start()
+            self._track()
 
     def _read(self) -> None:
         for line in self._proc.stdout:
@@ -222,13 +229,15 @@ class JavaWorker(Worker):
                 os.unlink(self._cleanup)
         return self._outcome is not None
 
-    def kill(self) -> None:
+    def _signal(self, hard: bool) -> None:
         if self.alive():
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+            self._proc.kill() if hard else self._proc.terminate()
+
+    def _ended(self, timeout: float) -> bool:
+        try:
+            return self._proc is None or self._proc.wait(timeout) is not None
+        except subprocess.TimeoutExpired:
+            return False
 
 
 def _cause(text: str) -> str:
