@@ -1,11 +1,12 @@
 """Record batches v2: building, parsing, columns, and the header fields Kafka defines."""
 import struct
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
 
 from chronik_perf.records import (
-    BatchBuilder, CODECS, CorruptRecordError, Record, build_batch, crc32c, parse_batches,
+    BatchBuilder, CODECS, Columns, CorruptRecordError, Record, build_batch, crc32c, parse_batches,
 )
 
 VALUES = [b"v0", None, b"", b"value-three" * 30]
@@ -57,6 +58,28 @@ def test_columns_index_the_data(codec):
         assert cols["data"] is data, "uncompressed columns index the caller's buffer, no copy"
 
 
+
+@pytest.mark.parametrize("count", [1, 4, 5, 300])
+def test_columns_are_a_read_only_mapping_whose_arrays_outlive_it(count):
+    """Small batches keep their columns inside the Columns object, larger ones in one allocation: either way every
+    array stays valid after the mapping and the batch are gone, and the mapping reads like the dict it replaced."""
+    data = build_batch([b"v%d" % i for i in range(count)], timestamps=list(range(count)), base_offset=7)
+    cols = parse_batches(data)[0].columns()
+    assert isinstance(cols, Columns) and isinstance(cols, Mapping)
+    names = ["offset", "timestamp", "key_start", "key_length", "value_start", "value_length", "data"]
+    assert list(cols) == list(cols.keys()) == names and len(cols) == 7 and "data" in cols and "x" not in cols
+    assert [k for k, _ in cols.items()] == names and dict(cols).keys() == set(names)
+    assert cols.get("missing", 5) == 5 and cols["data"] is data
+    with pytest.raises(KeyError):
+        cols["offsets"]
+    with pytest.raises(TypeError):
+        cols["offset"] = np.zeros(count, dtype=np.int64)
+    offsets, lengths = cols["offset"], cols["value_length"]
+    del cols
+    assert offsets.dtype == np.int64 and offsets.flags.c_contiguous and offsets.shape == (count,)
+    assert offsets.tolist() == list(range(7, 7 + count))
+    assert lengths.tolist() == [len(b"v%d" % i) for i in range(count)]
+
 def test_defaults_and_now_timestamps():
     import time
     before = int(time.time() * 1000)
@@ -73,6 +96,33 @@ def test_values_as_any_buffer_and_timestamps_as_numpy():
     data = build_batch(values, timestamps=np.array([5, 6, 7, 8]))
     assert [r.value for r in parse_batches(data)[0].records()] == [b"ba", b"mv", b"np", b"b"]
 
+
+
+class Stamp(int):
+    """An int subclass: build_batch converts it through int's protocol, not its own fast read of exact ints."""
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_plain_and_general_inputs_build_the_same_bytes(codec):
+    """Lists of bytes/None with int timestamps are read in place; any other input (tuples held first, a bytearray
+    value, an int subclass or numpy timestamps) takes the general path. Both write the same batch."""
+    values, keys, stamps = [b"v0", None, b"", b"x" * 300], [b"k0", None, b"k2", b""], [5, 3, 2**40, 9]
+    plain = build_batch(values, keys, timestamps=stamps, compression=codec, base_offset=3)
+    variants = [
+        build_batch(tuple(values), tuple(keys), timestamps=tuple(stamps), compression=codec, base_offset=3),
+        build_batch(iter(values), iter(keys), timestamps=iter(stamps), compression=codec, base_offset=3),
+        build_batch(values[:3] + [bytearray(values[3])], keys, timestamps=stamps, compression=codec, base_offset=3),
+        build_batch(values, keys[:3] + [memoryview(b"")], timestamps=stamps, compression=codec, base_offset=3),
+        build_batch(values, keys, timestamps=[Stamp(t) for t in stamps], compression=codec, base_offset=3),
+        build_batch(values, keys, timestamps=np.array(stamps), compression=codec, base_offset=3),
+    ]
+    assert all(v == plain for v in variants)
+    records = parse_batches(plain)[0].records()
+    assert [(r.key, r.value, r.timestamp) for r in records] == list(zip(keys, values, stamps))
+    with pytest.raises(OverflowError):
+        build_batch([b"a"], timestamps=[2**63])
+    with pytest.raises(ValueError, match="2 keys for 1 values"):
+        build_batch((b"a",), (b"k", b"k"))
 
 def test_build_argument_errors():
     with pytest.raises(ValueError, match="at least one record"):

@@ -4,7 +4,7 @@ The public modules (records, compression, protocol, index, storage) re-export wh
 checkers and IDEs see the signatures of the compiled module. tests/test_core_stub.py checks that every public name of
 the built module appears here.
 """
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, final
 
@@ -13,7 +13,6 @@ import numpy.typing as npt
 from typing_extensions import Buffer, Self
 
 _Header = tuple[str, bytes | None]
-_Columns = dict[str, Any]          # six int64 arrays and "data", the buffer their starts index
 
 # errors.pxi
 class CorruptRecordError(ValueError): ...
@@ -78,6 +77,17 @@ class Record:
 class HeldBuffer:
     def __init__(self, obj: Buffer) -> None: ...
 
+# six int64 arrays (views of one block, each made when asked for) and "data", the buffer their starts index
+@final
+class Columns(Mapping[str, Any]):
+    def __getitem__(self, key: str) -> Any: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def keys(self) -> tuple[str, ...]: ...  # type: ignore[override]
+    def values(self) -> list[Any]: ...  # type: ignore[override]
+    def items(self) -> list[tuple[str, Any]]: ...  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any: ...
+
 @final
 class RecordBatch:
     base_offset: int
@@ -109,7 +119,7 @@ class RecordBatch:
     @property
     def next_offset(self) -> int: ...
     def records(self) -> list[Record]: ...
-    def columns(self) -> _Columns: ...
+    def columns(self) -> Columns: ...
 
 def parse_batches(data: Buffer, *, verify_crc: bool = True) -> list[RecordBatch]: ...
 

@@ -269,7 +269,7 @@ def _run_targets(console: Console, resolved: list, cfgs: list, cfg, session) -> 
                     console.print(f"[red]error:[/red] {exc}")
                     return EXIT_SETUP
                 except KeyboardInterrupt:
-                    console.print("[yellow]interrupted: partial results written, topics deleted[/yellow]")
+                    console.print("[yellow]interrupted: partial results written[/yellow]")
                     return 130
                 except Exception as exc:  # a broker that cannot start, a driver that cannot run
                     console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")

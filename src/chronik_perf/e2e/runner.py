@@ -6,6 +6,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import importlib.util
+import signal
+import threading
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -186,17 +188,43 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
                     save()
         except KeyboardInterrupt:
             status = "interrupted"
-            driver.shutdown()
             entries.append({"test": "interrupted", "driver": driver.name, "failed": "interrupted by Ctrl-C",
                             **driver.take_placement()})
             raise
         finally:
             ctx.progress = None
-            driver.shutdown()  # no worker may still write to the topics deleted next
-            if not cfg.keep_topics and status != "broker lost":
-                errors = delete_topics(ctx)
-                if errors:
-                    console.print(f"[yellow]could not delete topics:[/yellow] {'; '.join(errors)}")
-            out = save()
-            console.print(f"[dim]results: {out}[/dim]")
+            out = _wind_down(driver, ctx, save, console, delete=not cfg.keep_topics and status != "broker lost")
         return results_mod.load(out), path
+
+
+def _wind_down(driver, ctx: RunContext, save, console: Console, delete: bool) -> str:
+    """After the last test, a failure or Ctrl-C: end the workers, write results.json (returns its path), delete the
+    run's topics. Every step has a deadline; a Ctrl-C meanwhile kills the workers at once and skips the deletion,
+    never the results, and is raised once they are written."""
+    with _ctrl_c_sets() as pressed:
+        driver.shutdown(hurry=pressed)  # no worker may still write to the topics deleted next
+        out = save()
+        console.print(f"[dim]results: {out}[/dim]")
+        if delete and ctx.topics:
+            errors = delete_topics(ctx, hurry=pressed)
+            if errors:
+                console.print(f"[yellow]could not delete topics {', '.join(ctx.topics)}:[/yellow] "
+                              f"{'; '.join(errors)}")
+    if pressed.is_set():
+        raise KeyboardInterrupt
+    return out
+
+
+@contextlib.contextmanager
+def _ctrl_c_sets():
+    """Inside the block a Ctrl-C sets the Event yielded instead of raising KeyboardInterrupt wherever the main
+    thread stands (half-printed lines, a skipped message); outside the main thread the Event is never set."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.set())
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -24,7 +24,8 @@ from chronik_perf.native.includes.batch_layout cimport (ATTR_TRANSACTIONAL, BATC
                                                         CURRENT_MAGIC, LOG_OVERHEAD)
 from chronik_perf.native.includes.crc32c cimport cp_crc32c
 from chronik_perf.native.includes.endian cimport store_be16, store_be32, store_be64
-from chronik_perf.native.includes.python cimport _PyBytes_Resize, bytes_alloc
+from chronik_perf.native.includes.python cimport (PyBytes_Type, PyLong_Type, _PyBytes_Resize, bytes_alloc, bytes_data,
+                                                  size_of, type_of)
 from chronik_perf.native.includes.varint cimport uvarint_size, write_uvarint, zigzag_encode
 
 import time
@@ -238,6 +239,125 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
                 int32_t partition_leader_epoch=-1):
     """Build one record batch (magic v2) from sequences of values, keys, timestamps, headers."""
     cdef int codec = codec_id(compression)
+    cdef const int64_t[::1] tarr = None
+    if isinstance(timestamps, cnp.ndarray):
+        tarr = np.ascontiguousarray(timestamps, dtype=np.int64)
+    cdef int64_t now = now_ms() if timestamps is None else 0
+    cdef EncodedRecords enc
+    result = encode_plain(&enc, values, keys, timestamps, tarr, headers, now)
+    if result is None:
+        result = encode_held(&enc, values, keys, timestamps, tarr, headers, now)
+    cdef Py_ssize_t n = enc.n
+    if codec != CODEC_NONE:
+        return finish_batch(<const uint8_t*>PyBytes_AS_STRING(result) + BATCH_HEADER_SIZE,
+                            enc.used - BATCH_HEADER_SIZE, codec, compression_level, base_offset,
+                            partition_leader_epoch, batch_attributes(transactional),
+                            <int32_t>(n - 1), enc.base_ts, enc.max_ts, producer_id, producer_epoch,
+                            base_sequence, <int32_t>n)
+    write_batch_header(<uint8_t*>PyBytes_AS_STRING(result), enc.used, base_offset,
+                       partition_leader_epoch, batch_attributes(transactional),
+                       <int32_t>(n - 1), enc.base_ts, enc.max_ts, producer_id, producer_epoch,
+                       base_sequence, <int32_t>n)
+    return result
+
+
+cdef struct EncodedRecords:
+    Py_ssize_t n                 # records
+    Py_ssize_t used              # bytes of the batch, header included
+    int64_t base_ts
+    int64_t max_ts
+
+
+cdef inline bint plain_sequence(object obj) noexcept:
+    return type(obj) is list or type(obj) is tuple
+
+
+cdef inline bint plain_slice(Slice* s, PyObject* obj) noexcept:
+    """A bytes or None item as a slice, without touching its reference count; False for anything else."""
+    if type_of(obj) == &PyBytes_Type:
+        s.ptr = <const uint8_t*>bytes_data(obj)
+        s.length = size_of(obj)
+        return True
+    if obj == <PyObject*>None:
+        s.ptr = NULL
+        s.length = -1
+        return True
+    return False
+
+
+cdef Py_ssize_t fill_plain(RecordIn* recs, Py_ssize_t n, PyObject** vitems, PyObject** kitems,
+                           PyObject** titems, const int64_t* tvalues, int64_t now) except -2:
+    """Fill recs from borrowed items when every value and key is bytes or None and every timestamp an int: the
+    bound on the encoded batch's size, else -1. Runs no Python code (an int beyond int64 raises OverflowError)."""
+    cdef Py_ssize_t i, bound = BATCH_HEADER_SIZE + n * MAX_RECORD_OVERHEAD
+    cdef PyObject* t
+    for i in range(n):
+        if not plain_slice(&recs[i].value, vitems[i]):
+            return -1
+        bound += recs[i].value.length
+        if kitems == NULL:
+            recs[i].key.length = -1
+        elif plain_slice(&recs[i].key, kitems[i]):
+            bound += recs[i].key.length
+        else:
+            return -1
+        if titems != NULL:
+            t = titems[i]
+            if type_of(t) != &PyLong_Type:
+                return -1
+            recs[i].timestamp = <int64_t><object>t
+        else:
+            recs[i].timestamp = tvalues[i] if tvalues != NULL else now
+        recs[i].headers.length = -1
+    return bound
+
+
+cdef object encode_plain(EncodedRecords* enc, object values, object keys, object timestamps,
+                         const int64_t[::1] tarr, object headers, int64_t now):
+    """The records written after room for the header, straight from the caller's lists, when no Python code can
+    run between reading their items and writing them (lists or tuples of bytes or None, int timestamps, no
+    headers): nothing can change the lists or free an item meanwhile. None when the batch needs encode_held."""
+    if headers is not None or not plain_sequence(values):
+        return None
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(values)
+    if n == 0 or (keys is not None and (not plain_sequence(keys) or PySequence_Fast_GET_SIZE(keys) != n)):
+        return None
+    if tarr is not None:
+        if tarr.shape[0] != n:
+            return None
+    elif timestamps is not None and (not plain_sequence(timestamps) or PySequence_Fast_GET_SIZE(timestamps) != n):
+        return None
+    cdef RecordIn* recs = <RecordIn*>PyMem_Malloc(n * sizeof(RecordIn))
+    if recs == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t bound
+    try:
+        bound = fill_plain(recs, n, PySequence_Fast_ITEMS(values),
+                           PySequence_Fast_ITEMS(keys) if keys is not None else NULL,
+                           PySequence_Fast_ITEMS(timestamps) if tarr is None and timestamps is not None else NULL,
+                           &tarr[0] if tarr is not None else NULL, now)
+        return records_bytes(enc, recs, n, bound) if bound >= 0 else None
+    finally:
+        PyMem_Free(recs)
+
+
+cdef object records_bytes(EncodedRecords* enc, const RecordIn* recs, Py_ssize_t n, Py_ssize_t bound):
+    """n records written into new bytes after room for the header (bound: at least their size), shrunk to fit."""
+    cdef PyObject* out = bytes_alloc(NULL, bound)
+    enc.n = n
+    enc.used = BATCH_HEADER_SIZE + write_records(<uint8_t*>bytes_data(out) + BATCH_HEADER_SIZE, recs, n,
+                                                 &enc.base_ts, &enc.max_ts)
+    _PyBytes_Resize(&out, enc.used)          # on failure it frees the bytes
+    result = <object>out
+    Py_XDECREF(out)
+    return result
+
+
+cdef object encode_held(EncodedRecords* enc, object values, object keys, object timestamps,
+                        const int64_t[::1] tarr, object headers, int64_t now):
+    """The records written after room for the header, from any sequences and buffers: their items held in tuples
+    (and non-bytes values copied) before any pointer into them is taken, since converting a timestamp or reading
+    headers runs the caller's code."""
     vseq = held_items(values, "values must be a sequence")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(vseq), i
     if n == 0:
@@ -246,18 +366,14 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
     cdef PyObject** kitems = NULL
     cdef PyObject** titems = NULL
     cdef PyObject** hitems = NULL
-    cdef const int64_t[::1] tarr
-    cdef bint ts_array = False
     if keys is not None:
         kseq = held_items(keys, "keys must be a sequence")
         if PySequence_Fast_GET_SIZE(kseq) != n:
             raise ValueError(f"{PySequence_Fast_GET_SIZE(kseq)} keys for {n} values")
         kitems = PySequence_Fast_ITEMS(kseq)
-    if isinstance(timestamps, cnp.ndarray):
-        tarr = np.ascontiguousarray(timestamps, dtype=np.int64)
+    if tarr is not None:
         if tarr.shape[0] != n:
             raise ValueError(f"{tarr.shape[0]} timestamps for {n} values")
-        ts_array = True
     elif timestamps is not None:
         tseq = held_items(timestamps, "timestamps must be a sequence")
         if PySequence_Fast_GET_SIZE(tseq) != n:
@@ -273,9 +389,7 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
     cdef RecordIn* recs = <RecordIn*>PyMem_Malloc(n * sizeof(RecordIn))
     if recs == NULL:
         raise MemoryError()
-    cdef int64_t base_ts, max_ts, now
-    cdef Py_ssize_t used, bound = BATCH_HEADER_SIZE + n * MAX_RECORD_OVERHEAD
-    cdef PyObject* out = NULL
+    cdef Py_ssize_t bound = BATCH_HEADER_SIZE + n * MAX_RECORD_OVERHEAD
     try:
         # Python objects to C, one field at a time, with a bound on the encoded size;
         # then one pass in C lays out and writes each record.
@@ -289,14 +403,13 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
         else:
             for i in range(n):
                 recs[i].key.length = -1
-        if ts_array:
+        if tarr is not None:
             for i in range(n):
                 recs[i].timestamp = tarr[i]
         elif titems != NULL:
             for i in range(n):
                 recs[i].timestamp = <int64_t>(<object>titems[i])
         else:
-            now = now_ms()
             for i in range(n):
                 recs[i].timestamp = now
         if hitems != NULL:
@@ -306,25 +419,9 @@ def build_batch(values, keys=None, *, timestamps=None, headers=None, int64_t bas
         else:
             for i in range(n):
                 recs[i].headers.length = -1
-        out = bytes_alloc(NULL, bound)
-        used = BATCH_HEADER_SIZE + write_records(<uint8_t*>PyBytes_AS_STRING(<object>out)
-                                                 + BATCH_HEADER_SIZE, recs, n, &base_ts, &max_ts)
-        _PyBytes_Resize(&out, used)
-        result = <object>out
+        return records_bytes(enc, recs, n, bound)
     finally:
         PyMem_Free(recs)
-        Py_XDECREF(out)
-    if codec != CODEC_NONE:
-        return finish_batch(<const uint8_t*>PyBytes_AS_STRING(result) + BATCH_HEADER_SIZE,
-                            used - BATCH_HEADER_SIZE, codec, compression_level, base_offset,
-                            partition_leader_epoch, batch_attributes(transactional),
-                            <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
-                            base_sequence, <int32_t>n)
-    write_batch_header(<uint8_t*>PyBytes_AS_STRING(result), used, base_offset,
-                       partition_leader_epoch, batch_attributes(transactional),
-                       <int32_t>(n - 1), base_ts, max_ts, producer_id, producer_epoch,
-                       base_sequence, <int32_t>n)
-    return result
 
 
 cdef Py_ssize_t write_records(uint8_t* out, const RecordIn* recs, Py_ssize_t n, int64_t* base_ts,

@@ -4,6 +4,7 @@ cimport numpy as cnp
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -16,15 +17,17 @@ from chronik_perf.native.includes.batch_layout cimport (ATTR_COMPRESSION_MASK, A
                                                         BATCH_PRODUCER_EPOCH, BATCH_PRODUCER_ID, BATCH_RECORD_COUNT,
                                                         LOG_OVERHEAD)
 from chronik_perf.native.includes.endian cimport load_be16, load_be32, load_be64
-from chronik_perf.native.includes.python cimport _PyDict_NewPresized
 from chronik_perf.native.includes.record_scan cimport LENGTH_MISMATCH, MIN_RECORD_SIZE, OK, RecordView, scan_record
 from chronik_perf.native.includes.varint cimport read_varint
 
+import collections.abc
+
 cdef enum:
     N_COLUMNS = 6
+    SMALL_ROWS = 4               # columns of up to this many records live inside their Columns object
 
-cdef tuple COLUMN_NAMES = ("offset", "timestamp", "key_start", "key_length", "value_start",
-                           "value_length")
+cdef tuple COLUMN_KEYS = ("offset", "timestamp", "key_start", "key_length", "value_start", "value_length", "data")
+cdef dict COLUMN_INDEX = {name: i for i, name in enumerate(COLUMN_KEYS)}
 
 # Texts of record_scan.h's fault codes, by code.
 cdef tuple FAULT_TEXT = (
@@ -289,27 +292,23 @@ cdef class RecordBatch:
         return out
 
     def columns(self):
-        """Zero-copy columns: int64 arrays offset, timestamp, key_start, key_length,
-        value_start, value_length (length -1 for null) and `data`, the buffer the starts index:
-        the buffer given to parse_batches for an uncompressed batch, else the decompressed records."""
+        """The records as a Columns mapping: int64 arrays offset, timestamp, key_start, key_length, value_start,
+        value_length (length -1 for null) over one block, and `data`, the buffer the starts index: the buffer given
+        to parse_batches for an uncompressed batch, else the decompressed records."""
         self.load_records()
-        cdef Py_ssize_t n = self.record_count, i
-        cdef cnp.npy_intp dims[2]
-        dims[0] = N_COLUMNS
-        dims[1] = n
-        # One allocation for all six columns; each column is a row view of it.
-        block = cnp.PyArray_EMPTY(2, dims, cnp.NPY_INT64, 0)
+        cdef Columns out = Columns.__new__(Columns)
+        out.allocate(self.record_count)
         cdef ColumnScan scan
         scan.buf = self._rec
         scan.end = self._rec_len
-        scan.n = n
+        scan.n = out._n
         scan.base_offset = self.base_offset
         scan.last_delta = self.last_offset_delta
         scan.log_append = self.attributes & ATTR_TIMESTAMP_TYPE
         scan.ts_base = self.max_timestamp if scan.log_append else self.base_timestamp
         # Uncompressed: starts index the caller's own buffer; compressed: the decompressed copy.
         scan.shift = 0 if self._decompressed is not None else self.position + BATCH_HEADER_SIZE
-        scan.out = <int64_t*>cnp.PyArray_DATA(block)
+        scan.out = out._block
         # Small batches keep the GIL: releasing and taking it back costs more than their scan.
         if scan.end >= CRC_GIL_RELEASE_BYTES:
             with nogil:
@@ -320,14 +319,82 @@ cdef class RecordBatch:
             self.fault(scan.rc, scan.pos, scan.done)
         if scan.pos != scan.end:
             self.fault(LENGTH_MISMATCH, scan.pos, -1)
-        cdef dict out = _PyDict_NewPresized(N_COLUMNS + 1)
-        dims[0] = n
-        for i in range(N_COLUMNS):
-            column = cnp.PyArray_SimpleNewFromData(1, dims, cnp.NPY_INT64, scan.out + i * n)
-            cnp.set_array_base(column, block)
-            out[COLUMN_NAMES[i]] = column
-        out["data"] = self._held.obj if self._decompressed is None else self._decompressed
+        out._data = self._held.obj if self._decompressed is None else self._decompressed
         return out
+
+
+@cython.final
+@cython.no_gc                # holds its block and the batch's buffer: never part of a reference cycle
+@cython.freelist(64)
+cdef class Columns:
+    """A parsed batch's records as columns, a read-only mapping: six int64 arrays (offset, timestamp, key_start,
+    key_length, value_start, value_length), each a view of one block of the batch's scan made when asked for,
+    and "data", the buffer the starts index."""
+    cdef int64_t* _block         # N_COLUMNS columns of _n values, one after the other
+    cdef Py_ssize_t _n
+    cdef object _data
+    cdef int64_t _small[N_COLUMNS * SMALL_ROWS]
+
+    def __dealloc__(self):
+        if self._block != self._small:
+            PyMem_Free(self._block)
+
+    cdef int allocate(self, Py_ssize_t n) except -1:
+        """Room for n records' columns: inside the object for small batches, else one allocation."""
+        if n <= SMALL_ROWS:
+            self._block = self._small
+        else:
+            self._block = <int64_t*>PyMem_Malloc(N_COLUMNS * n * sizeof(int64_t))
+            if self._block == NULL:
+                raise MemoryError()
+        self._n = n
+        return 0
+
+    cdef object column(self, Py_ssize_t i):
+        """Column i as an int64 array over the block, which the array keeps alive."""
+        cdef cnp.npy_intp dims[1]
+        dims[0] = self._n
+        array = cnp.PyArray_SimpleNewFromData(1, dims, cnp.NPY_INT64, self._block + i * self._n)
+        cnp.set_array_base(array, self)
+        return array
+
+    def __getitem__(self, key):
+        index = COLUMN_INDEX.get(key)
+        if index is None:
+            raise KeyError(key)
+        cdef Py_ssize_t i = index
+        return self._data if i == N_COLUMNS else self.column(i)
+
+    def __len__(self):
+        return N_COLUMNS + 1
+
+    def __iter__(self):
+        return iter(COLUMN_KEYS)
+
+    def __contains__(self, key):
+        return key in COLUMN_INDEX
+
+    def keys(self):
+        """The seven names, columns first and "data" last."""
+        return COLUMN_KEYS
+
+    def values(self):
+        """The six arrays and the data, in the order of keys()."""
+        return [self[name] for name in COLUMN_KEYS]
+
+    def items(self):
+        """(name, array) pairs and ("data", buffer) last."""
+        return [(name, self[name]) for name in COLUMN_KEYS]
+
+    def get(self, key, default=None):
+        """The value under key, else default."""
+        return self[key] if key in COLUMN_INDEX else default
+
+    def __repr__(self):
+        return f"Columns(records={self._n}, offset={self['offset']!r})"
+
+
+collections.abc.Mapping.register(Columns)
 
 
 cdef RecordBatch read_batch_header(HeldBuffer held, Py_ssize_t pos):

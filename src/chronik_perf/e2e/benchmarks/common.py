@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from ..verify import Expected, Stream, unread_counts, verify
 
 MIN_WINDOW_S = 1.0  # a throughput window shorter than this is flagged in the results and the table
 POLL_S = 0.05  # the benchmark process sleeps this long between looks at its workers
+DELETE_WITHIN_S = 15.0  # the longest a run waits for its topics to be deleted, however the broker behaves
 
 
 class TestFailed(RuntimeError):
@@ -122,14 +124,36 @@ def _await_leaders(ctx: RunContext, name: str, partitions: int) -> tuple[str, in
     raise TestFailed(f"topic {name} has no leader for every partition after 30 s")
 
 
-def delete_topics(ctx: RunContext) -> list[str]:
-    """Delete every topic this run created; returns the errors."""
+def delete_topics(ctx: RunContext, within: float = DELETE_WITHIN_S,
+                  hurry: threading.Event | None = None) -> list[str]:
+    """Delete every topic this run created, waiting at most `within` seconds (a broker that does not answer, or
+    answers slowly, cannot hold the run: the admin connection is then closed under the request), and no longer once
+    `hurry` is set (a second Ctrl-C); returns the errors."""
+    hurried = hurry.is_set if hurry is not None else (lambda: False)
     if not ctx.topics:
         return []
-    try:
-        ctx.admin.delete_topics(list(ctx.topics), timeout=15)
-    except Exception as exc:  # the broker's refusal, or a broker without DeleteTopics (the mock)
-        return [f"{', '.join(ctx.topics)}: {type(exc).__name__}: {exc}"]
+    if hurried():
+        return ["not deleted: interrupted by Ctrl-C"]
+    names = list(ctx.topics)
+    outcome: list[Exception | None] = []
+
+    def delete():
+        try:
+            ctx.admin.delete_topics(names, timeout=within)
+            outcome.append(None)
+        except Exception as exc:  # the broker's refusal, or a broker without DeleteTopics (the mock)
+            outcome.append(exc)
+    request = threading.Thread(target=delete, name="delete-topics", daemon=True)
+    request.start()
+    deadline = time.monotonic() + within
+    while request.is_alive() and time.monotonic() < deadline and not hurried():
+        request.join(min(0.1, max(0.0, deadline - time.monotonic())))
+    if not outcome:
+        ctx.admin.close()
+        return ["not deleted: interrupted by Ctrl-C" if hurried()
+                else f"no answer from the broker within {within:.0f} s"]
+    if outcome[0] is not None:
+        return [f"{type(outcome[0]).__name__}: {outcome[0]}"]
     ctx.topics.clear()
     return []
 

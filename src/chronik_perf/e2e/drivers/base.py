@@ -24,6 +24,7 @@ from .worker_results import ConsumerResult, ProducerResult, WorkerResult
 
 SAMPLE_EVERY_NS = 250_000_000  # progress and throughput-timeline sampling period of every worker
 SPIN_NS = 60_000  # Linux's timer slack (50 µs) makes a sleep overshoot by about this: the last stretch is waited out
+END_GRACE_S = 5.0  # a worker told to end (SIGTERM) has this long, all of them together, before it is killed (SIGKILL)
 
 
 def wait_until(t_ns: int) -> None:
@@ -150,6 +151,51 @@ class Worker:
         """Collect the finished worker's process, where there is one to collect."""
 
 
+_LOCAL: list["LocalWorker"] = []  # the LocalWorkers this process started that may still run
+
+
+class LocalWorker(Worker):
+    """A worker in a process of this host, ended by signals; every one is tracked so that a failure or Ctrl-C can
+    end them all (end_local_workers) whatever they and the broker are doing."""
+
+    def _track(self) -> None:
+        _LOCAL[:] = [w for w in _LOCAL if w.alive()] + [self]
+
+    def _signal(self, hard: bool) -> None:
+        """Send the worker's process SIGTERM, or SIGKILL when hard."""
+        raise NotImplementedError
+
+    def _ended(self, timeout: float) -> bool:
+        """Wait up to timeout seconds for the process to exit; True once it has."""
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        end_workers([self])
+
+
+def end_workers(workers: list[LocalWorker], grace: float = END_GRACE_S, hurry: threading.Event | None = None) -> None:
+    """End the workers still running: SIGTERM to all, at most `grace` seconds for all of them together (less once
+    `hurry` is set: a second Ctrl-C), then SIGKILL to what is left."""
+    running = [w for w in workers if w.alive()]
+    for w in running:
+        w._signal(hard=False)
+    deadline = time.monotonic() + grace
+    for w in running:
+        while not w._ended(min(0.1, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or (hurry is not None and hurry.is_set()):
+                break
+    for w in running:
+        if w.alive():
+            w._signal(hard=True)
+    for w in running:
+        w._ended(1.0)  # a killed process is gone at once; its exit status is collected here
+
+
+def end_local_workers(grace: float = END_GRACE_S, hurry: threading.Event | None = None) -> None:
+    """End every worker this process started that still runs (see end_workers)."""
+    end_workers(list(_LOCAL), grace, hurry)
+
+
 _CTX = mp.get_context("spawn")  # librdkafka's threads do not survive fork()
 
 
@@ -175,7 +221,7 @@ def _run(fn, spec, ctl, results):
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-class ProcessWorker(Worker):
+class ProcessWorker(LocalWorker):
     """Runs fn(spec, control) -> WorkerResult in a fresh Python process; gated workers wait for go()."""
 
     def __init__(self, fn: Callable[[Any, Control], WorkerResult], spec, gated: bool = False):
@@ -191,6 +237,7 @@ class ProcessWorker(Worker):
         self._proc = _CTX.Process(target=_run, args=(fn, spec, ctl, self._results), daemon=True)
         self._proc.start()
         self._outcome = None
+        self._track()
 
     def progress(self) -> int:
         return self._counter.value
@@ -232,10 +279,13 @@ class ProcessWorker(Worker):
     def reap(self) -> None:
         self._proc.join(5)
 
-    def kill(self) -> None:
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(5)
+    def _signal(self, hard: bool) -> None:
+        if self._proc.exitcode is None:
+            self._proc.kill() if hard else self._proc.terminate()
+
+    def _ended(self, timeout: float) -> bool:
+        self._proc.join(timeout)
+        return self._proc.exitcode is not None
 
 
 class WorkerError(RuntimeError):
@@ -278,8 +328,10 @@ class Driver:
         """Fields for the finished test's result saying where its workers ran (none: all on this host)."""
         return {}
 
-    def shutdown(self) -> None:
-        """Stop every worker still running, after a failure or Ctrl-C (local worker processes end with us)."""
+    def shutdown(self, hurry: threading.Event | None = None) -> None:
+        """End every worker still running, after a failure or Ctrl-C: SIGTERM, then SIGKILL after END_GRACE_S or
+        once `hurry` is set."""
+        end_local_workers(hurry=hurry)
 
 
 class ConsumeTally:

@@ -21,7 +21,7 @@ import uuid
 
 import psutil
 
-from .base import ConsumerSpec, Driver, ProducerSpec, Worker, WorkerError
+from .base import ConsumerSpec, Driver, LocalWorker, ProducerSpec, Worker, WorkerError
 from .worker_results import ConsumerResult, LatencyResult, ProducerResult, WorkerResult
 
 _PROGRESS = re.compile(r"^(\d+) records sent, ")
@@ -134,7 +134,7 @@ def dies_with_parent(command: list[str]) -> list[str]:
 CPU_SAMPLE_S = 0.2  # the JVM's CPU time is sampled this often (its start-up is told apart from the window)
 
 
-class JavaWorker(Worker):
+class JavaWorker(LocalWorker):
     """A Kafka tool in a JVM; stdout is read by a thread, parsed by `finish` when the process exits."""
 
     poll_s = 0.1
@@ -161,6 +161,7 @@ class JavaWorker(Worker):
             for t in self._readers:
                 t.start()
             threading.Thread(target=self._sample_cpu, daemon=True).start()
+            self._track()
 
     def _read(self) -> None:
         for line in self._proc.stdout:
@@ -228,13 +229,15 @@ class JavaWorker(Worker):
                 os.unlink(self._cleanup)
         return self._outcome is not None
 
-    def kill(self) -> None:
+    def _signal(self, hard: bool) -> None:
         if self.alive():
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+            self._proc.kill() if hard else self._proc.terminate()
+
+    def _ended(self, timeout: float) -> bool:
+        try:
+            return self._proc is None or self._proc.wait(timeout) is not None
+        except subprocess.TimeoutExpired:
+            return False
 
 
 def _cause(text: str) -> str:

@@ -18,6 +18,12 @@ cdef extern from "Python.h":
     PyObject* dict_get_borrowed "PyDict_GetItemWithError"(object d, PyObject* key) except? NULL
     int dict_set_borrowed "PyDict_SetItem"(object d, PyObject* key, object value) except -1
 
+    # a borrowed object's type and size, without a new reference
+    PyTypeObject* type_of "Py_TYPE"(PyObject* o) noexcept
+    Py_ssize_t size_of "Py_SIZE"(PyObject* o) noexcept
+    PyTypeObject PyBytes_Type
+    PyTypeObject PyLong_Type
+
     # ints to and from big-endian bytes
     ctypedef struct PyLongObject
     object _PyLong_FromByteArray(const unsigned char* b, size_t n, int little_endian, int is_signed)
