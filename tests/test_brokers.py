@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from chronik_perf.brokers import BrokerError, kafka_java, mock, start, status, stop, tansu
 from chronik_perf.brokers._process import Record, free_port, port_in_use, process_start_ticks, spawn, terminate
+from chronik_perf.client import Cluster
 from conftest import fail_or_skip
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -48,14 +49,20 @@ def _read(s: socket.socket, n: int) -> bytes:
 
 
 def create_topic(broker, partitions: int = 3) -> tuple[str, int]:
-    """A new topic on the broker: CreateTopics, or on the mock (which has no CreateTopics) auto-creation."""
+    """A new topic on the broker: CreateTopics through our client (which negotiates the version; Chronik 2.10 leaves
+    the topic out of its CreateTopics v4 answer, the only version librdkafka's admin client sends), or on the mock
+    (which has no CreateTopics) auto-creation."""
     topic = f"t-{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
     if broker.name == "mock":
         partitions = mock.AUTO_CREATED_PARTITIONS
         admin.list_topics(topic, timeout=10)
     else:
-        admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+        cluster = Cluster(broker.bootstrap_servers)
+        try:
+            cluster.create_topics([topic], partitions, 1, timeout=30)
+        finally:
+            cluster.close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         meta = admin.list_topics(topic, timeout=10).topics[topic]

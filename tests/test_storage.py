@@ -122,6 +122,24 @@ def test_recover_rebuilds_the_same_indexes(tmp_path):
     assert index_files(tmp_path) == before
 
 
+def test_recover_sees_the_file_as_it_is_now(tmp_path):
+    """recover keeps the pages the open mapped only while they are the whole file: batches appended by another
+    writer after the open are checked and indexed too, and a tail cut since is not read past."""
+    batches = build_segment(tmp_path, count=10)
+    grown = LogSegment(tmp_path, 0, index_interval_bytes=700)
+    with LogSegment(tmp_path, 0, index_interval_bytes=700) as writer:
+        fill(writer, 5)
+    assert grown.recover() == 0 and grown.next_offset == 60
+    assert grown.read(55) and grown.read(60) == b""
+    grown.close()
+    log_path = tmp_path / segment_file_name(0, ".log")
+    cut = LogSegment(tmp_path, 0, index_interval_bytes=700)
+    os.truncate(log_path, 12 * len(batches[0]) + 7)
+    assert cut.recover() == 7 and cut.next_offset == 48
+    assert log_path.stat().st_size == 12 * len(batches[0])
+    cut.close()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "bitflip", "garbage", "zeros"])
 def test_recover_truncates_from_the_first_bad_byte(tmp_path, damage):
     batches = build_segment(tmp_path)

@@ -12,7 +12,7 @@ from cpython.ref cimport Py_XDECREF
 from libc.stdint cimport INT64_MAX, UINT64_MAX, int32_t, int64_t, uint32_t, uint64_t, uint8_t
 from libc.string cimport memcpy
 
-from chronik_perf.native.includes.codec_lib cimport cp_lz4, cp_z_stream, cp_zstd_decoder
+from chronik_perf.native.includes.codec_lib cimport cp_lz4, cp_z_stream, cp_zstd_api, cp_zstd_decoder
 from chronik_perf.native.includes.python cimport _PyBytes_Resize
 
 cdef enum:
@@ -357,20 +357,21 @@ cdef bytes zstd_frame_into(Frame* f, const uint8_t* p, Py_ssize_t room):
     output; libzstd checks the declared content size and the checksum."""
     cdef PyObject* out = new_output(room)
     cdef char* o = output_data(out)
+    cdef cp_zstd_api* lib = zstd_decoder_for(room)
     cdef void* dctx
     cdef size_t r
     try:
-        dctx = take_zstd_dctx()
+        dctx = take_zstd_dctx(lib)
     except BaseException:
         Py_XDECREF(out)
         raise
     if room >= CODEC_GIL_RELEASE_BYTES:
         with nogil:
-            r = cp_zstd_decoder.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
+            r = lib.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
     else:
-        r = cp_zstd_decoder.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
-    put_zstd_dctx(dctx)
-    if cp_zstd_decoder.isError(r):
+        r = lib.decompressDCtx(dctx, o, <size_t>room, p, <size_t>f.end)
+    put_zstd_dctx(lib, dctx)
+    if lib.isError(r):
         Py_XDECREF(out)
-        raise CorruptRecordError(f"corrupt zstd payload: {cp_zstd_decoder.getErrorName(r).decode()}")
+        raise CorruptRecordError(f"corrupt zstd payload: {lib.getErrorName(r).decode()}")
     return bytes_finish(out, <Py_ssize_t>r)

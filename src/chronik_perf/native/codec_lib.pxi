@@ -1,9 +1,10 @@
 # zlib, libzstd and liblz4 called directly (csrc/codec_lib.c resolves them at import from the system's shared library
 # or the copy inside the zstandard or lz4 package; zlib from the one Python's zlib module uses), their contexts reused between calls, and output written straight
 # into the bytes object returned. Compression takes the newest version found (the system's on a tie): libzstd
-# 1.5.4 compresses text 12-19% slower than 1.5.7. zstd decompression takes the system's library when there is one:
-# decoding is as fast in either version, and the packages' copies are built with every symbol exported, so the
-# library's calls to its own functions go through the PLT (3-5% of zstd decoding). Benchmark results record which.
+# 1.5.4 compresses text 12-19% slower than 1.5.7. zstd decompression of frames above 8 KiB takes the system's library
+# when there is one: the packages' copies are built with every symbol exported, so the library's calls to its own
+# functions go through the PLT (3-5% of zstd decoding); smaller frames go to the compression library, where the
+# per-frame set-up of 1.5.7 is faster than 1.5.4's (zstd_decoder_for). Benchmark results record which is which.
 import importlib.util
 
 from cpython.buffer cimport PyBUF_WRITE
@@ -15,7 +16,8 @@ from libc.limits cimport UINT_MAX
 from libc.stdlib cimport calloc, free, malloc
 
 from chronik_perf.native.includes.codec_lib cimport (cp_codec_lib_error, cp_load_lz4, cp_load_zlib, cp_load_zstd,
-                                                     cp_lz4, cp_z_stream, cp_zlib, cp_zstd, cp_zstd_decoder)
+                                                     cp_lz4, cp_z_stream, cp_zlib, cp_zstd, cp_zstd_api,
+                                                     cp_zstd_decoder)
 from chronik_perf.native.includes.python cimport _PyBytes_Resize, bytes_alloc, bytes_data
 
 cdef enum:
@@ -120,23 +122,41 @@ cdef void put_zstd_cctx(void* c, int level) noexcept:
         cp_zstd.freeCCtx(c)
 
 
-cdef void* take_zstd_dctx() except NULL:
-    global cached_dctx
-    cdef void* d = cached_dctx
-    cached_dctx = NULL
+cdef void* cached_small_dctx = NULL     # a context of the compression library (cp_zstd), for small frames
+cdef enum:
+    ZSTD_SMALL_FRAME = 8192                 # see zstd_decoder_for
+
+
+cdef inline cp_zstd_api* zstd_decoder_for(Py_ssize_t room) noexcept nogil:
+    """The library that decodes a frame of up to room bytes: frames up to ZSTD_SMALL_FRAME bytes go to the
+    compression library (the newest found: libzstd 1.5.7 sets up a frame ~350 ns faster than the system's 1.5.4,
+    a tenth of a 1 KiB frame), larger ones to the decoder library (the system's, whose inner calls skip the PLT)."""
+    return &cp_zstd if room <= ZSTD_SMALL_FRAME else &cp_zstd_decoder
+
+
+cdef void* take_zstd_dctx(cp_zstd_api* lib) except NULL:
+    """A decompression context of lib: the cached one, else a new one."""
+    global cached_dctx, cached_small_dctx
+    cdef void* d
+    if lib == &cp_zstd_decoder:
+        d, cached_dctx = cached_dctx, NULL
+    else:
+        d, cached_small_dctx = cached_small_dctx, NULL
     if d == NULL:
-        d = cp_zstd_decoder.createDCtx()
+        d = lib.createDCtx()
         if d == NULL:
             raise MemoryError()
     return d
 
 
-cdef void put_zstd_dctx(void* d) noexcept:
-    global cached_dctx
-    if cached_dctx == NULL:
+cdef void put_zstd_dctx(cp_zstd_api* lib, void* d) noexcept:
+    global cached_dctx, cached_small_dctx
+    if lib == &cp_zstd_decoder and cached_dctx == NULL:
         cached_dctx = d
+    elif lib != &cp_zstd_decoder and cached_small_dctx == NULL:
+        cached_small_dctx = d
     else:
-        cp_zstd_decoder.freeDCtx(d)
+        lib.freeDCtx(d)
 
 
 cdef cp_z_stream* cached_deflate = NULL

@@ -60,6 +60,13 @@ cdef class MappedFile:
         self.length = length
         return 0
 
+    cdef void adopt(self, MappedFile other) noexcept:
+        """Take over other's mapping (a mapping outlives the descriptor it was made from): reopening a file,
+        e.g. for writing, keeps the pages already mapped instead of mapping them again."""
+        self.unmap()
+        self.data, self.length = other.data, other.length
+        other.data, other.length = NULL, 0
+
     cdef int resize(self, Py_ssize_t length) except -1:
         """Set the file's size (new bytes read as zeros) and map all of it."""
         self.unmap()

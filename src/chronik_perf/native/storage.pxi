@@ -251,6 +251,7 @@ cdef class LogSegment:
                                max_index_size=self.max_index_size)
         if not reset_indexes and (offset_index.n != self.offset_index.n or time_index.n != self.time_index.n):
             raise CorruptLogError(f"{self.log_path}: index files changed while the segment was open")
+        log.adopt(self.log)             # the pages mapped so far stay mapped (it is the same file)
         self.log.close()
         self.offset_index.close()
         self.time_index.close()
@@ -484,7 +485,8 @@ cdef class LogSegment:
         self._make_writable(True)
         self.damage = None
         self.log_size = self.log.file_size()
-        self.log.map(self.log_size, True)       # the whole file is read: fault it in at once
+        if self.log.length != self.log_size:
+            self.log.map(self.log_size, True)   # the whole file is read: fault it in at once
         self.offset_index._truncate_entries(0)
         self.time_index._truncate_entries(0)
         self.max_ts, self.offset_of_max_ts = NO_TIMESTAMP, self.base_offset
@@ -510,7 +512,6 @@ cdef class LogSegment:
         finally:
             self._leave()
         self._raise_index(rc, next_offset)
-        self.log.unmap()
         if pos < size:
             self.log.resize(pos)
         self.log_size = pos
