@@ -53,6 +53,7 @@ class DataSet:
     tables: dict[str, Callable[[Path], str]]
     keep: tuple[str, ...] = ()   # result files (globs under the output folder) kept beside the commands' output
     ok: tuple[int, ...] = (0,)   # exit statuses that still mean "measured" (a failed e2e test, a missed bar)
+    missing: Callable[[], str | None] = lambda: None   # why the data set cannot run on this machine, if it cannot
 
 
 def _e2e_commands(opts: Options, out: Path) -> list[list[str]]:
@@ -60,6 +61,19 @@ def _e2e_commands(opts: Options, out: Path) -> list[list[str]]:
     start = ["--start"] if opts.start else []
     return [[sys.executable, "-m", "chronik_perf.e2e", "--targets", "kafka,tansu", *start, *workload,
              "--results-dir", str(out / "runs")]]
+
+
+def _chronik_commands(opts: Options, out: Path) -> list[list[str]]:
+    """Chronik Stream beside Kafka on the e2e data set's workload, through confluent-kafka and through the native
+    client; both brokers started by the suite (Chronik from $CHRONIK_SERVER)."""
+    workload = ["--quick"] if opts.quick else E2E_WORKLOAD
+    return [[sys.executable, "-m", "chronik_perf.e2e", "--targets", "chronik,kafka", "--start", *workload,
+             *driver, "--results-dir", str(out / "runs")] for driver in ([], ["--driver", "native"])]
+
+
+def _no_chronik_binary() -> str | None:
+    return None if os.environ.get("CHRONIK_SERVER") else (
+        "needs a chronik-server binary: CHRONIK_SERVER=PATH (Chronik Stream is on no package index)")
 
 
 def _cluster_commands(opts: Options, out: Path) -> list[list[str]]:
@@ -197,6 +211,8 @@ def _cluster_runs(script, folder: Path) -> dict[str, list[dict]]:
 DATA_SETS = [
     DataSet("e2e", _e2e_commands, {"readme-e2e": e2e_table, "e2e-kafka-tansu": e2e_table},
             keep=("runs/*/results.json", "runs/*/summary.md"), ok=(0, 1)),
+    DataSet("chronik", _chronik_commands, {"chronik-kafka": e2e_table}, keep=("runs/*/results.json",), ok=(0, 1),
+            missing=_no_chronik_binary),
     DataSet("drivers", _drivers_commands, {"drivers": drivers_table}, keep=("runs/*/results.json",), ok=(0, 1)),
     DataSet("records-ratios", _suite_commands("records,crc", RECORDS_RATIOS), {"records-ratios": micro_report},
             keep=("micro.json",), ok=(0, 1)),
@@ -238,6 +254,9 @@ def stale_core(root: Path) -> list[str]:
 
 def run(ds: DataSet, opts: Options, root: Path, nice: int) -> bool:
     """Run a data set's commands; on success its folder holds their output, kept files and meta.json."""
+    if reason := ds.missing():
+        print(f"[{ds.name}] not run: {reason}; its tables keep the stored data", file=sys.stderr)
+        return True
     final = root / DATA / ds.name
     work = final.with_name(ds.name + ".running")
     shutil.rmtree(work, ignore_errors=True)

@@ -312,10 +312,12 @@ def test_ctrl_c_writes_partial_results_and_deletes_topics(tansu_broker, tmp_path
     wait_until_written(tansu_broker.bootstrap_servers, f"{topic.rsplit('-', 1)[0]}-latency", proc)  # in latency now
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     try:
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=60)  # until every process holding its output ended
     except subprocess.TimeoutExpired:
+        left = _group(proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"no exit within 60 s of Ctrl-C; its output: {proc.communicate()[0][-3000:]}")
+        pytest.fail(f"no exit within 60 s of Ctrl-C (exit status {proc.poll()}; still running: {left}); its output: "
+                    f"{proc.communicate()[0][-3000:]}")
     assert proc.returncode == 130, out
     doc, _ = load_results(tmp_path)
     assert doc["status"] == "interrupted"
@@ -324,6 +326,18 @@ def test_ctrl_c_writes_partial_results_and_deletes_topics(tansu_broker, tmp_path
     names = set(AdminClient({"bootstrap.servers": tansu_broker.bootstrap_servers}).list_topics(timeout=10).topics)
     assert not run_topics & names
     assert not any(n.startswith(doc["results"][0]["topic"].rsplit("-", 1)[0]) for n in names)
+
+
+def _group(pgid):
+    """The processes still in process group pgid: (pid, command line)."""
+    out = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if os.getpgid(p.info["pid"]) == pgid:
+                out.append((p.info["pid"], " ".join(p.info["cmdline"] or [])[:200]))
+        except OSError:
+            pass
+    return out
 
 
 class OutputLines:

@@ -1,4 +1,5 @@
 """e2e suite without a broker: verification, message layout, configuration, CLI errors, tool output parsing."""
+import signal
 import time
 
 import numpy as np
@@ -8,7 +9,7 @@ from rich.console import Console
 
 from chronik_perf.e2e.cli import main
 from chronik_perf.e2e.config import build_config, load_workload
-from chronik_perf.e2e.drivers.base import ProcessWorker
+from chronik_perf.e2e.drivers.base import ProcessWorker, end_workers
 from chronik_perf.e2e.drivers.worker_results import WorkerResult
 from chronik_perf.e2e.regression import regressions
 from chronik_perf.e2e.repeats import combine, totals
@@ -252,6 +253,24 @@ def test_worker_cpu_is_counted_from_the_start_signal():
     out = worker.result(60)
     assert out.cpu_s < 0.25  # the 0.5 s of set-up is not the benchmark's
     assert out.cpu_window_s >= 0.3
+
+
+def _deaf_to_sigterm(spec, ctl):
+    """A worker that ignores SIGTERM and never ends by itself (as one stuck in a client library can)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ctl.set_ready()
+    while True:
+        time.sleep(1)
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace():
+    worker = ProcessWorker(_deaf_to_sigterm, None)
+    deadline = time.monotonic() + 60
+    while not worker.ready():
+        assert time.monotonic() < deadline and worker.alive()
+        time.sleep(0.01)
+    end_workers([worker], grace=0.5)
+    assert not worker.alive() and worker._proc.exitcode == -signal.SIGKILL
 
 
 def _run(test, throughput, p99=None, lost=0):

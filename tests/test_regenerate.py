@@ -123,6 +123,20 @@ def test_run_stores_output_environment_and_keeps_old_data_on_failure(tree, monke
                                  ok.tables)
     assert not regenerate.run(failing, regenerate.Options(), tree, nice=0)
     assert (folder / "output-0.txt").read_text() == "| a | 1 |\n"
+    unrunnable = regenerate.DataSet("probe", failing.commands, ok.tables, missing=lambda: "needs a binary")
+    assert regenerate.run(unrunnable, regenerate.Options(), tree, nice=0)      # not run, not failed: data kept
+    assert (folder / "output-0.txt").read_text() == "| a | 1 |\n"
+
+
+def test_chronik_data_set_runs_only_with_a_binary(monkeypatch):
+    chronik = next(ds for ds in regenerate.DATA_SETS if ds.name == "chronik")
+    monkeypatch.delenv("CHRONIK_SERVER", raising=False)
+    assert "CHRONIK_SERVER=PATH" in chronik.missing()
+    monkeypatch.setenv("CHRONIK_SERVER", "/opt/chronik-server")
+    assert chronik.missing() is None
+    commands = chronik.commands(regenerate.Options(), Path("out"))
+    assert [c[c.index("--targets") + 1] for c in commands] == ["chronik,kafka"] * 2
+    assert ["--driver", "native"] == commands[1][-4:-2] and "--driver" not in commands[0]
 
 
 def test_repository_markers_match_the_data_sets():

@@ -6,6 +6,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import importlib.util
+import signal
+import threading
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -197,24 +199,32 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
 
 def _wind_down(driver, ctx: RunContext, save, console: Console, delete: bool) -> str:
     """After the last test, a failure or Ctrl-C: end the workers, write results.json (returns its path), delete the
-    run's topics. Every step has a deadline; a Ctrl-C during them kills the workers at once and skips the deletion,
-    never the results, and is raised again once they are written."""
-    interrupted = None
-    try:
-        driver.shutdown()  # no worker may still write to the topics deleted next
-    except KeyboardInterrupt as exc:
-        interrupted = exc
-    out = save()
-    console.print(f"[dim]results: {out}[/dim]")
-    if delete and ctx.topics:
-        errors = ["not deleted: interrupted by Ctrl-C"]
-        if interrupted is None:
-            try:
-                errors = delete_topics(ctx)
-            except KeyboardInterrupt as exc:
-                interrupted = exc
-        if errors:
-            console.print(f"[yellow]could not delete topics {', '.join(ctx.topics)}:[/yellow] {'; '.join(errors)}")
-    if interrupted is not None:
-        raise interrupted
+    run's topics. Every step has a deadline; a Ctrl-C meanwhile kills the workers at once and skips the deletion,
+    never the results, and is raised once they are written."""
+    with _ctrl_c_sets() as pressed:
+        driver.shutdown(hurry=pressed)  # no worker may still write to the topics deleted next
+        out = save()
+        console.print(f"[dim]results: {out}[/dim]")
+        if delete and ctx.topics:
+            errors = delete_topics(ctx, hurry=pressed)
+            if errors:
+                console.print(f"[yellow]could not delete topics {', '.join(ctx.topics)}:[/yellow] "
+                              f"{'; '.join(errors)}")
+    if pressed.is_set():
+        raise KeyboardInterrupt
     return out
+
+
+@contextlib.contextmanager
+def _ctrl_c_sets():
+    """Inside the block a Ctrl-C sets the Event yielded instead of raising KeyboardInterrupt wherever the main
+    thread stands (half-printed lines, a skipped message); outside the main thread the Event is never set."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.set())
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -12,7 +12,7 @@ from cpython.ref cimport Py_XDECREF
 from libc.stdint cimport INT64_MAX, UINT64_MAX, int32_t, int64_t, uint32_t, uint64_t, uint8_t
 from libc.string cimport memcpy
 
-from chronik_perf.native.includes.codec_lib cimport cp_lz4, cp_z_stream, cp_zstd_api, cp_zstd_decoder
+from chronik_perf.native.includes.codec_lib cimport cp_lz4, cp_z_stream, cp_zstd_api
 from chronik_perf.native.includes.python cimport _PyBytes_Resize
 
 cdef enum:

@@ -8,10 +8,10 @@
 import importlib.util
 
 from cpython.buffer cimport PyBUF_WRITE
-from cpython.bytes cimport PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF
+from cpython.ref cimport Py_DECREF, Py_XDECREF
 from libc.limits cimport UINT_MAX
 from libc.stdlib cimport calloc, free, malloc
 
@@ -22,6 +22,7 @@ from chronik_perf.native.includes.python cimport _PyBytes_Resize, bytes_alloc, b
 
 cdef enum:
     CODEC_GIL_RELEASE_BYTES = 65536         # below this a call is shorter than giving up and taking the GIL
+    SMALL_OUTPUT = 256                      # bytes_finish copies a result up to this size
     ZSTD_C_COMPRESSION_LEVEL = 100          # ZSTD_c_compressionLevel
     Z_OK = 0
     Z_STREAM_END = 1
@@ -270,7 +271,16 @@ cdef inline char* output_data(PyObject* b) noexcept:
 
 cdef object bytes_finish(PyObject* b, Py_ssize_t n):
     """The first n bytes of b, a bytes object the caller alone holds (its reference is taken over), shrunk in place
-    (on failure b is freed)."""
+    (on failure b is freed). A result small enough for Python's small-object allocator is copied into a new bytes
+    instead: shrinking a large malloc block in place leaves a small malloc chunk, and once freed, glibc merges such
+    chunks back (malloc_consolidate) at the next large allocation, i.e. on every call that compresses to a few
+    bytes."""
+    cdef object out
+    if n <= SMALL_OUTPUT < PyBytes_GET_SIZE(<object>b):
+        try:
+            return PyBytes_FromStringAndSize(bytes_data(b), n)
+        finally:
+            Py_XDECREF(b)
     if n != PyBytes_GET_SIZE(<object>b):
         _PyBytes_Resize(&b, n)
     out = <object>b

@@ -57,8 +57,11 @@ cdef int codec_id(object codec) except -1:
         if 0 <= codec <= 4:
             return codec
     elif isinstance(codec, str):
+        for i in range(CODEC_ZSTD + 1):        # a literal name is the interned one: no string compared
+            if codec is codec_names[i]:
+                return i
         for i in range(CODEC_ZSTD + 1):
-            if codec is codec_names[i] or codec == codec_names[i]:
+            if codec == codec_names[i]:
                 return i
     raise ValueError(f"unknown compression codec {codec!r}; expected one of {', '.join(CODEC_NAMES)}")
 

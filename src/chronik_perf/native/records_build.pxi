@@ -25,7 +25,7 @@ from chronik_perf.native.includes.batch_layout cimport (ATTR_TRANSACTIONAL, BATC
 from chronik_perf.native.includes.crc32c cimport cp_crc32c
 from chronik_perf.native.includes.endian cimport store_be16, store_be32, store_be64
 from chronik_perf.native.includes.python cimport (PyBytes_Type, PyLong_Type, _PyBytes_Resize, bytes_alloc, bytes_data,
-                                                  long_as_int64, size_of, type_of)
+                                                  size_of, type_of)
 from chronik_perf.native.includes.varint cimport uvarint_size, write_uvarint, zigzag_encode
 
 import time
@@ -286,12 +286,11 @@ cdef inline bint plain_slice(Slice* s, PyObject* obj) noexcept:
 
 
 cdef Py_ssize_t fill_plain(RecordIn* recs, Py_ssize_t n, PyObject** vitems, PyObject** kitems,
-                           PyObject** titems, const int64_t* tvalues, int64_t now) noexcept:
-    """Fill recs from borrowed items when every value and key is bytes or None and every timestamp an int within
-    int64: the bound on the encoded batch's size, else -1. Runs no Python code."""
+                           PyObject** titems, const int64_t* tvalues, int64_t now) except -2:
+    """Fill recs from borrowed items when every value and key is bytes or None and every timestamp an int: the
+    bound on the encoded batch's size, else -1. Runs no Python code (an int beyond int64 raises OverflowError)."""
     cdef Py_ssize_t i, bound = BATCH_HEADER_SIZE + n * MAX_RECORD_OVERHEAD
     cdef PyObject* t
-    cdef int overflow
     for i in range(n):
         if not plain_slice(&recs[i].value, vitems[i]):
             return -1
@@ -306,9 +305,7 @@ cdef Py_ssize_t fill_plain(RecordIn* recs, Py_ssize_t n, PyObject** vitems, PyOb
             t = titems[i]
             if type_of(t) != &PyLong_Type:
                 return -1
-            recs[i].timestamp = long_as_int64(t, &overflow)
-            if overflow:
-                return -1
+            recs[i].timestamp = <int64_t><object>t
         else:
             recs[i].timestamp = tvalues[i] if tvalues != NULL else now
         recs[i].headers.length = -1

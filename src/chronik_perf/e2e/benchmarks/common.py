@@ -124,12 +124,16 @@ def _await_leaders(ctx: RunContext, name: str, partitions: int) -> tuple[str, in
     raise TestFailed(f"topic {name} has no leader for every partition after 30 s")
 
 
-def delete_topics(ctx: RunContext, within: float = DELETE_WITHIN_S) -> list[str]:
+def delete_topics(ctx: RunContext, within: float = DELETE_WITHIN_S,
+                  hurry: threading.Event | None = None) -> list[str]:
     """Delete every topic this run created, waiting at most `within` seconds (a broker that does not answer, or
-    answers slowly, cannot hold the run: the admin connection is then closed under the request); returns the
-    errors."""
+    answers slowly, cannot hold the run: the admin connection is then closed under the request), and no longer once
+    `hurry` is set (a second Ctrl-C); returns the errors."""
+    hurried = hurry.is_set if hurry is not None else (lambda: False)
     if not ctx.topics:
         return []
+    if hurried():
+        return ["not deleted: interrupted by Ctrl-C"]
     names = list(ctx.topics)
     outcome: list[Exception | None] = []
 
@@ -141,10 +145,13 @@ def delete_topics(ctx: RunContext, within: float = DELETE_WITHIN_S) -> list[str]
             outcome.append(exc)
     request = threading.Thread(target=delete, name="delete-topics", daemon=True)
     request.start()
-    request.join(within)
+    deadline = time.monotonic() + within
+    while request.is_alive() and time.monotonic() < deadline and not hurried():
+        request.join(min(0.1, max(0.0, deadline - time.monotonic())))
     if not outcome:
         ctx.admin.close()
-        return [f"no answer from the broker within {within:.0f} s"]
+        return ["not deleted: interrupted by Ctrl-C" if hurried()
+                else f"no answer from the broker within {within:.0f} s"]
     if outcome[0] is not None:
         return [f"{type(outcome[0]).__name__}: {outcome[0]}"]
     ctx.topics.clear()

@@ -134,8 +134,9 @@ class ClusterDriver(Driver):
             self.session.console.print(f"[dim]placement: {where}[/dim]")
         return fields
 
-    def shutdown(self) -> None:
-        """Stop every task still running (after a failure or Ctrl-C), before the run deletes its topics."""
+    def shutdown(self, hurry=None) -> None:
+        """Stop every task still running (after a failure or Ctrl-C), before the run deletes its topics (each task's
+        own stop path bounds the wait; `hurry` is not used)."""
         for w in self._live:
             if w.alive():
                 w.kill()

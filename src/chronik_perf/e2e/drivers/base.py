@@ -173,27 +173,27 @@ class LocalWorker(Worker):
         end_workers([self])
 
 
-def end_workers(workers: list[LocalWorker], grace: float = END_GRACE_S) -> None:
-    """End the workers still running: SIGTERM to all, at most `grace` seconds for all of them together, then SIGKILL
-    to what is left; a Ctrl-C while waiting kills them at once (and is raised again)."""
+def end_workers(workers: list[LocalWorker], grace: float = END_GRACE_S, hurry: threading.Event | None = None) -> None:
+    """End the workers still running: SIGTERM to all, at most `grace` seconds for all of them together (less once
+    `hurry` is set: a second Ctrl-C), then SIGKILL to what is left."""
     running = [w for w in workers if w.alive()]
-    try:
-        for w in running:
-            w._signal(hard=False)
-        deadline = time.monotonic() + grace
-        for w in running:
-            w._ended(max(0.0, deadline - time.monotonic()))
-    finally:
-        for w in running:
-            if w.alive():
-                w._signal(hard=True)
-        for w in running:
-            w._ended(1.0)  # a killed process is gone at once; its exit status is collected here
+    for w in running:
+        w._signal(hard=False)
+    deadline = time.monotonic() + grace
+    for w in running:
+        while not w._ended(min(0.1, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or (hurry is not None and hurry.is_set()):
+                break
+    for w in running:
+        if w.alive():
+            w._signal(hard=True)
+    for w in running:
+        w._ended(1.0)  # a killed process is gone at once; its exit status is collected here
 
 
-def end_local_workers(grace: float = END_GRACE_S) -> None:
+def end_local_workers(grace: float = END_GRACE_S, hurry: threading.Event | None = None) -> None:
     """End every worker this process started that still runs (see end_workers)."""
-    end_workers(list(_LOCAL), grace)
+    end_workers(list(_LOCAL), grace, hurry)
 
 
 _CTX = mp.get_context("spawn")  # librdkafka's threads do not survive fork()
@@ -328,9 +328,10 @@ class Driver:
         """Fields for the finished test's result saying where its workers ran (none: all on this host)."""
         return {}
 
-    def shutdown(self) -> None:
-        """End every worker still running, after a failure or Ctrl-C: SIGTERM, then SIGKILL after END_GRACE_S."""
-        end_local_workers()
+    def shutdown(self, hurry: threading.Event | None = None) -> None:
+        """End every worker still running, after a failure or Ctrl-C: SIGTERM, then SIGKILL after END_GRACE_S or
+        once `hurry` is set."""
+        end_local_workers(hurry=hurry)
 
 
 class ConsumeTally:

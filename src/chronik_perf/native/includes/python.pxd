@@ -28,8 +28,6 @@ cdef extern from "Python.h":
     ctypedef struct PyLongObject
     object _PyLong_FromByteArray(const unsigned char* b, size_t n, int little_endian, int is_signed)
     int _PyLong_AsByteArray(PyLongObject* v, unsigned char* b, size_t n, int little_endian, int is_signed) except -1
-    # an exact int's value, read without a new reference (overflow set beyond the range, no exception)
-    long long long_as_int64 "PyLong_AsLongLongAndOverflow"(PyObject* v, int* overflow) noexcept
 
     # the cycle collector
     int PyGC_Enable()
