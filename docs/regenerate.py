@@ -246,6 +246,15 @@ def environment(root: Path = ROOT) -> dict:
     return env
 
 
+def foreign_package(root: Path) -> str | None:
+    """Where chronik_perf is imported from when that is another checkout than root's: the runs would measure that
+    code (and record its commit) while the tables claim root's."""
+    import chronik_perf
+    pkg = (root / "src" / "chronik_perf").resolve()
+    here = Path(chronik_perf.__file__).resolve().parent
+    return str(here) if pkg.is_dir() and here != pkg else None
+
+
 def stale_core(root: Path) -> list[str]:
     """Sources of the native core newer than the extension built beside them: figures would describe other code."""
     pkg = root / "src" / "chronik_perf"
@@ -422,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.write_only and (stale := stale_core(args.root)):
         raise SystemExit(f"the native core is older than its sources ({', '.join(stale[:3])}...): rebuild it first "
                          f"(pip install -e . --no-deps --no-build-isolation)")
+    if not args.write_only and (other := foreign_package(args.root)):
+        raise SystemExit(f"chronik_perf is imported from {other}, not from {args.root / 'src'}: run this script with "
+                         f"the environment of the checkout it measures (pip install -e {args.root})")
     if not args.write_only and ((environment(args.root).get("git") or {}).get("dirty")):
         print("warning: the checkout has uncommitted changes; the tables will name the commit with -dirty",
               file=sys.stderr)

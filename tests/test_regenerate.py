@@ -160,6 +160,14 @@ def test_refuses_to_measure_with_a_core_older_than_its_sources(tree):
     assert regenerate.stale_core(tree) == []
 
 
+def test_refuses_to_measure_another_checkouts_package(tree):
+    (tree / "src" / "chronik_perf").mkdir(parents=True)
+    assert regenerate.foreign_package(tree) == str(Path(regenerate.__file__).resolve().parents[1] / "src" / "chronik_perf")
+    with pytest.raises(SystemExit, match="chronik_perf is imported from .* not from"):
+        regenerate.main(["--only", "records-ratios", "--root", str(tree)])
+    assert regenerate.foreign_package(ROOT) is None
+
+
 def test_rewritten_docs_do_not_make_the_checkout_dirty():
     """The commit a table names is the measured code's: README.md and docs/ (which the script rewrites) do not count."""
     git = regenerate.environment(ROOT).get("git")
