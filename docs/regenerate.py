@@ -83,20 +83,24 @@ def _cluster_commands(opts: Options, out: Path) -> list[list[str]]:
     return [[sys.executable, "examples/cluster_overhead.py", *rounds, *start, "--results-dir", str(out / "runs")]]
 
 
-# The driver comparison of issue 12's "done when": the suite's own --drivers run, median of 5, producer windows of
-# 10 s (Java's ProducerPerformance sends a count: DRIVERS_FILL), one shared fill of DRIVERS_FILL messages read by
-# every consumer, sized so that the fastest consumer (native) also reads for 10 s or more. --start finds the Kafka
-# already running at 127.0.0.1:9095 and uses it (it starts one, and stops it after, only when none answers there).
-DRIVERS_FILL = 15_000_000
-DRIVERS_WORKLOAD = ["--tests", "producer,consumer", "--message-size", "100", "--num-partitions", "6", "--acks", "1",
-                    "--batch-size", "65536", "--producer-seconds", "10"]
+# The driver comparison of issue 12's "done when": the suite's own --drivers run, median of 5 runs with windows of
+# 10 s or more for every driver, as two invocations of one command: the producer test (native and confluent produce
+# for 10 s; Java's ProducerPerformance has no duration and sends DRIVERS_JAVA_COUNT) and the consumer test (one
+# shared fill of DRIVERS_FILL messages read by every driver, enough for 10 s of the fastest consumer, native, at up
+# to 3 M msg/s). One invocation would make Java send the whole fill 5 times. --start finds the Kafka already running
+# at 127.0.0.1:9095 and uses it (it starts one, and stops it after, only when none answers there).
+DRIVERS_JAVA_COUNT = 3_000_000
+DRIVERS_FILL = 30_000_000
+DRIVERS_WORKLOAD = ["--message-size", "100", "--num-partitions", "6", "--acks", "1", "--batch-size", "65536"]
+DRIVERS_TESTS = {"producer": ["--producer-seconds", "10", "--num-messages", str(DRIVERS_JAVA_COUNT)],
+                 "consumer": ["--num-messages", str(DRIVERS_FILL)]}
 
 
 def _drivers_commands(opts: Options, out: Path) -> list[list[str]]:
-    size = (["--quick", "--tests", "producer,consumer"] if opts.quick else
-            [*DRIVERS_WORKLOAD, "--num-messages", str(DRIVERS_FILL), "--repeat", "5"])
     return [[sys.executable, "-m", "chronik_perf.e2e", "--target", "kafka", "--start", "--drivers",
-             "native,confluent,java", *size, "--results-dir", str(out / "runs")]]
+             "native,confluent,java", "--tests", test,
+             *(["--quick"] if opts.quick else [*DRIVERS_WORKLOAD, *sizes, "--repeat", "5"]),
+             "--results-dir", str(out / f"runs-{test}")] for test, sizes in DRIVERS_TESTS.items()]
 
 
 def _suite_commands(groups: str | None = None, select: str | None = None,
@@ -123,11 +127,11 @@ PROTOCOL_RATIOS = (r"/(produce_frame_\w+/16KiB|metadata_\w+/1000topics|fetch_res
 
 
 def _fuzz_commands(opts: Options, out: Path) -> list[list[str]]:
-    """Every fuzz target from its seeds, two at a time: 1,000,000 inputs each, all within 45 minutes (a target
-    the deadline stops shows its count; exit status 1, a finding, is a result too: its row says FAILED); quick:
-    20,000 inputs each within 5 minutes."""
-    runs, seconds = ("20000", "300") if opts.quick else ("1000000", "2700")
-    return [[sys.executable, "fuzz/run.py", "--target", "all", "--runs", runs, "--total-time", seconds, "--jobs", "2",
+    """Every fuzz target at once from its seeds, up to 1,000,000 inputs each, all stopped 35 minutes after the start
+    (a cheap target that reaches its count leaves its CPU share to the others; exit status 1, a finding, is a result
+    too: its row says FAILED); quick: 20,000 inputs each within 5 minutes."""
+    runs, seconds = ("20000", "300") if opts.quick else ("1000000", "2100")
+    return [[sys.executable, "fuzz/run.py", "--target", "all", "--runs", runs, "--total-time", seconds, "--jobs", "7",
              "--fresh", "--json", str(out / "fuzz.json")]]
 
 
@@ -162,22 +166,23 @@ def e2e_table(folder: Path) -> str:
 
 
 def drivers_table(folder: Path) -> str:
-    """The suite's driver comparison (CPU, batching, the work per message) and its throughput ratios against the first
-    driver, from the stored runs in the order the drivers ran."""
+    """The suite's driver comparison (runs, windows, CPU, batching, the work per message) and each driver's msg/s
+    against the first's, from the stored runs of every test in the order the drivers ran."""
     from chronik_perf.e2e import report
     from chronik_perf.e2e.comparable import header
     from chronik_perf.e2e.results import load
-    docs = [load(str(p)) for p in sorted((folder / "runs").glob("*/results.json"))]
-    if not docs:
-        raise ValueError(f"{folder.name}: no results.json under runs/")
-    tables = [(report.WORK_HEADERS, report.work_rows(docs)),
-              (("System", "Test", f"msg/s against {report.label(docs[0])}"),
-               [cells[:3] for cells in report.ratio_rows(docs)])]
-    out = [header(docs) + "."]
-    for headers, rows in tables:
-        out += ["", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        out += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(out)
+    lines, work, ratios = [], [], []
+    for test in DRIVERS_TESTS:
+        docs = [load(str(p)) for p in sorted((folder / f"runs-{test}").glob("*/results.json"))]
+        if not docs:
+            raise ValueError(f"{folder.name}: no results.json under runs-{test}/")
+        lines.append(f"- {test} test: {header(docs)}")
+        work += report.work_rows(docs)
+        ratios += [[*cells[:2], f"{cells[2]} against {report.label(docs[0])}"] for cells in report.ratio_rows(docs)]
+    for headers, rows in ((report.WORK_HEADERS, work), (("System", "Test", "msg/s ratio"), ratios)):
+        lines += ["", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
 
 
 def _cluster_overhead():
@@ -213,7 +218,7 @@ DATA_SETS = [
             keep=("runs/*/results.json", "runs/*/summary.md"), ok=(0, 1)),
     DataSet("chronik", _chronik_commands, {"chronik-kafka": e2e_table}, keep=("runs/*/results.json",), ok=(0, 1),
             missing=_no_chronik_binary),
-    DataSet("drivers", _drivers_commands, {"drivers": drivers_table}, keep=("runs/*/results.json",), ok=(0, 1)),
+    DataSet("drivers", _drivers_commands, {"drivers": drivers_table}, keep=("runs-*/*/results.json",), ok=(0, 1)),
     DataSet("records-ratios", _suite_commands("records,crc", RECORDS_RATIOS), {"records-ratios": micro_report},
             keep=("micro.json",), ok=(0, 1)),
     DataSet("protocol-ratios", _suite_commands("protocol", PROTOCOL_RATIOS), {"protocol-ratios": micro_report},

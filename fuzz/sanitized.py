@@ -2,9 +2,9 @@
 loads it: one build serves tests/test_sanitized.py, the fuzz smoke test and fuzz/run.py.
 
 The build goes to build/sanitized/<digest of the native sources and the compiler>/src, so it is made once per
-change of the sources. It is loaded into a Python with atheris's ASan+UBSan+libFuzzer runtime preloaded and
-pymalloc off, so that every object's bytes come from malloc, where ASan can see their edges.
-`python fuzz/sanitized.py` builds it and prints the folder to put on PYTHONPATH.
+change of the native sources (Python modules that changed since are copied over theirs on every call). It is
+loaded into a Python with atheris's ASan+UBSan+libFuzzer runtime preloaded and pymalloc off, so that every
+object's bytes come from malloc, where ASan can see their edges. `python fuzz/sanitized.py` builds it and prints the folder to put on PYTHONPATH.
 """
 import hashlib
 import os
@@ -59,6 +59,7 @@ def build():
     done = CACHE / _digest(clang)
     src = done / "src"
     if any((src / "chronik_perf").glob("_core*.so")):
+        _refresh_python(src)
         return src
     work = CACHE / f"{done.name}.tmp{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -78,6 +79,19 @@ def build():
             shutil.rmtree(old, ignore_errors=True)
     os.replace(work, done)
     return src
+
+
+def _refresh_python(src):
+    """Copy the package's Python modules that changed since the build over their copies beside it (the digest
+    covers the native sources only)."""
+    package = REPO / "src" / "chronik_perf"
+    for path in package.rglob("*.py"):
+        if "__pycache__" in path.parts:
+            continue
+        copy = src / "chronik_perf" / path.relative_to(package)
+        if not copy.exists() or copy.read_bytes() != path.read_bytes():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
 
 
 def environment(src, reports=None):
