@@ -6,9 +6,11 @@ re-encoding, and the only exceptions allowed out are the named errors the API do
 target is a finding. Seeds come from the frames and segment files captured from Apache Kafka
 (tests/fixtures/kafka) and from our own encoders.
 """
+import atexit
 import bisect
 import math
 import os
+import shutil
 import struct
 import tempfile
 import zlib
@@ -330,6 +332,7 @@ def seeds_index():
 # ---------------------------------------------------------------- log segments
 
 _SEGMENT_DIR = tempfile.mkdtemp(prefix="chronik-fuzz-segment-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+atexit.register(shutil.rmtree, _SEGMENT_DIR, ignore_errors=True)
 _SEGMENT_FILES = [os.path.join(_SEGMENT_DIR, segment_file_name(0, suffix)) for suffix in (".log", ".index", ".timeindex")]
 _INDEX_ROOM = 1 << 14
 _READS = 8
