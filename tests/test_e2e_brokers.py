@@ -267,13 +267,18 @@ def _own_tansu(**kw):
 
 
 def start_run(bootstrap, results_dir, tests, *args):
-    """The command line in the background on `tests` with a 60 s latency test, in its own process group (as a
-    terminal runs it), its output unbuffered (it survives a kill)."""
+    """The command line in the background on `tests` with a 60 s latency test, in its own process group with Ctrl-C
+    delivered (as a terminal runs it: a test suite started as a background job of a shell inherits SIGINT ignored,
+    and so would the run), its output unbuffered (it survives a kill)."""
     env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "chronik_perf.e2e", "--bootstrap-servers", bootstrap, "--tests",
                              tests, "--rate", "200", "--duration", "60", "--results-dir", str(results_dir), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_sigint_delivered)
+
+
+def _sigint_delivered():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_broker_dying_mid_run_fails_that_test_and_skips_the_rest(tmp_path):
