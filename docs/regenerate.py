@@ -362,7 +362,8 @@ def render(table: str, ds: DataSet | None, root: Path) -> str:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         body = ds.tables[table](folder)
     except (OSError, ValueError, KeyError) as exc:
-        return f"{missing} ({type(exc).__name__}: {exc})"
+        reason = str(exc).replace(f"{root}{os.sep}", "")   # paths relative to the checkout, as the docs show them
+        return f"{missing} ({type(exc).__name__}: {reason})"
     return provenance(meta) + "\n\n" + body
 
 
