@@ -1,8 +1,10 @@
 """What runs on a Dask worker: one producer, consumer or latency tool of a benchmark, relayed to the coordinator.
 
 The task starts the driver's usual worker (a spawned process, or a JVM for the java driver), secedes from the Dask
-worker's thread pool so that a worker with one thread can hold several of them, and then, every TICK_S, sends its
-progress, readiness and the worker's events to the coordinator as a Dask worker event. The coordinator's commands
+worker's thread pool so that a worker with one thread can hold several of them, and then looks at it every TICK_S and
+sends its progress, readiness and the worker's events to the coordinator as a Dask worker event: at once when its
+readiness changed, events came or it finished, otherwise every REPORT_S (each report costs the scheduler and the
+coordinator CPU). The coordinator's commands
 arrive through distributed Events: a shared start gate (all gated producers go together) and a per-task stop;
 a Variable says whether a stop means "finish" (a group member leaving) or "kill".
 """
@@ -24,7 +26,8 @@ import chronik_perf
 from ..drivers.worker_results import ConsumerResult, WorkerResult
 from .clocks import boot_id
 
-TICK_S = 0.25
+TICK_S = 0.25   # how often a task looks at its driver worker (waiting on its gate or stop Event meanwhile)
+REPORT_S = 1.0  # ... and sends its progress when nothing else changed (readiness, events and the end go at once)
 
 
 def worker_facts(settings: tuple[str, ...] = ()) -> dict:
@@ -128,11 +131,14 @@ def run_role(driver: tuple[str, str | None], role: str, specs: tuple, gated: boo
     stop, command = Event(f"{key}-stop"), Variable(f"{key}-command")
     start_gate = Event(gate) if gated and gate else None
     stopping = False
+    reported, was_ready = float("-inf"), False
     try:
         while True:
-            finished = w.done()
-            dask_worker.log_event(topic, {"key": key, "progress": int(w.progress()), "ready": bool(w.ready()),
-                                          "events": [list(e) for e in w.events()], "finished": finished})
+            finished, ready, events = w.done(), bool(w.ready()), [list(e) for e in w.events()]
+            if finished or events or ready != was_ready or time.monotonic() - reported >= REPORT_S:
+                dask_worker.log_event(topic, {"key": key, "progress": int(w.progress()), "ready": ready,
+                                              "events": events, "finished": finished})
+                reported, was_ready = time.monotonic(), ready
             if finished:
                 break
             why = abandoned(dask_worker, key)
