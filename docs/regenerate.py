@@ -127,10 +127,11 @@ PROTOCOL_RATIOS = (r"/(produce_frame_\w+/16KiB|metadata_\w+/1000topics|fetch_res
 
 
 def _fuzz_commands(opts: Options, out: Path) -> list[list[str]]:
-    """Every fuzz target at once from its seeds, up to 1,000,000 inputs each, all stopped 35 minutes after the start
-    (a cheap target that reaches its count leaves its CPU share to the others; exit status 1, a finding, is a result
-    too: its row says FAILED); quick: 20,000 inputs each within 5 minutes."""
-    runs, seconds = ("20000", "300") if opts.quick else ("1000000", "2100")
+    """Every fuzz target at once from its seeds, up to 1,000,000 inputs each, all stopped 2 hours after the start
+    (a cheap target that reaches its count leaves its CPU share to the others; the slowest, segment, needs about
+    40 minutes of one core; exit status 1, a finding, is a result too: its row says FAILED); quick: 20,000 inputs
+    each within 5 minutes."""
+    runs, seconds = ("20000", "300") if opts.quick else ("1000000", "7200")
     return [[sys.executable, "fuzz/run.py", "--target", "all", "--runs", runs, "--total-time", seconds, "--jobs", "7",
              "--fresh", "--json", str(out / "fuzz.json")]]
 
@@ -362,7 +363,8 @@ def render(table: str, ds: DataSet | None, root: Path) -> str:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         body = ds.tables[table](folder)
     except (OSError, ValueError, KeyError) as exc:
-        return f"{missing} ({type(exc).__name__}: {exc})"
+        reason = str(exc).replace(f"{root}{os.sep}", "")   # paths relative to the checkout, as the docs show them
+        return f"{missing} ({type(exc).__name__}: {reason})"
     return provenance(meta) + "\n\n" + body
 
 

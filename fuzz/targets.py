@@ -366,7 +366,7 @@ def fuzz_segment(data):
         log = _fix_crcs(log)
     for path, content in zip(_SEGMENT_FILES, (log, oi, ti)):
         _write_file(path, content)
-    _check_segment(log, 0, full=zlib.crc32(data) % _FULL_EVERY == 0)
+    _check_segment(log, 0, full=zlib.crc32(data) % _FULL_EVERY == 0, scan_all=not oi and not ti)
 
 
 def _write_file(path, content):
@@ -380,7 +380,7 @@ def _write_file(path, content):
         os.close(fd)
 
 
-def _check_segment(log, base, full=True):
+def _check_segment(log, base, full=True, scan_all=False):
     segment = LogSegment(_SEGMENT_DIR, base, max_index_size=_INDEX_ROOM)
     try:
         if segment.damage is None:
@@ -389,7 +389,7 @@ def _check_segment(log, base, full=True):
             assert [p for p, *_ in positions[:1]] in ([], [0])
             assert all(p < e for (p, *_), e in zip(positions, ends))
             if full:
-                _check_reads(segment, log, positions, ends)
+                _check_reads(segment, log, positions, ends, scan_all)
         try:
             segment.recover()
         except CorruptLogError:
@@ -414,20 +414,28 @@ def _check_segment(log, base, full=True):
         again.close()
 
 
-def _check_reads(segment, log, positions, ends):
-    """Reads of a sound segment return exactly a batch's bytes; one timestamp lookup (it decodes a batch's records)
-    in the batch the log's size picks."""
+def _check_reads(segment, log, positions, ends, scan_all):
+    """Reads of a sound segment return exactly a batch's bytes; one timestamp lookup (it decodes records) in the batch
+    the log's size picks: an offset it finds holds a record at or after the timestamp, and when the lookup scans from
+    the first batch (`scan_all`: no index files), a record of that batch that qualifies is never missed."""
     for i in _spread(len(positions), _READS):
         (pos, first, last, _), end = positions[i], ends[i]
         assert segment.read(first, 1) == log[pos:end]
         assert segment.read(last, 1) == log[pos:end]
-    if positions:
-        pos, first, last, max_ts = positions[len(log) % len(positions)]
-        try:
-            found = segment.find_offset_for_timestamp(max_ts)
-        except CorruptRecordError:
-            found = None
-        assert found is None or found <= last or found >= first
+    if not positions:
+        return
+    i = len(log) % len(positions)
+    (pos, first, last, max_ts), end = positions[i], ends[i]
+    try:
+        found = segment.find_offset_for_timestamp(max_ts)
+        picked = [r.offset for r in parse_batches(log[pos:end])[0].records() if r.timestamp >= max_ts]
+    except CorruptRecordError:
+        return
+    if found is not None:
+        holder = parse_batches(segment.read(found, 1))[0]
+        assert any(r.offset == found and r.timestamp >= max_ts for r in holder.records()), (found, max_ts)
+    if scan_all and picked:
+        assert found is not None and found <= picked[0], (found, picked[0])
 
 
 def _fixture_segment_files():

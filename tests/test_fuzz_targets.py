@@ -136,3 +136,30 @@ def test_a_read_one_byte_past_a_guarded_input_faults(where, offset):
     run = subprocess.run([sys.executable, "-c", PROBE.format(fuzz=fuzz, where=where, offset=offset)],
                          capture_output=True, text=True, timeout=60, env=env)
     assert run.stdout == "read\n" and run.returncode == -signal.SIGSEGV, (run.returncode, run.stdout, run.stderr)
+
+
+def _segment_log_picking_batch(picked):
+    """A 4-batch log (timestamps 0..3, three records each) whose size makes the segment target look up batch
+    `picked`'s timestamp."""
+    for k in range(1, 64):
+        batches = [targets.build_batch([b"x" * (k if i == 0 else 1)] * 3, base_offset=3 * i, timestamps=[i] * 3)
+                   for i in range(4)]
+        log = b"".join(batches)
+        if len(log) % 4 == picked:
+            return log
+    raise AssertionError("no value size gives that batch")
+
+
+@pytest.mark.parametrize("picked,wrong", [(0, lambda found: None), (0, lambda found: found + 3),
+                                          (2, lambda found: found - 3)],
+                         ids=["missed", "a later batch", "an earlier timestamp"])
+def test_the_segment_target_catches_a_wrong_timestamp_lookup(monkeypatch, picked, wrong):
+    data = targets.segment_input(_segment_log_picking_batch(picked))
+    targets.fuzz_segment(data)
+
+    class Off(targets.LogSegment):
+        def find_offset_for_timestamp(self, timestamp, starting_offset=0):
+            return wrong(super().find_offset_for_timestamp(timestamp, starting_offset))
+    monkeypatch.setattr(targets, "LogSegment", Off)
+    with pytest.raises(AssertionError):
+        targets.fuzz_segment(data)

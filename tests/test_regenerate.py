@@ -84,6 +84,7 @@ def test_writes_tables_with_commit_machine_and_date(tree):
     assert "text kept" in page
     drivers = re.search(r"<!-- table:drivers -->\n(.*?)<!-- /table", page, re.S)[1]
     assert drivers.startswith("**No data.**") and "| old | 1 |" not in drivers
+    assert str(tree) not in drivers and "docs/results/data/drivers/meta.json" in drivers
     summary = (tree / "docs" / "results" / "summary.md").read_text()
     assert "All stored results come from one commit." in summary
     assert "| e2e | 0123456789 | 2026-11-30 13:05 UTC | Test CPU 9000, 2 CPUs | full |" in summary
