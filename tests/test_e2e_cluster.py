@@ -25,6 +25,7 @@ from chronik_perf.e2e.cluster import ClusterError, Session, TlsFiles, parse
 from chronik_perf.e2e.cluster.clocks import Offset, ping_pong
 from chronik_perf.e2e.cluster.driver import latency_mode, per_host
 from chronik_perf.e2e.cluster.remote import compact
+from chronik_perf.e2e.cluster.session import quiet
 from chronik_perf.e2e.cluster.workers import ClusterWorker, DaskWorker, Record
 from chronik_perf.e2e.config import TESTS as DEFAULT_TESTS
 from chronik_perf.e2e.config import build_config
@@ -44,6 +45,10 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 DAEMON_OFF = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+# the settings docs/e2e/cluster.md gives for `dask worker` hosts (the suite's QUIET_CONFIG)
+QUIET_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False", "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+             "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+             "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s"}
 TESTS = list(DEFAULT_TESTS)
 
 
@@ -145,6 +150,35 @@ def test_consumer_ids_cross_the_network_compact():
 def local2():
     with Session(parse("local:2")) as session:
         yield session
+
+
+def _callbacks(dask_worker=None, dask_scheduler=None):
+    """{name: interval in ms} of a Dask server's periodic callbacks (run on the workers and the scheduler)."""
+    server = dask_worker or dask_scheduler
+    return {name: pc.callback_time for name, pc in server.periodic_callbacks.items()}
+
+
+def test_the_local_cluster_runs_without_dask_s_idle_cpu_costs(local2):
+    """No statistical profiler in the workers (Dask's default samples every thread each 10 ms), slow event-loop
+    ticks and monitors in the workers and the scheduler, no work stealing, and the settings recorded per worker."""
+    for addr, callbacks in local2.client.run(_callbacks).items():
+        assert "profile" not in callbacks and "profile-cycle" not in callbacks, (addr, callbacks)
+        assert callbacks["tick"] >= 1000 and callbacks["monitor"] >= 5000, (addr, callbacks)
+        assert callbacks["memory_monitor"] >= 1000, (addr, callbacks)
+    on_scheduler = local2.client.run_on_scheduler(_callbacks)
+    assert on_scheduler["tick"] >= 1000 and "stealing" not in on_scheduler, on_scheduler
+    for w in local2.workers.values():
+        assert quiet(w.describe()["dask_config"]), w.describe()
+
+
+def test_workers_on_dask_s_defaults_are_told_apart():
+    defaults = {"distributed.worker.profile.enabled": True, "distributed.admin.tick.interval": "20ms",
+                "distributed.admin.system-monitor.interval": "500ms",
+                "distributed.worker.memory.monitor-interval": "100ms"}
+    assert not quiet(defaults) and not quiet({})
+    assert quiet({**defaults, "distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": 1.0,
+                  "distributed.admin.system-monitor.interval": "5000ms",
+                  "distributed.worker.memory.monitor-interval": "1 s"})
 
 
 def _config(tmp_path, **kw):
@@ -314,7 +348,7 @@ class DaskProcesses:
 
     def start(self, name, args, env=None):
         log = open(self.folder / f"{name}.log", "w")
-        self.procs[name] = subprocess.Popen([DASK, *args], env={**os.environ, **DAEMON_OFF, **(env or {})},
+        self.procs[name] = subprocess.Popen([DASK, *args], env={**os.environ, **DAEMON_OFF, **QUIET_ENV, **(env or {})},
                                             stdout=log, stderr=subprocess.STDOUT)
 
     def workers(self, name, n, preload=()):
@@ -405,6 +439,7 @@ def test_cli_on_dask_processes_matches_the_local_schema(kafka_broker, tcp_cluste
     cluster = doc["environment"]["client"].pop("cluster")
     assert _schema(doc["environment"]) == _schema(ref["environment"])
     assert cluster["address"] == address and len(cluster["workers"]) == 2 and not cluster["tls"]
+    assert all(quiet(w["dask_config"]) for w in cluster["workers"]), cluster["workers"]
     assert "placement: producer 0 on" in on_cluster.stdout and "Dask cluster tcp://127.0.0.1" in on_cluster.stdout
 
 

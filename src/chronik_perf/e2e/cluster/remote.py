@@ -27,11 +27,13 @@ from .clocks import boot_id
 TICK_S = 0.25
 
 
-def worker_facts() -> dict:
-    """What the coordinator checks and records about a Dask worker process (run there by client.run)."""
+def worker_facts(settings: tuple[str, ...] = ()) -> dict:
+    """What the coordinator checks and records about a Dask worker process (run there by client.run), with the
+    values of the named Dask settings."""
     import dask
     import distributed
-    return {"host": socket.gethostname(), "boot_id": boot_id(), "pid": os.getpid(),
+    return {"dask_config": {k: dask.config.get(k, None) for k in settings},
+            "host": socket.gethostname(), "boot_id": boot_id(), "pid": os.getpid(),
             "daemonic": multiprocessing.current_process().daemon, "cpu_count": os.cpu_count(),
             "python": platform.python_version(), "dask": dask.__version__, "distributed": distributed.__version__,
             "chronik_perf": chronik_perf.__version__, "fingerprint": source_fingerprint()}

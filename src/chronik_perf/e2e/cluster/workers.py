@@ -33,7 +33,8 @@ class DaskWorker:
 
     def describe(self) -> dict:
         return {"address": self.address, "host": self.host, "pid": self.facts.get("pid"),
-                "resources": self.resources, "clock": self.offset.to_dict()}
+                "resources": self.resources, "clock": self.offset.to_dict(),
+                "dask_config": self.facts.get("dask_config")}
 
 
 @dataclass
