@@ -103,15 +103,15 @@ def _drivers_commands(opts: Options, out: Path) -> list[list[str]]:
              "--results-dir", str(out / f"runs-{test}")] for test, sizes in DRIVERS_TESTS.items()]
 
 
-def _suite_commands(groups: str | None = None, select: str | None = None,
-                    quick_groups: str | None = None) -> Callable[[Options, Path], list[list[str]]]:
+def _suite_commands(groups: str | None = None, select: str | None = None, quick_groups: str | None = None,
+                    processes: int | None = 2) -> Callable[[Options, Path], list[list[str]]]:
     """micro/run.py over `groups` (all: None) and the benchmarks matching `select`, in run.py's default mode (pyperf
-    worker processes) with 2 workers of 3 values per benchmark instead of 6, or --fast in quick mode (over
-    `quick_groups` when given); then micro/report.py's tables and bar lines of that suite."""
+    worker processes) with `processes` workers of 3 values per benchmark (None: run.py's default, 6), or --fast in
+    quick mode (over `quick_groups` when given); then micro/report.py's tables and bar lines of that suite."""
     def commands(opts: Options, out: Path) -> list[list[str]]:
         suite = out / "micro.json"
         chosen = (quick_groups or groups) if opts.quick else groups
-        mode = ["--fast"] if opts.quick else ["--processes", "2"]
+        mode = ["--fast"] if opts.quick else ["--processes", str(processes)] if processes else []
         mode += (["--group", chosen] if chosen else []) + (["--select", select] if select else [])
         return [[sys.executable, "micro/run.py", *mode, "-o", str(suite)],
                 [sys.executable, "micro/report.py", str(suite), "--no-charts"]]
@@ -119,8 +119,9 @@ def _suite_commands(groups: str | None = None, select: str | None = None,
 
 
 # The same-run comparisons the issues set bars for (records: issue 1; protocol: issues 3 and 15), and the storage
-# and index floors, as benchmarks of the micro suite; the whole suite (every group: about 340 benchmarks, 40 minutes
-# on a shared 2-core machine) is the `micro` data set, quick: crc and records with --fast.
+# and index floors, as benchmarks of the micro suite; the whole suite in run.py's default mode (every group: 373
+# benchmarks in 6 worker processes each, about 35 minutes of one quiet core) is the `micro` data set, quick: crc and
+# records with --fast.
 RECORDS_RATIOS = r"^(records/(build|parse|consume)/100x100B-unkeyed/|crc/crc32c/1MiB/)"
 PROTOCOL_RATIOS = (r"/(produce_frame_\w+/16KiB|metadata_\w+/1000topics|fetch_response_decoding/10x1MiB(-zero_copy)?"
                    r"|heartbeat_\w+/1000x10)/")
@@ -226,8 +227,8 @@ DATA_SETS = [
             keep=("micro.json",), ok=(0, 1)),
     DataSet("storage-ratios", _suite_commands("index,storage"), {"storage-ratios": micro_report},
             keep=("micro.json",), ok=(0, 1)),
-    DataSet("micro", _suite_commands(quick_groups="crc,records"), {"micro": micro_report}, keep=("micro.json",),
-            ok=(0, 1)),
+    DataSet("micro", _suite_commands(quick_groups="crc,records", processes=None), {"micro": micro_report},
+            keep=("micro.json",), ok=(0, 1)),
     DataSet("cluster-overhead", _cluster_commands, {"cluster-overhead": cluster_table,
                                                     "cluster-runs": cluster_runs_table},
             keep=("runs/*/*/results.json",), ok=(0, 1)),

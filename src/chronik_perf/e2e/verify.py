@@ -106,7 +106,9 @@ def verify(expected: Iterable[Expected], streams: Iterable[Stream],
         for p, n in zip(*np.unique(parts[ours][wrong], return_counts=True)):
             bump(p, "misrouted", int(n))
 
-    received_ids = np.unique(ids)
+    # The first arrivals are the distinct ids: sorting them equals np.unique(ids), whose hash-based path in numpy 2.3+
+    # took 52 s for 30M distinct ids where this sort takes about 2 s.
+    received_ids = np.sort(ids[first])
     missing = 0
     expected_total = distinct = unknown = 0
     known = np.zeros(len(received_ids), dtype=bool)
