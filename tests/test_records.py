@@ -201,3 +201,19 @@ def test_empty_batch_as_left_by_compaction():
     struct.pack_into(">I", data, 17, crc32c(bytes(data[21:])))
     [batch] = parse_batches(bytes(data))
     assert batch.records() == [] and len(batch.columns()["offset"]) == 0
+
+
+@pytest.mark.parametrize("base,delta", [(-(1 << 63) + 1, -3), ((1 << 63) - 2, 5)], ids=["below", "above"])
+def test_a_timestamp_delta_past_the_64_bit_range_is_a_corrupt_record(base, delta):
+    """Found by fuzz_records under UBSan: base timestamp + delta overflowed int64 (undefined in C, and a wrapped
+    timestamp under -fwrapv); both readers reject it, naming the record."""
+    raw = bytearray(build_batch([b"v"], timestamps=[base]))
+    ts_delta = 61 + 2           # records start at 61: length varint (1 byte), attributes (1), timestamp delta
+    assert raw[ts_delta] == 0
+    raw[ts_delta] = (delta << 1) ^ (delta >> 63)        # zigzag, one byte for these deltas
+    struct.pack_into(">I", raw, 17, crc32c(bytes(raw[21:])))
+    batch = parse_batches(bytes(raw))[0]
+    for read in (batch.records, batch.columns):
+        with pytest.raises(CorruptRecordError, match="timestamp delta takes the timestamp outside the 64-bit range"
+                                                     " in record 0"):
+            read()

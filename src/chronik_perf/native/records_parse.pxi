@@ -7,7 +7,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from chronik_perf.native.includes.batch_layout cimport (ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_TIMESTAMP_TYPE,
                                                         ATTR_TRANSACTIONAL, BATCH_ATTRIBUTES, BATCH_BASE_OFFSET,
@@ -35,9 +35,16 @@ cdef tuple FAULT_TEXT = (
     "key length out of range", "value length out of range", "header count out of range",
     "header key length out of range", "header value length out of range",
     "record length disagrees with its contents", "offset delta outside the batch's offset range",
+    "timestamp delta takes the timestamp outside the 64-bit range",
 )
 cdef enum:
     BAD_OFFSET_DELTA = 10        # after record_scan.h's codes: an offset delta outside [0, last offset delta]
+    BAD_TIMESTAMP_DELTA = 11     # base timestamp + timestamp delta overflows int64
+
+
+cdef inline bint add_overflows(int64_t a, int64_t b) noexcept nogil:
+    """a + b is outside int64 (checked before adding: signed overflow is undefined in C)."""
+    return (b > 0 and a > INT64_MAX - b) or (b < 0 and a < INT64_MIN - b)
 
 
 @cython.final
@@ -137,6 +144,9 @@ cdef void fill_columns(ColumnScan* s) noexcept nogil:
             break
         if <uint64_t>r.offset_delta > last_delta:
             rc, pos = BAD_OFFSET_DELTA, start
+            break
+        if add_overflows(ts_base, r.timestamp_delta & ts_mask):
+            rc, pos = BAD_TIMESTAMP_DELTA, start
             break
         row[0] = base_offset + r.offset_delta
         row[n] = ts_base + (r.timestamp_delta & ts_mask)
@@ -278,6 +288,8 @@ cdef class RecordBatch:
                 self.fault(rc, pos, i)
             if <uint64_t>r.offset_delta > <uint64_t>self.last_offset_delta:
                 self.fault(BAD_OFFSET_DELTA, start, i)
+            if not log_append and add_overflows(ts_base, r.timestamp_delta):
+                self.fault(BAD_TIMESTAMP_DELTA, start, i)
             rec = Record.__new__(Record)
             rec.offset = self.base_offset + r.offset_delta
             rec.timestamp = ts_base if log_append else ts_base + r.timestamp_delta
