@@ -155,6 +155,33 @@ def micro_report(folder: Path) -> str:
     return re.sub(r"^## ", "#### ", output(folder, 1).strip("\n"), flags=re.M)
 
 
+def micro_margins(folder: Path) -> str:
+    """Per group of the micro run: our row farthest from its floor (our speed over the floor's) and our row with the
+    smallest speedup over its best peer."""
+    sys.path.insert(0, str(ROOT))
+    from micro import report
+    rows = report.load_rows(folder / "micro.json")
+    ratios, floor_of = report.speedups(rows), report.floors(rows)
+    lines = ["| Group | Farthest from its floor | Speed vs floor | Smallest margin over the best peer | Speedup |",
+             "|---|---|---|---|---|"]
+    for group in dict.fromkeys(r.group for r in rows):
+        ours = [r for r in rows if r.group == group and r.ours]
+        floored = [(floor_of[r.case].median / r.median, r) for r in ours if r.case in floor_of]
+        peered = [(max(ratios[(*r.case, r.implementation)].values()), r) for r in ours
+                  if ratios.get((*r.case, r.implementation))]
+        cells = [group]
+        for pairs, of in ((floored, lambda r: floor_of[r.case].implementation), (peered, None)):
+            if pairs:
+                value, row = min(pairs, key=lambda p: p[0])
+                against = f" ({of(row)})" if of else ""
+                cells += [f"`{row.operation}/{row.parameter}`{against}", f"{value:.2f}x" if value >= 0.1 else
+                          f"{value:.1g}x"]
+            else:
+                cells += ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def e2e_table(folder: Path) -> str:
     """The suite's comparison table over every target of the run, tests grouped together."""
     from chronik_perf.e2e import report
@@ -227,7 +254,8 @@ DATA_SETS = [
             keep=("micro.json",), ok=(0, 1)),
     DataSet("storage-ratios", _suite_commands("index,storage"), {"storage-ratios": micro_report},
             keep=("micro.json",), ok=(0, 1)),
-    DataSet("micro", _suite_commands(quick_groups="crc,records", processes=None), {"micro": micro_report},
+    DataSet("micro", _suite_commands(quick_groups="crc,records", processes=None),
+            {"micro": micro_report, "micro-margins": micro_margins},
             keep=("micro.json",), ok=(0, 1)),
     DataSet("cluster-overhead", _cluster_commands, {"cluster-overhead": cluster_table,
                                                     "cluster-runs": cluster_runs_table},

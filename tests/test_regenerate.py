@@ -182,3 +182,21 @@ def test_rewritten_docs_do_not_make_the_checkout_dirty():
         assert regenerate.environment(ROOT)["git"]["dirty"] == before
     finally:
         readme.write_text(text)
+
+
+def test_micro_margins_name_each_group_s_row_farthest_from_its_floor_and_its_smallest_peer_margin(tmp_path):
+    import pyperf
+
+    def bench(name, seconds, **meta):
+        run = pyperf.Run([seconds] * 3, metadata={"name": name, "loops": 1, **meta}, collect_metadata=False)
+        return pyperf.Benchmark([run])
+    pyperf.BenchmarkSuite([
+        bench("crc/crc32c/1KiB/chronik_perf", 1e-6), bench("crc/crc32c/1KiB/crc32c", 2e-6),
+        bench("crc/crc32c/1KiB/floor-memcpy", 0.5e-6),
+        bench("crc/crc32c/1MiB/chronik_perf", 1e-3), bench("crc/crc32c/1MiB/crc32c", 1.5e-3),
+        bench("crc/crc32c/1MiB/floor-memcpy", 0.1e-3),
+        bench("storage/append/x/chronik_perf", 2e-3), bench("storage/append/x/floor-os.write", 1.8e-3, floor_bar=0.9),
+    ]).dump(str(tmp_path / "micro.json"))
+    rows = regenerate.micro_margins(tmp_path).splitlines()
+    assert rows[2] == "| crc | `crc32c/1MiB` (floor-memcpy) | 0.10x | `crc32c/1MiB` | 1.50x |"
+    assert rows[3] == "| storage | `append/x` (floor-os.write) | 0.90x | - | - |"
