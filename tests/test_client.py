@@ -376,6 +376,25 @@ def test_group_survives_the_mocks_refused_sync_and_leaves_at_once(mock_broker):
     admin.close()
 
 
+def test_linger_zero_send_gathers_while_the_window_is_full_instead_of_waiting(kafka_broker):
+    """linger 0 with the one in-flight slot taken: send() does not wait for the answer; what is sent meanwhile leaves
+    in the next request once an answer frees the slot (as Kafka's accumulator does), in order (idempotent: the
+    broker checks the sequences). Before, every message was its own request behind the previous answer."""
+    with Cluster(kafka_broker.bootstrap_servers, max_in_flight=1) as cluster:
+        topic = f"client-{uuid.uuid4().hex[:12]}"
+        cluster.create_topics([topic], 1)
+        producer = Producer(cluster=cluster, acks="all", linger_ms=0, idempotent=True)
+        n = 2000
+        for v in values_of(n):
+            producer.send(topic, v, partition=0)
+        delivery = producer.flush(60)
+        assert (delivery.acked, delivery.failed) == (n, 0)
+        assert producer.stats["records"] == n and producer.stats["requests"] < n
+        producer.close()
+        out, got, _ = read_all(cluster, topic, n, timeout=30)
+        assert got == n and out[0][1] == [b"%08d" % i for i in range(n)]
+
+
 def test_send_names_each_failed_message_and_linger_zero_sends_at_once(kafka_broker):
     with Cluster(kafka_broker.bootstrap_servers) as cluster:
         topic = f"client-{uuid.uuid4().hex[:12]}"

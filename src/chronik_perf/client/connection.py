@@ -116,18 +116,26 @@ class Connection:
         except ProtocolError:
             return False
 
+    def reserve(self):
+        """Take a free slot of the in-flight window without waiting (True), or False when all are taken; the next
+        ``send(..., reserved=True)`` uses it. A slot frees before the callback of the answer that freed it runs."""
+        return self._window.acquire(blocking=False)
+
     def send(self, api, body, *, version=None, expect_response=True, callback=None, timeout=None,
-             zero_copy=False):
+             zero_copy=False, reserved=False):
         """Send a request without waiting for its answer; returns its ``Response`` (None when none is expected).
 
-        Blocks while ``max_in_flight`` requests await answers (at most ``timeout``). ``callback(body, error,
-        response)`` runs in the reader thread when the answer arrives or the request fails."""
+        Blocks while ``max_in_flight`` requests await answers (at most ``timeout``), unless ``reserved`` says the
+        caller holds a slot from ``reserve()``. ``callback(body, error, response)`` runs in the reader thread when
+        the answer arrives or the request fails."""
         timeout = self.request_timeout if timeout is None else timeout
         if version is None:
             version = self.version(api)
         if self._closed is not None:
+            if reserved:
+                self._window.release()
             raise self._closed
-        if expect_response and not self._window.acquire(timeout=timeout):
+        if expect_response and not reserved and not self._window.acquire(timeout=timeout):
             raise RequestTimedOutError(f"{api}: {self}: in-flight window still full after {timeout:g} s")
         response = Response(api, version, zero_copy, callback, time.monotonic() + timeout) if expect_response else None
         cid = None

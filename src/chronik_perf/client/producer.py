@@ -309,8 +309,8 @@ class Producer(Closing):
     # ------------------------------------------------------------------ one-message path
 
     def send(self, topic, value, key=None, partition=None, timestamp=None):
-        """Queue one message; it leaves in a batch when the batch is full, linger_ms passed (at once with linger_ms
-        0), or on flush(). A failure names its messages by position among the send() calls since the last flush."""
+        """Queue one message; it leaves in a batch when the batch is full, linger_ms passed (with linger_ms 0: at
+        once, or with the next free in-flight slot when max_in_flight requests await answers), or on flush(). A failure names its messages by position among the send() calls since the last flush."""
         if partition is None:
             num_partitions = len(self.cluster.topic(topic).partitions)
             partition = (int(_core.key_partitions([key], num_partitions)[0]) if key is not None
@@ -318,7 +318,6 @@ class Producer(Closing):
         ready = []
         with self._open_lock:
             position = self._send_count
-            self._send_count += 1
             entry = self._open.get((topic, partition))
             if entry is None:
                 entry = self._open[topic, partition] = (self._new_builder(topic, partition), time.monotonic(), [])
@@ -328,14 +327,41 @@ class Producer(Closing):
                 entry[0].append(value, key, timestamp)
                 if key is None:
                     self._sticky += 1
+            self._send_count += 1
             entry[2].append(position)
-            if self.linger_s <= 0:               # linger 0: the message leaves now, as librdkafka's does
-                del self._open[topic, partition]
-                ready.append(self._finish(topic, partition, *entry))
-        self._pending._add(1)
+            self._pending._add(1)
+            if self.linger_s <= 0 and ready:     # a full batch leaves before the open one: order kept
+                self._ship(ready)
+                ready = []
+        if self.linger_s <= 0:
+            self._ship_free()
         for batch in ready:
             self._ship([batch])
         self._start_linger()
+
+    def _ship_free(self):
+        """linger 0: send the open send() batches, one Produce request per leader, where its connection has a free
+        in-flight slot. Where all are taken the batch stays open and gathers the next messages until an answer
+        frees one (its handler calls this again), as a Kafka producer's accumulator does: send() never waits on
+        the window, and a slow answer delays messages by that answer's time, not by a queue of one-message
+        requests behind it."""
+        with self._open_lock:
+            by_leader = {}
+            for key in self._open:
+                try:
+                    conn = self.cluster.connection(self.cluster.leader(*key))
+                except KafkaClientError:
+                    conn = None                  # no leader now: _ship retries or fails the batch
+                by_leader.setdefault(conn, []).append(key)
+            for conn, keys in by_leader.items():
+                reserved = conn is not None and self.acks != 0 and conn.reserve()
+                if conn is not None and self.acks != 0 and not reserved:
+                    continue
+                batches = [self._finish(*key, *self._open.pop(key)) for key in keys]
+                if conn is None:
+                    self._ship(batches)
+                else:
+                    self._request(conn, batches, reserved)
 
     def _start_linger(self):
         if self._linger is None:
@@ -371,10 +397,13 @@ class Producer(Closing):
 
     def _linger_loop(self):
         while not self._closed:
-            # with linger 0 nothing waits here (send() ships at once): only retries, a few times a second
+            # with linger 0 send() and answers ship (_ship_free): here only retries and a safety net, a few times a second
             time.sleep(max(self.linger_s / 2, 0.001) if self.linger_s > 0 else 0.05)
             try:
-                self._ship_open(time.monotonic() - self.linger_s)
+                if self.linger_s > 0:
+                    self._ship_open(time.monotonic() - self.linger_s)
+                elif self._open:
+                    self._ship_free()
                 self._ship_tails(time.monotonic() - self.linger_s)
                 self.drain_retries()
             except KafkaClientError:
@@ -393,32 +422,47 @@ class Producer(Closing):
                 continue
             by_leader.setdefault(node, []).append(b)
         for node, group in by_leader.items():
-            topics = {}
-            for b in group:
-                topics.setdefault(b.topic, []).append({"index": b.partition, "records": b.data})
-                b.attempts += 1
-                self.stats["batches"] += 1
-                self.stats["records"] += b.count
-                self.stats["batch_bytes"] += len(b.data)
-            self.stats["requests"] += 1
-            body = {"transactional_id": None, "acks": self.acks, "timeout_ms": int(self.request_timeout * 1000),
-                    "topic_data": [{"name": t, "partition_data": parts} for t, parts in topics.items()]}
             try:
                 conn = self.cluster.connection(node)
-                if self.acks == 0:
-                    conn.send("Produce", body, expect_response=False)
-                    for b in group:                      # acks=0: delivered once written; no latency
-                        b.acked(None, -1)
-                else:
-                    conn.send("Produce", body, callback=self._answer_handler(group))
             except KafkaClientError as exc:
                 for b in group:
                     self._retry_or_fail(b, exc)
+                continue
+            self._request(conn, group)
+
+    def _request(self, conn, group, reserved=False):
+        """One Produce request on ``conn`` carrying ``group`` (one batch per partition); ``reserved``: a window slot
+        is held already (Connection.reserve)."""
+        topics = {}
+        for b in group:
+            topics.setdefault(b.topic, []).append({"index": b.partition, "records": b.data})
+            b.attempts += 1
+            self.stats["batches"] += 1
+            self.stats["records"] += b.count
+            self.stats["batch_bytes"] += len(b.data)
+        self.stats["requests"] += 1
+        body = {"transactional_id": None, "acks": self.acks, "timeout_ms": int(self.request_timeout * 1000),
+                "topic_data": [{"name": t, "partition_data": parts} for t, parts in topics.items()]}
+        try:
+            if self.acks == 0:
+                conn.send("Produce", body, expect_response=False)
+                for b in group:                          # acks=0: delivered once written; no latency
+                    b.acked(None, -1)
+            else:
+                conn.send("Produce", body, callback=self._answer_handler(group), reserved=reserved)
+        except KafkaClientError as exc:
+            for b in group:
+                self._retry_or_fail(b, exc)
 
     def _answer_handler(self, group):
         by_partition = {(b.topic, b.partition): b for b in group}
 
         def on_answer(body, error, response):          # runs in the connection's reader thread
+            handle(body, error, response)
+            if error is None and self.linger_s <= 0 and self._open:
+                self._ship_free()                      # a slot just freed: what gathered meanwhile leaves now
+
+        def handle(body, error, response):
             if error is not None:
                 for b in group:
                     self._retry_or_fail(b, error)
