@@ -130,6 +130,15 @@ PROTOCOL_RATIOS = (r"/(produce_frame_\w+/16KiB|metadata_\w+/1000topics|fetch_res
                    r"|heartbeat_\w+/1000x10)/")
 
 
+def _java_direct_commands(opts: Options, out: Path) -> list[list[str]]:
+    """examples/producer_performance_direct.py: Kafka's ProducerPerformance straight from a subprocess and through
+    the suite's --driver java, alternating, 5 rounds of 10,000,000 messages (windows of 10 s or more); quick: 2
+    rounds of 300,000. Uses the Kafka answering at 127.0.0.1:9095."""
+    runs, count = ("2", "300000") if opts.quick else ("5", "10000000")
+    return [[sys.executable, "examples/producer_performance_direct.py", "--runs", runs, "--num-messages", count,
+             "--results-dir", str(out / "runs")]]
+
+
 def _fuzz_commands(opts: Options, out: Path) -> list[list[str]]:
     """Every fuzz target at once from its seeds, up to 1,000,000 inputs each, all stopped 2 hours after the start
     (a cheap target that reaches its count leaves its CPU share to the others; the slowest, segment, needs about
@@ -151,6 +160,11 @@ def markdown_table_lines(folder: Path, index: int = 0) -> str:
     if not lines:
         raise ValueError(f"{folder.name}: no Markdown table in the output of command {index}")
     return "\n".join(lines)
+
+
+def text_output(folder: Path) -> str:
+    """What the data set's one command printed, as a text block."""
+    return "```text\n" + output(folder).strip("\n") + "\n```"
 
 
 def micro_report(folder: Path) -> str:
@@ -263,6 +277,8 @@ DATA_SETS = [
     DataSet("cluster-overhead", _cluster_commands, {"cluster-overhead": cluster_table,
                                                     "cluster-runs": cluster_runs_table},
             keep=("runs/*/*/results.json",), ok=(0, 1)),
+    DataSet("java-direct", _java_direct_commands, {"java-direct": text_output}, keep=("runs/*/results.json",),
+            ok=(0, 1)),
     DataSet("fuzz", _fuzz_commands, {"fuzz": markdown_table_lines}, keep=("fuzz.json",), ok=(0, 1)),
 ]
 
