@@ -33,7 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("docs") / "results" / "data"
 MARKER = re.compile(r"<!-- table:(?P<name>[\w.-]+) -->\n.*?<!-- /table:(?P=name) -->", re.S)
 SUMMARY = "results-summary"   # the table of where every data set's results come from, rewritten on every write
-E2E_WORKLOAD = ["--num-messages", "200000", "--message-size", "1024", "--num-partitions", "6", "--producers", "2",
+# Producer and concurrent tests run for 5 s; the consumer test reads what the producer test wrote, the groups test a
+# fill of 1.5 M messages: every throughput window lasts seconds on Kafka and Tansu here.
+E2E_WORKLOAD = ["--producer-seconds", "5", "--num-messages", "1500000", "--message-size", "1024", "--num-partitions", "6",
+                "--producers", "2",
                 "--consumers", "2", "--rate", "1000", "--duration", "15", "--warmup", "3",
                 "-X", "consumer.session.timeout.ms=6000", "-X", "consumer.max.poll.interval.ms=8000"]
 
@@ -85,12 +88,12 @@ def _cluster_commands(opts: Options, out: Path) -> list[list[str]]:
 
 # The driver comparison of issue 12's "done when": the suite's own --drivers run, median of 5 runs with windows of
 # 10 s or more for every driver, as two invocations of one command: the producer test (native and confluent produce
-# for 10 s; Java's ProducerPerformance has no duration and sends DRIVERS_JAVA_COUNT) and the consumer test (one
-# shared fill of DRIVERS_FILL messages read by every driver, enough for 10 s of the fastest consumer, native, at up
-# to 3 M msg/s). One invocation would make Java send the whole fill 5 times. --start finds the Kafka already running
+# for 10 s; Java's ProducerPerformance has no duration and sends DRIVERS_JAVA_COUNT, 10 s or more at up to 1.2 M
+# msg/s) and the consumer test (one shared fill of DRIVERS_FILL messages read by every driver, enough for 10 s of the
+# fastest consumer, Java's, at up to 6 M msg/s). One invocation would make Java send the whole fill 5 times. --start finds the Kafka already running
 # at 127.0.0.1:9095 and uses it (it starts one, and stops it after, only when none answers there).
-DRIVERS_JAVA_COUNT = 3_000_000
-DRIVERS_FILL = 30_000_000
+DRIVERS_JAVA_COUNT = 12_000_000
+DRIVERS_FILL = 60_000_000
 DRIVERS_WORKLOAD = ["--message-size", "100", "--num-partitions", "6", "--acks", "1", "--batch-size", "65536"]
 DRIVERS_TESTS = {"producer": ["--producer-seconds", "10", "--num-messages", str(DRIVERS_JAVA_COUNT)],
                  "consumer": ["--num-messages", str(DRIVERS_FILL)]}
@@ -127,6 +130,15 @@ PROTOCOL_RATIOS = (r"/(produce_frame_\w+/16KiB|metadata_\w+/1000topics|fetch_res
                    r"|heartbeat_\w+/1000x10)/")
 
 
+def _java_direct_commands(opts: Options, out: Path) -> list[list[str]]:
+    """examples/producer_performance_direct.py: Kafka's ProducerPerformance straight from a subprocess and through
+    the suite's --driver java, alternating, 5 rounds of 10,000,000 messages (windows of 10 s or more); quick: 2
+    rounds of 300,000. Uses the Kafka answering at 127.0.0.1:9095."""
+    runs, count = ("2", "300000") if opts.quick else ("5", "10000000")
+    return [[sys.executable, "examples/producer_performance_direct.py", "--runs", runs, "--num-messages", count,
+             "--results-dir", str(out / "runs")]]
+
+
 def _fuzz_commands(opts: Options, out: Path) -> list[list[str]]:
     """Every fuzz target at once from its seeds, up to 1,000,000 inputs each, all stopped 2 hours after the start
     (a cheap target that reaches its count leaves its CPU share to the others; the slowest, segment, needs about
@@ -148,6 +160,11 @@ def markdown_table_lines(folder: Path, index: int = 0) -> str:
     if not lines:
         raise ValueError(f"{folder.name}: no Markdown table in the output of command {index}")
     return "\n".join(lines)
+
+
+def text_output(folder: Path) -> str:
+    """What the data set's one command printed, as a text block."""
+    return "```text\n" + output(folder).strip("\n") + "\n```"
 
 
 def micro_report(folder: Path) -> str:
@@ -260,6 +277,8 @@ DATA_SETS = [
     DataSet("cluster-overhead", _cluster_commands, {"cluster-overhead": cluster_table,
                                                     "cluster-runs": cluster_runs_table},
             keep=("runs/*/*/results.json",), ok=(0, 1)),
+    DataSet("java-direct", _java_direct_commands, {"java-direct": text_output}, keep=("runs/*/results.json",),
+            ok=(0, 1)),
     DataSet("fuzz", _fuzz_commands, {"fuzz": markdown_table_lines}, keep=("fuzz.json",), ok=(0, 1)),
 ]
 
