@@ -368,6 +368,24 @@ def test_waiting_for_workers_costs_the_suite_no_core():
     assert ctx.take_harness()["cpu_s"] == 0  # taken once, then reset
 
 
+def _large_result(spec, ctl):
+    """A worker whose result (like a consumer's arrival arrays) takes the parent a while to receive."""
+    out = WorkerResult()
+    out.errors = [np.random.default_rng(0).bytes(spec)]
+    return out
+
+
+def test_receiving_a_large_result_is_reported_apart_from_the_harness_cost():
+    from chronik_perf.e2e.benchmarks.common import RunContext, wait_for
+    ctx = RunContext(build_config({}, {}), "unused:1", None, None)
+    (out,) = wait_for(ctx, "large", [ProcessWorker(_large_result, 200 << 20)], 1, timeout=120)
+    assert len(out.errors[0]) == 200 << 20
+    harness = ctx.take_harness()
+    # unpickling 200 MiB in the parent happens after the worker's window: counted apart, not as the harness's cost
+    assert harness["result_handover_cpu_s"] > 0.01, harness
+    assert harness["cpu_s"] >= 0 and harness["cpu_s"] < harness["wall_s"], harness
+
+
 def test_verify_keeps_unread_unknown_and_misrouted_apart_from_lost():
     rows = [r for r in in_order(0, 40) if r[2] not in (36, 38, 39)]  # 36, 38 in partition 0; 39 in partition 1
     rows[5] = (0, 0, 5)  # seq 5 was produced to partition 1 (odd) and arrives in partition 0: misrouted

@@ -165,7 +165,7 @@ def run_target(target: Target, cfg: BenchConfig, console: Console,
             return results_mod.write(path, doc, ctx.histograms)
 
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console, transient=True)
+                            TimeElapsedColumn(), console=console, transient=True, refresh_per_second=2)
         skip_reason = None
         try:
             with progress:

@@ -54,6 +54,7 @@ class RunContext:
     auto_create_partitions: int | None = None  # brokers without CreateTopics (the mock) auto-create this many
     harness_cpu_s: float = 0.0   # this process's CPU seconds while its workers ran (the harness's own cost)
     harness_wall_s: float = 0.0  # ... and the wall-clock seconds they ran
+    handover_cpu_s: float = 0.0  # ... of which receiving the workers' results after they ended (reported apart)
     _watching: int = 0
 
     @contextlib.contextmanager
@@ -71,10 +72,10 @@ class RunContext:
 
     def take_harness(self) -> dict:
         """The harness's cost since the last call: {cpu_s, wall_s, cores}; resets the count."""
-        cpu, wall = self.harness_cpu_s, self.harness_wall_s
-        self.harness_cpu_s = self.harness_wall_s = 0.0
+        cpu, wall, handover = self.harness_cpu_s - self.handover_cpu_s, self.harness_wall_s, self.handover_cpu_s
+        self.harness_cpu_s = self.harness_wall_s = self.handover_cpu_s = 0.0
         return {"cpu_s": round(cpu, 4), "wall_s": round(wall, 4),
-                "cores": round(cpu / wall, 4) if wall > 0 else None}
+                "cores": round(cpu / wall, 4) if wall > 0 else None, "result_handover_cpu_s": round(handover, 4)}
 
     def run_length(self) -> int:
         return run_length_for(self.cfg.message_size, self.cfg.batch_size)
@@ -209,6 +210,7 @@ def wait_for(ctx: RunContext, label: str, workers: list[Worker], total: int, tim
                 if task is not None:
                     ctx.progress.update(task, completed=sum(w.progress() for w in workers))
                 time.sleep(POLL_S)  # never spin: the workers and the broker share this host's cores
+            ctx.handover_cpu_s += sum(getattr(w, "handover_cpu_s", 0.0) for w in workers)
         results = []
         for w in workers:
             try:

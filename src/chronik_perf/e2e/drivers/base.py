@@ -266,8 +266,10 @@ class ProcessWorker(LocalWorker):
         """True once the worker has handed over its result (or died). Reading the result here also
         lets a worker with a large result exit: its queue cannot flush until someone reads it."""
         if self._outcome is None:
+            cpu = time.process_time()
             try:
                 self._outcome = self._results.get(timeout=0.05)
+                self.handover_cpu_s = time.process_time() - cpu  # unpickling the result: after the worker's window
             except queue.Empty:
                 if not self._proc.is_alive():
                     try:
