@@ -117,13 +117,14 @@ def consume(impl, count, size, keyed=True):
 
 def build_floor(count, size, codec, keyed=True):
     def setup(meta):
-        meta["throughput_bytes"] = len(batch_bytes(count, size, "none", keyed))
+        uncompressed = batch_bytes(count, size, "none", keyed)
+        meta["throughput_bytes"] = len(uncompressed)
         keys, values, _ = records(count, size, keyed)
         pieces = [k for k in keys if k is not None] + values
         if codec == "none":
             return partial(b"".join, pieces)
         from chronik_perf.compression import compress
-        plain = batch_bytes(count, size, "none", keyed)[RECORDS_START:]
+        plain = uncompressed[RECORDS_START:]
 
         def run():
             b"".join(pieces)

@@ -71,7 +71,8 @@ class RunContext:
                 self.harness_wall_s += time.monotonic() - wall
 
     def take_harness(self) -> dict:
-        """The harness's cost since the last call: {cpu_s, wall_s, cores}; resets the count."""
+        """The harness's cost since the last call: {cpu_s, wall_s, cores, result_handover_cpu_s}, the handover left
+        out of cpu_s; resets the count."""
         cpu, wall, handover = self.harness_cpu_s - self.handover_cpu_s, self.harness_wall_s, self.handover_cpu_s
         self.harness_cpu_s = self.harness_wall_s = self.handover_cpu_s = 0.0
         return {"cpu_s": round(cpu, 4), "wall_s": round(wall, 4),
