@@ -12,7 +12,9 @@ debug = os.environ.get("CHRONIK_PERF_DEBUG") == "1"
 # recoverable so that fuzz/ubsan.supp can silence Cython's argument-parsing wrappers; UBSAN_OPTIONS halts on the rest.
 sanitize = os.environ.get("CHRONIK_PERF_SANITIZE") == "1"
 compile_args = ["-O0", "-g"] if debug else ["-O1", "-g"] if sanitize else ["-O3"]
-compile_args += ["-Wno-unused-function", "-fno-strict-aliasing"]
+# -fvisibility=hidden: the module exports PyInit__core alone; the libzstd compiled into it (csrc/zstd) calls itself
+# directly, not through the PLT
+compile_args += ["-Wno-unused-function", "-fno-strict-aliasing", "-fvisibility=hidden"]
 link_args = []
 if sanitize:
     sanitizers = ["-fsanitize=fuzzer-no-link,address,undefined", "-fno-omit-frame-pointer"]
@@ -21,9 +23,13 @@ if sanitize:
 
 core = Extension(
     "chronik_perf._core",
-    sources=["src/chronik_perf/_core.pyx", "src/chronik_perf/csrc/crc32c.c", "src/chronik_perf/csrc/codec_lib.c"],
+    sources=["src/chronik_perf/_core.pyx", "src/chronik_perf/csrc/crc32c.c", "src/chronik_perf/csrc/codec_lib.c",
+             "src/chronik_perf/csrc/zstd/zstd.c"],
     include_dirs=[numpy.get_include(), "src/chronik_perf/csrc"],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")] + [    # libzstd's API hidden too
+        (name, '__attribute__((visibility("hidden")))')
+        for name in ("ZSTDLIB_VISIBLE", "ZSTDERRORLIB_VISIBLE", "ZDICTLIB_VISIBLE")],
+    depends=[f"src/chronik_perf/csrc/zstd/{name}" for name in ("zstd.h", "zstd_errors.h", "LICENSE", "README.md")],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
     libraries=["dl"] if sys.platform.startswith("linux") else [],     # dlopen of the codec libraries

@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CACHE = REPO / "build" / "sanitized"
-NATIVE = ("*.pyx", "native/*.pxi", "native/*.pxd", "native/includes/*.pxd", "csrc/*")
+NATIVE = ("*.pyx", "native/*.pxi", "native/*.pxd", "native/includes/*.pxd", "csrc/*.c", "csrc/*.h", "csrc/zstd/*")
 _IGNORE = shutil.ignore_patterns("*.so", "_core.c", "_core.html", "__pycache__", "*.egg-info")
 
 

@@ -1,6 +1,7 @@
 """Codecs: round trips, the framings Kafka's Java producer writes, and corrupt payloads."""
 import gzip
 import os
+import re
 import struct
 import zlib
 
@@ -9,10 +10,13 @@ import numpy as np
 import pytest
 import snappy
 import zstandard
+from pathlib import Path
 from hypothesis import given, settings, strategies as st
 
 from chronik_perf.compression import CODECS, compress, decompress
 from chronik_perf.records import CorruptRecordError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PAYLOADS = [b"", b"x", os.urandom(1000), b"kafka " * 20000, bytes(200000), os.urandom(100000) + bytes(50000)]
 
@@ -192,9 +196,14 @@ def test_any_buffer_is_taken_as_its_bytes(codec):
 def test_codec_libraries_are_named_with_their_versions():
     from chronik_perf.compression import CODEC_LIBRARIES
     assert set(CODEC_LIBRARIES) == {"gzip", "lz4", "zstd", "zstd decoder"}
-    for found in CODEC_LIBRARIES.values():
-        assert os.path.exists(found["library"]) or found["library"].startswith("lib"), found
+    for name in ("gzip", "lz4", "zstd decoder"):
+        found = CODEC_LIBRARIES[name]
+        assert os.path.exists(found["library"]) or found["library"].startswith(("lib", "built in")), found
         assert found["version"].count(".") == 2, found
+    header = (ROOT / "src/chronik_perf/csrc/zstd/zstd.h").read_text()
+    vendored = ".".join(re.search(rf"#define ZSTD_VERSION_{part} +(\d+)", header).group(1)
+                        for part in ("MAJOR", "MINOR", "RELEASE"))
+    assert CODEC_LIBRARIES["zstd"] == {"library": "built in", "version": vendored}    # the copy in csrc/zstd
     assert CODEC_LIBRARIES["gzip"]["version"] == zlib.ZLIB_RUNTIME_VERSION      # the zlib Python's module uses
 
 

@@ -1,4 +1,5 @@
-/* Run-time resolution of zlib, libzstd and liblz4 entry points (see codec_lib.h). */
+/* Run-time resolution of zlib, liblz4 and the system's libzstd entry points; the built-in libzstd's (see
+ * codec_lib.h). */
 #include "codec_lib.h"
 
 #include <dlfcn.h>
@@ -94,9 +95,22 @@ static int load(const char *path, const entry *entries, size_t count, void *out,
 
 #define LOAD(path, entries, out) load((path), (entries), sizeof(entries) / sizeof(entries[0]), &(out), sizeof(out))
 
-int cp_load_zstd(const char *path, int decoder) {
-    return decoder ? LOAD(path, zstd_entries, cp_zstd_decoder) : LOAD(path, zstd_entries, cp_zstd);
+void cp_bind_zstd(void) {
+    cp_zstd.compressBound = ZSTD_compressBound;
+    cp_zstd.createCCtx = ZSTD_createCCtx;
+    cp_zstd.freeCCtx = ZSTD_freeCCtx;
+    cp_zstd.CCtx_setParameter = ZSTD_CCtx_setParameter;
+    cp_zstd.compress2 = ZSTD_compress2;
+    cp_zstd.createDCtx = ZSTD_createDCtx;
+    cp_zstd.freeDCtx = ZSTD_freeDCtx;
+    cp_zstd.decompressDCtx = ZSTD_decompressDCtx;
+    cp_zstd.isError = ZSTD_isError;
+    cp_zstd.getErrorName = ZSTD_getErrorName;
+    cp_zstd.versionString = ZSTD_versionString;
+    cp_zstd_decoder = cp_zstd;
 }
+
+int cp_load_zstd_decoder(const char *path) { return LOAD(path, zstd_entries, cp_zstd_decoder); }
 
 int cp_load_lz4(const char *path) { return LOAD(path, lz4_entries, cp_lz4); }
 

@@ -1,22 +1,26 @@
 /*
- * Entry points of zlib, libzstd and liblz4, resolved at run time from a shared object that holds them (the system's
- * library or the copy inside the zstandard or lz4 package, zlib Python's own; native/codec_lib.pxi picks one). Only stable,
- * documented functions of both libraries are used; their prototypes are restated here because neither the
+ * Entry points of zlib and liblz4, resolved at run time from a shared object that holds them (the system's library
+ * or the copy inside the lz4 package, zlib Python's own; native/codec_lib.pxi picks one), and of libzstd: the copy
+ * compiled into the module from csrc/zstd, and for decoding large frames the system's when there is one. Only
+ * stable, documented functions are used; zlib's and liblz4's prototypes are restated here because neither the
  * packages nor a bare system ship the headers.
  */
 #ifndef CP_CODEC_LIB_H
 #define CP_CODEC_LIB_H
 #include <stddef.h>
 
+#include "zstd/zstd.h"
+
+/* libzstd: the copy in csrc/zstd, compiled into the module with its symbols hidden (no PLT, no interposition) */
 typedef struct {
     size_t (*compressBound)(size_t);
-    void *(*createCCtx)(void);
-    size_t (*freeCCtx)(void *);
-    size_t (*CCtx_setParameter)(void *, int, int);
-    size_t (*compress2)(void *, void *, size_t, const void *, size_t);
-    void *(*createDCtx)(void);
-    size_t (*freeDCtx)(void *);
-    size_t (*decompressDCtx)(void *, void *, size_t, const void *, size_t);
+    ZSTD_CCtx *(*createCCtx)(void);
+    size_t (*freeCCtx)(ZSTD_CCtx *);
+    size_t (*CCtx_setParameter)(ZSTD_CCtx *, ZSTD_cParameter, int);
+    size_t (*compress2)(ZSTD_CCtx *, void *, size_t, const void *, size_t);
+    ZSTD_DCtx *(*createDCtx)(void);
+    size_t (*freeDCtx)(ZSTD_DCtx *);
+    size_t (*decompressDCtx)(ZSTD_DCtx *, void *, size_t, const void *, size_t);
     unsigned (*isError)(size_t);
     const char *(*getErrorName)(size_t);
     const char *(*versionString)(void);
@@ -64,14 +68,15 @@ typedef struct {
 } cp_zlib_api;
 
 extern cp_zlib_api cp_zlib;
-extern cp_zstd_api cp_zstd;          /* compression */
-extern cp_zstd_api cp_zstd_decoder;  /* decompression: it may come from another build */
+extern cp_zstd_api cp_zstd;          /* the built-in libzstd */
+extern cp_zstd_api cp_zstd_decoder;  /* decoding frames above 8 KiB: the system's libzstd, else the built-in one */
 extern cp_lz4_api cp_lz4;
 
-/* Resolve every entry point from the shared object at `path` (zstd: into cp_zstd_decoder when decoder, else
- * cp_zstd): 0, or -1 when it cannot be loaded or lacks one (cp_codec_lib_error says which). On success the object
- * stays loaded for the life of the process. */
-int cp_load_zstd(const char *path, int decoder);
+/* Point cp_zstd and cp_zstd_decoder at the built-in libzstd. */
+void cp_bind_zstd(void);
+/* Resolve every entry point from the shared object at `path`: 0, or -1 when it cannot be loaded or lacks one
+ * (cp_codec_lib_error says which). On success the object stays loaded for the life of the process. */
+int cp_load_zstd_decoder(const char *path);
 int cp_load_lz4(const char *path);
 int cp_load_zlib(const char *path);
 const char *cp_codec_lib_error(void);

@@ -1,10 +1,12 @@
-# zlib, libzstd and liblz4 called directly (csrc/codec_lib.c resolves them at import from the system's shared library
-# or the copy inside the zstandard or lz4 package; zlib from the one Python's zlib module uses), their contexts reused between calls, and output written straight
-# into the bytes object returned. Compression takes the newest version found (the system's on a tie): libzstd
-# 1.5.4 compresses text 12-19% slower than 1.5.7. zstd decompression of frames above 8 KiB takes the system's library
-# when there is one: the packages' copies are built with every symbol exported, so the library's calls to its own
-# functions go through the PLT (3-5% of zstd decoding); smaller frames go to the compression library, where the
-# per-frame set-up of 1.5.7 is faster than 1.5.4's (zstd_decoder_for). Benchmark results record which is which.
+# zlib, libzstd and liblz4 called directly, their contexts reused between calls, and output written straight into the
+# bytes object returned. csrc/codec_lib.c resolves zlib and liblz4 at import from the system's shared library or the
+# copy inside the lz4 package (zlib: the one Python's zlib module uses; liblz4: the newest version found, the system's
+# on a tie). libzstd is compiled into the module from csrc/zstd (1.5.7) with its symbols hidden: the system's 1.5.4
+# compresses text 12-19% slower, and the zstandard package's exported copy routes the library's calls to itself
+# through the PLT and compiles its match finder slower than its own extension's (up to 6% on a 64 KiB frame).
+# zstd frames above 8 KiB decode in the system's libzstd when there is one (zstd_decoder_for): its Huffman decoder
+# is zstd's x86-64 assembly, which the single-file build leaves out, 8-11% faster on 64 KiB of text. Benchmark
+# results record which library is which.
 import importlib.util
 
 from cpython.buffer cimport PyBUF_WRITE
@@ -15,9 +17,9 @@ from cpython.ref cimport Py_DECREF, Py_XDECREF
 from libc.limits cimport UINT_MAX
 from libc.stdlib cimport calloc, free, malloc
 
-from chronik_perf.native.includes.codec_lib cimport (cp_codec_lib_error, cp_load_lz4, cp_load_zlib, cp_load_zstd,
-                                                     cp_lz4, cp_z_stream, cp_zlib, cp_zstd, cp_zstd_api,
-                                                     cp_zstd_decoder)
+from chronik_perf.native.includes.codec_lib cimport (cp_bind_zstd, cp_codec_lib_error, cp_load_lz4, cp_load_zlib,
+                                                     cp_load_zstd_decoder, cp_lz4, cp_z_stream, cp_zlib, cp_zstd,
+                                                     cp_zstd_api, cp_zstd_decoder)
 from chronik_perf.native.includes.python cimport _PyBytes_Resize, bytes_alloc, bytes_data
 
 cdef enum:
@@ -68,19 +70,25 @@ def _load_codec_library(str name, list paths, loader, version, bint newest):
 
 
 _ZLIB = _codec_candidates(("libz.so.1", "libz.1.dylib"), ("zlib",))
-_ZSTD = _codec_candidates(("libzstd.so.1", "libzstd.1.dylib"), ("zstandard.backend_c", "zstandard._cffi"))
 _LZ4 = _codec_candidates(("liblz4.so.1", "liblz4.1.dylib"), ("lz4.block._block", "lz4.frame._frame"))
+cp_bind_zstd()
+
+
+def _zstd_decoder_library():
+    """The system's libzstd, loaded as cp_zstd_decoder, else "built in" (cp_zstd_decoder stays the built-in one)."""
+    for path in ("libzstd.so.1", "libzstd.1.dylib"):
+        if cp_load_zstd_decoder(path.encode()) == 0:
+            return path
+    return "built in"
+
+
 # where each codec's library was found, and its version: benchmark results record them
 CODEC_LIBRARIES = {
     "gzip": {"library": _load_codec_library("zlib", _ZLIB, lambda path: cp_load_zlib(path.encode()),
                                             lambda: cp_zlib.zlibVersion().decode(), False),
              "version": cp_zlib.zlibVersion().decode()},
-    "zstd": {"library": _load_codec_library("libzstd", _ZSTD, lambda path: cp_load_zstd(path.encode(), 0),
-                                            lambda: cp_zstd.versionString().decode(), True),
-             "version": cp_zstd.versionString().decode()},
-    "zstd decoder": {"library": _load_codec_library("libzstd", _ZSTD, lambda path: cp_load_zstd(path.encode(), 1),
-                                                    lambda: cp_zstd_decoder.versionString().decode(), False),
-                     "version": cp_zstd_decoder.versionString().decode()},
+    "zstd": {"library": "built in", "version": cp_zstd.versionString().decode()},
+    "zstd decoder": {"library": _zstd_decoder_library(), "version": cp_zstd_decoder.versionString().decode()},
     "lz4": {"library": _load_codec_library("liblz4", _LZ4, lambda path: cp_load_lz4(path.encode()),
                                            lambda: cp_lz4.versionString().decode(), True),
             "version": cp_lz4.versionString().decode()},
@@ -123,15 +131,15 @@ cdef void put_zstd_cctx(void* c, int level) noexcept:
         cp_zstd.freeCCtx(c)
 
 
-cdef void* cached_small_dctx = NULL     # a context of the compression library (cp_zstd), for small frames
+cdef void* cached_small_dctx = NULL     # a context of the built-in library (cp_zstd), for small frames
 cdef enum:
     ZSTD_SMALL_FRAME = 8192                 # see zstd_decoder_for
 
 
 cdef inline cp_zstd_api* zstd_decoder_for(Py_ssize_t room) noexcept nogil:
-    """The library that decodes a frame of up to room bytes: frames up to ZSTD_SMALL_FRAME bytes go to the
-    compression library (the newest found: libzstd 1.5.7 sets up a frame ~350 ns faster than the system's 1.5.4,
-    a tenth of a 1 KiB frame), larger ones to the decoder library (the system's, whose inner calls skip the PLT)."""
+    """The library that decodes a frame of up to room bytes: frames up to ZSTD_SMALL_FRAME bytes go to the built-in
+    library (libzstd 1.5.7 sets up a frame ~350 ns faster than the system's 1.5.4, a tenth of a 1 KiB frame),
+    larger ones to cp_zstd_decoder (the system's, with zstd's assembly Huffman decoder)."""
     return &cp_zstd if room <= ZSTD_SMALL_FRAME else &cp_zstd_decoder
 
 

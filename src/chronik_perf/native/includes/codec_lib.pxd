@@ -1,4 +1,5 @@
-# zlib, libzstd and liblz4 entry points, resolved at import by csrc/codec_lib.c from a shared object that holds them.
+# zlib and liblz4 entry points, resolved at import by csrc/codec_lib.c from a shared object that holds them; libzstd's,
+# compiled into the module.
 
 
 cdef extern from "codec_lib.h":
@@ -43,9 +44,10 @@ cdef extern from "codec_lib.h":
         const char* (*zlibVersion)() noexcept nogil
     cp_zlib_api cp_zlib
     int cp_load_zlib(const char* path)
-    cp_zstd_api cp_zstd             # compression
-    cp_zstd_api cp_zstd_decoder     # decompression
+    cp_zstd_api cp_zstd             # the built-in libzstd
+    cp_zstd_api cp_zstd_decoder     # frames above 8 KiB: the system's libzstd, else the built-in one
+    void cp_bind_zstd()
+    int cp_load_zstd_decoder(const char* path)
     cp_lz4_api cp_lz4
-    int cp_load_zstd(const char* path, int decoder)
     int cp_load_lz4(const char* path)
     const char* cp_codec_lib_error()
