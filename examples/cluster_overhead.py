@@ -122,6 +122,13 @@ def first_runs(runs: dict[str, list[dict]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in ordered_rows(docs)])
 
 
+def missing_side(runs: dict[str, list[dict]]) -> str | None:
+    """One line naming a side with no stored run (its every run failed before writing results), else None."""
+    empty = [side for side in SIDES if not runs.get(side)]
+    return f"no results for the {' and '.join(empty)} side: every run failed (see the suite's output)" if empty \
+        else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--target", default="kafka")
@@ -135,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.report:
         runs = load(args.report)
+        if problem := missing_side(runs):
+            print(f"cluster_overhead: {problem}", file=sys.stderr)
+            return 1
         print(table(runs) + "\n\n" + first_runs(runs))
         return 0
     if args.rounds < 2:
@@ -151,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             codes.append(subprocess.run(prefix + cmd, stdout=subprocess.DEVNULL).returncode)
     print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; results in {results_dir}")
     runs = load(results_dir)
+    if problem := missing_side(runs):
+        print(f"cluster_overhead: {problem}", file=sys.stderr)
+        return max(codes) or 1
     print(table(runs) + "\n\n" + first_runs(runs))
     return max(codes)
 

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -200,3 +201,13 @@ def test_micro_margins_name_each_group_s_row_farthest_from_its_floor_and_its_sma
     rows = regenerate.micro_margins(tmp_path).splitlines()
     assert rows[2] == "| crc | `crc32c/1MiB` (floor-memcpy) | 0.10x | `crc32c/1MiB` | 1.50x |"
     assert rows[3] == "| storage | `append/x` (floor-os.write) | 0.90x | - | - |"
+
+
+def test_cluster_overhead_report_without_runs_is_one_line_and_fails(tmp_path):
+    """A side with no stored run (every run failed before writing results) gets one line on stderr and exit 1."""
+    run = subprocess.run([sys.executable, str(ROOT / "examples/cluster_overhead.py"), "--report", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.strip().splitlines() == [
+        "cluster_overhead: no results for the local and cluster side: every run failed (see the suite's output)"]
