@@ -122,11 +122,14 @@ def first_runs(runs: dict[str, list[dict]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in ordered_rows(docs)])
 
 
-def missing_side(runs: dict[str, list[dict]]) -> str | None:
-    """One line naming a side with no stored run (its every run failed before writing results), else None."""
-    empty = [side for side in SIDES if not runs.get(side)]
-    return f"no results for the {' and '.join(empty)} side: every run failed (see the suite's output)" if empty \
-        else None
+def report(runs: dict[str, list[dict]]) -> int:
+    """Print the tables, or one line on stderr when a side has no stored run (its every run failed): 0 or 1."""
+    if empty := [side for side in SIDES if not runs.get(side)]:
+        print(f"cluster_overhead: no results for the {' and '.join(empty)} side: every run failed (see the suite's "
+              "output)", file=sys.stderr)
+        return 1
+    print(table(runs) + "\n\n" + first_runs(runs))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,12 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", metavar="DIR", help="no runs: print the table from the results stored in DIR")
     args = p.parse_args(argv)
     if args.report:
-        runs = load(args.report)
-        if problem := missing_side(runs):
-            print(f"cluster_overhead: {problem}", file=sys.stderr)
-            return 1
-        print(table(runs) + "\n\n" + first_runs(runs))
-        return 0
+        return report(load(args.report))
     if args.rounds < 2:
         p.error("--rounds must be at least 2: the table quotes each side's spread")
     results_dir = args.results_dir or tempfile.mkdtemp(prefix="cluster-overhead-")
@@ -160,12 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {i + 1}/{args.rounds}, {side}: {' '.join(cmd[1:])}", flush=True)
             codes.append(subprocess.run(prefix + cmd, stdout=subprocess.DEVNULL).returncode)
     print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; results in {results_dir}")
-    runs = load(results_dir)
-    if problem := missing_side(runs):
-        print(f"cluster_overhead: {problem}", file=sys.stderr)
-        return max(codes) or 1
-    print(table(runs) + "\n\n" + first_runs(runs))
-    return max(codes)
+    return max(report(load(results_dir)), *codes)
 
 
 if __name__ == "__main__":

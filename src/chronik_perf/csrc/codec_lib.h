@@ -11,7 +11,7 @@
 
 #include "zstd/zstd.h"
 
-/* libzstd: the copy in csrc/zstd, compiled into the module with its symbols hidden (no PLT, no interposition) */
+/* libzstd's entry points: the built-in copy's (csrc/zstd, symbols hidden) or a shared object's */
 typedef struct {
     size_t (*compressBound)(size_t);
     ZSTD_CCtx *(*createCCtx)(void);

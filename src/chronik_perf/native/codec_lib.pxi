@@ -76,10 +76,12 @@ cp_bind_zstd()
 
 def _zstd_decoder_library():
     """The system's libzstd, loaded as cp_zstd_decoder, else "built in" (cp_zstd_decoder stays the built-in one)."""
-    for path in ("libzstd.so.1", "libzstd.1.dylib"):
-        if cp_load_zstd_decoder(path.encode()) == 0:
-            return path
-    return "built in"
+    try:
+        return _load_codec_library("libzstd", ["libzstd.so.1", "libzstd.1.dylib"],
+                                   lambda path: cp_load_zstd_decoder(path.encode()),
+                                   lambda: cp_zstd_decoder.versionString().decode(), False)
+    except ImportError:
+        return "built in"
 
 
 # where each codec's library was found, and its version: benchmark results record them
